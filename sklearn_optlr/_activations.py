@@ -1,0 +1,298 @@
+"""Piecewise-linear activation functions, represented by their knots.
+
+Every activation, built in or user-given, is a :class:`PiecewiseLinear`: a sorted
+array of knots, the function's values there, and one slope per piece. One
+representation lets one solver (and one compiled kernel) serve them all, and its
+second derivative is zero away from the knots, which is what makes the optimal
+learning rate exact inside a linear region.
+"""
+
+import numbers
+
+import numpy as np
+
+__all__ = ["PiecewiseLinear", "ACTIVATIONS", "resolve_activation"]
+
+
+def _as_finite_vector(values, name):
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"PiecewiseLinear: {name} must be real numbers; got {values!r}.") from exc
+    if array.ndim == 0:
+        array = array.reshape(1)
+    if array.ndim != 1 or array.size == 0:
+        raise ValueError(
+            f"PiecewiseLinear: {name} must be a non-empty 1-D sequence; got shape {array.shape}."
+        )
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"PiecewiseLinear: {name} must be finite; got {array.tolist()}.")
+    return array
+
+
+def _as_finite_scalar(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"PiecewiseLinear: {name} must be a real number; got {value!r}.")
+    if not np.isfinite(value):
+        raise ValueError(f"PiecewiseLinear: {name} must be finite; got {value!r}.")
+    return float(value)
+
+
+class PiecewiseLinear:
+    """A continuous piecewise-linear activation function.
+
+    The function passes through the points ``(x[k], y[k])``, is linear between
+    consecutive knots, and is extended beyond the first and last knot with
+    ``left_slope`` and ``right_slope``.
+
+    Parameters
+    ----------
+    x : array-like of shape (n_knots,)
+        Knot positions, finite and strictly increasing. At least one knot.
+    y : array-like of shape (n_knots,)
+        Function values at the knots, finite.
+    left_slope : float
+        Slope for inputs below ``x[0]``.
+    right_slope : float
+        Slope for inputs at or above ``x[-1]``.
+
+    Attributes
+    ----------
+    knots : ndarray of shape (n_knots,)
+        The knot positions, as float64.
+    values : ndarray of shape (n_knots,)
+        The function values at the knots.
+    slopes : ndarray of shape (n_knots + 1,)
+        The slope of each piece, from left to right: ``slopes[0]`` is
+        ``left_slope``, ``slopes[k]`` the slope on ``[x[k-1], x[k])``,
+        ``slopes[-1]`` is ``right_slope``.
+
+    Notes
+    -----
+    At a knot the derivative is taken to be the **right-hand** slope, the slope
+    of the piece that starts there. So ``relu`` has derivative 1 at 0.
+
+    Instances are immutable, compare equal when their knots and slopes are
+    equal, hash, pickle and deep-copy, so they can be used as values in a
+    parameter grid and survive :func:`sklearn.base.clone`.
+
+    Examples
+    --------
+    A ReLU capped at 6 ("ReLU6"):
+
+    >>> from sklearn_optlr import PiecewiseLinear
+    >>> relu6 = PiecewiseLinear(x=[0.0, 6.0], y=[0.0, 6.0], left_slope=0.0, right_slope=0.0)
+    >>> relu6([-1.0, 3.0, 10.0])
+    array([0., 3., 6.])
+    >>> relu6.derivative([-1.0, 3.0, 10.0])
+    array([0., 1., 0.])
+    """
+
+    __slots__ = ("_x", "_y", "_left_slope", "_right_slope")
+
+    def __init__(self, x, y, left_slope, right_slope):
+        knots = _as_finite_vector(x, "x")
+        values = _as_finite_vector(y, "y")
+        if knots.shape != values.shape:
+            raise ValueError(
+                f"PiecewiseLinear: x and y must have the same length; got {knots.size} knots "
+                f"and {values.size} values."
+            )
+        if np.any(np.diff(knots) <= 0):
+            raise ValueError(
+                f"PiecewiseLinear: x must be strictly increasing; got {knots.tolist()}."
+            )
+        self._x = tuple(knots.tolist())
+        self._y = tuple(values.tolist())
+        self._left_slope = _as_finite_scalar(left_slope, "left_slope")
+        self._right_slope = _as_finite_scalar(right_slope, "right_slope")
+        # Differences of finite knots can still overflow (e.g. 1e308 and -1e308).
+        if not np.all(np.isfinite(self.slopes)):
+            raise ValueError(
+                "PiecewiseLinear: the slopes between consecutive knots are not finite; "
+                "the knots are too far apart or too close for float64."
+            )
+
+    # Immutable: the representation is derived once from the constructor arguments.
+    def __setattr__(self, name, value):
+        if hasattr(self, "_right_slope"):
+            raise AttributeError("PiecewiseLinear is immutable; create a new instance instead.")
+        object.__setattr__(self, name, value)
+
+    def __reduce__(self):
+        return (type(self), (list(self._x), list(self._y), self._left_slope, self._right_slope))
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __copy__(self):
+        return self
+
+    @property
+    def knots(self):
+        return np.array(self._x)
+
+    @property
+    def values(self):
+        return np.array(self._y)
+
+    @property
+    def slopes(self):
+        inner = np.diff(self._y) / np.diff(self._x)
+        return np.concatenate(([self._left_slope], inner, [self._right_slope]))
+
+    def _key(self):
+        return (self._x, self._y, self._left_slope, self._right_slope)
+
+    def __eq__(self, other):
+        if not isinstance(other, PiecewiseLinear):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self):
+        return hash(self._key())
+
+    def __repr__(self):
+        return (
+            f"PiecewiseLinear(x={list(self._x)}, y={list(self._y)}, "
+            f"left_slope={self._left_slope}, right_slope={self._right_slope})"
+        )
+
+    def value_and_slope(self, z):
+        """Evaluate the function and its (right-hand) derivative.
+
+        Parameters
+        ----------
+        z : ndarray
+            Pre-activations, any shape. Float32 input gives float32 output.
+
+        Returns
+        -------
+        value : ndarray
+            ``sigma(z)``, same shape as ``z``.
+        slope : ndarray
+            ``sigma'(z)``, the slope of the piece each entry lies in.
+        """
+        z = np.asarray(z)
+        if not np.issubdtype(z.dtype, np.floating):
+            z = z.astype(np.float64)
+        dtype = z.dtype.type
+        if len(self._x) == 1:
+            # The common case (relu, leaky relu, abs, identity): one comparison, no search.
+            knot, value_at_knot = dtype(self._x[0]), dtype(self._y[0])
+            slope = np.where(z >= knot, dtype(self._right_slope), dtype(self._left_slope))
+            return value_at_knot + slope * (z - knot), slope
+        knots = self.knots.astype(dtype)
+        piece = np.searchsorted(knots, z, side="right")
+        slope = self.slopes.astype(dtype)[piece]
+        anchor = np.maximum(piece - 1, 0)
+        return self.values.astype(dtype)[anchor] + slope * (z - knots[anchor]), slope
+
+    def __call__(self, z):
+        """Evaluate the function element-wise.
+
+        Parameters
+        ----------
+        z : array-like
+            Inputs, any shape.
+
+        Returns
+        -------
+        ndarray
+            ``sigma(z)``, same shape as ``z``.
+        """
+        return self.value_and_slope(z)[0]
+
+    def derivative(self, z):
+        """Evaluate the right-hand derivative element-wise.
+
+        Parameters
+        ----------
+        z : array-like
+            Inputs, any shape.
+
+        Returns
+        -------
+        ndarray
+            ``sigma'(z)``, same shape as ``z``.
+        """
+        return self.value_and_slope(z)[1]
+
+    def steep_point(self):
+        """A pre-activation well inside the steepest piece, as close to 0 as possible.
+
+        Starting every unit here keeps it alive (non-zero slope) whatever the data,
+        which is how the solver initialises the intercept.
+
+        Returns
+        -------
+        float
+        """
+        slopes = self.slopes
+        bounds = np.concatenate(([-np.inf], self.knots, [np.inf]))
+        # Merge neighbouring pieces of equal slope, so identity is one piece around 0.
+        keep = np.concatenate(([True], slopes[1:] != slopes[:-1]))
+        starts = bounds[:-1][keep]
+        ends = np.append(starts[1:], np.inf)
+        slopes = slopes[keep]
+        steepest = np.flatnonzero(np.abs(slopes) == np.abs(slopes).max())
+        distance = np.maximum(np.maximum(starts[steepest], 0.0), np.maximum(-ends[steepest], 0.0))
+        piece = steepest[np.argmin(distance)]
+        start, end = starts[piece], ends[piece]
+        margin = min(1.0, (end - start) / 2)
+        return float(np.clip(0.0, start + margin, end - margin))
+
+
+def _identity(negative_slope):
+    return PiecewiseLinear([0.0], [0.0], 1.0, 1.0)
+
+
+def _relu(negative_slope):
+    return PiecewiseLinear([0.0], [0.0], 0.0, 1.0)
+
+
+def _leaky_relu(negative_slope):
+    return PiecewiseLinear([0.0], [0.0], negative_slope, 1.0)
+
+
+def _abs(negative_slope):
+    return PiecewiseLinear([0.0], [0.0], -1.0, 1.0)
+
+
+def _hard_tanh(negative_slope):
+    return PiecewiseLinear([-1.0, 1.0], [-1.0, 1.0], 0.0, 0.0)
+
+
+#: The built-in activations, keyed by the strings users pass as ``activation``.
+#: Each factory takes ``negative_slope`` (used by ``"leaky_relu"`` only).
+ACTIVATIONS = {
+    "identity": _identity,
+    "relu": _relu,
+    "leaky_relu": _leaky_relu,
+    "abs": _abs,
+    "hard_tanh": _hard_tanh,
+}
+
+
+def resolve_activation(activation, negative_slope=0.01):
+    """Turn an ``activation`` parameter into a :class:`PiecewiseLinear`.
+
+    Parameters
+    ----------
+    activation : str or PiecewiseLinear
+        One of the keys of :data:`ACTIVATIONS`, or a custom function.
+    negative_slope : float, default=0.01
+        Slope below zero of ``"leaky_relu"``.
+
+    Returns
+    -------
+    PiecewiseLinear
+    """
+    if isinstance(activation, PiecewiseLinear):
+        return activation
+    if isinstance(activation, str) and activation in ACTIVATIONS:
+        return ACTIVATIONS[activation](negative_slope)
+    raise ValueError(
+        f"Unknown activation {activation!r}; expected one of {sorted(ACTIVATIONS)} "
+        "or a PiecewiseLinear instance."
+    )

@@ -1,0 +1,389 @@
+"""The scikit-learn estimator: validation, initialisation and fitted attributes only."""
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+from scipy import sparse
+from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from ._activations import ACTIVATIONS, PiecewiseLinear, resolve_activation
+from ._solver import TrainingHistory, train
+from ._step import forward
+
+__all__ = ["OptimalLRRegressor"]
+
+
+class OptimalLRRegressor(RegressorMixin, BaseEstimator):
+    r"""Single-layer piecewise-linear network trained with the optimal learning rate.
+
+    Fits :math:`\hat y = \sigma(W x + b)`, with :math:`\sigma` a piecewise-linear
+    activation applied element-wise, by mini-batch gradient descent that minimises
+
+    .. math::
+
+        \frac{1}{2 S} \sum_{i} s_i \lVert \sigma(W x_i + b) - y_i \rVert^2
+        + \frac{\alpha}{2} \lVert W \rVert_F^2, \qquad S = \sum_i s_i,
+
+    where :math:`s_i` are the sample weights (1 by default). This is the scaling of
+    :class:`~sklearn.linear_model.SGDRegressor`: the identity model with penalty
+    ``alpha`` is :class:`~sklearn.linear_model.Ridge` with ``alpha * S``.
+
+    With ``step="optimal"`` every update on a batch with gradient :math:`g` and
+    Hessian :math:`H` takes the learning rate
+
+    .. math::
+
+        a^* = \frac{\langle g, g \rangle}{g^\top H g},
+
+    which, because the loss is exactly quadratic inside a linear region of
+    :math:`\sigma`, minimises the batch loss along :math:`-g` (see
+    :func:`optimal_learning_rate`). There is no learning rate to tune.
+
+    Parameters
+    ----------
+    activation : {"identity", "relu", "leaky_relu", "abs", "hard_tanh"} or PiecewiseLinear, \
+default="identity"
+        The activation :math:`\sigma`. ``"hard_tanh"`` clips to [-1, 1]; a
+        :class:`PiecewiseLinear` gives any continuous piecewise-linear function.
+        The default is the one that can fit any real-valued target; ReLU, abs
+        and hard tanh restrict the range of the predictions.
+    negative_slope : float, default=0.01
+        Slope below zero of ``"leaky_relu"``; ignored by other activations.
+    step : "optimal" or float, default="optimal"
+        ``"optimal"``: the rate :math:`a^*` on every batch. A positive float: a
+        fixed learning rate, for ablations and comparisons.
+    batch_size : int, "auto" or "full", default="auto"
+        Samples per update. ``"auto"`` is ``min(200, n_samples)``, ``"full"`` the
+        whole training set (deterministic gradient descent).
+    alpha : float, default=0.0
+        Strength of the L2 penalty on ``W`` (the intercept is not penalised).
+    max_iter : int, default=200
+        Maximum number of epochs (passes over the training data).
+    tol : float, default=1e-4
+        Training stops when, for ``n_iter_no_change`` consecutive epochs, the
+        training loss has not fallen by more than ``tol`` times its best value
+        (or, with ``early_stopping``, the validation R^2 has not risen by more
+        than ``tol``).
+    n_iter_no_change : int, default=10
+        Epochs without improvement tolerated before stopping.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data, stop on its
+        R^2, and keep the weights of the best epoch.
+    validation_fraction : float, default=0.1
+        Share of the training data held out with ``early_stopping``.
+    shuffle : bool, default=True
+        Shuffle the row order at every epoch (indices only; ``X`` is not copied).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the shuffling and the validation split.
+    warm_start : bool, default=False
+        Continue from the previous solution and extend its record when ``fit``
+        is called again.
+    verbose : int, default=0
+        Print one line per epoch (epoch, loss, mean learning rate, time).
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (n_features,) or (n_outputs, n_features)
+        The weights ``W``; 1-D when ``y`` was 1-D.
+    intercept_ : float or ndarray of shape (n_outputs,)
+        The biases ``b``; a float when ``y`` was 1-D.
+    n_iter_ : int
+        Epochs run over the model's life (``fit`` with ``warm_start`` and
+        ``partial_fit`` add to it).
+    t_ : int
+        Training samples seen by the solver over the model's life.
+    loss_ : float
+        Training loss of the last epoch.
+    loss_curve_ : list of float
+        Training loss of each epoch, averaged over its batches (each taken
+        before its update), penalty included.
+    best_loss_ : float or None
+        Lowest value in ``loss_curve_``; None with ``early_stopping``.
+    validation_scores_ : list of float or None
+        Validation R^2 after each epoch with ``early_stopping``, else None.
+    best_validation_score_ : float or None
+        Best of ``validation_scores_``; None without ``early_stopping``.
+    learning_rate_curve_ : list of float
+        Mean learning rate taken in each epoch.
+    learning_rate_bounds_ : list of tuple (float, float)
+        Smallest and largest learning rate taken in each epoch.
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during ``fit``, when ``X`` had string column names.
+
+    See Also
+    --------
+    optimal_learning_rate : The rate taken at every step, for one batch.
+    PiecewiseLinear : Custom piecewise-linear activations.
+    sklearn.linear_model.SGDRegressor : Linear model by SGD with a tuned schedule.
+    sklearn.neural_network.MLPRegressor : Multi-layer networks with tuned optimisers.
+
+    Notes
+    -----
+    At a kink of :math:`\sigma` the derivative is the right-hand slope. A batch
+    whose gradient is zero (every unit inactive on it) is skipped rather than
+    divided by; an epoch where that happens on every batch ends training with a
+    :class:`~sklearn.exceptions.ConvergenceWarning`.
+
+    ``W`` starts at zero and ``b`` inside the steepest piece of :math:`\sigma`
+    (ReLU: 1), so every unit starts active whatever the scale of the data, and
+    the fit is deterministic given ``random_state``. Sparse ``X`` is used as CSR
+    (CSC is converted once per call); float32 input trains in float32.
+
+    With mini-batches, ``sample_weight`` weights each row's loss within its
+    batch; integer weights equal repeated rows exactly only with
+    ``batch_size="full"``, because batches then differ.
+
+    References
+    ----------
+    .. [1] "Optimal learning rates in a special class of fully-connected neural
+       networks: The single-layer case", blog post, 2024-08-22.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_diabetes
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from sklearn_optlr import OptimalLRRegressor
+    >>> X, y = load_diabetes(return_X_y=True)
+    >>> model = make_pipeline(StandardScaler(), OptimalLRRegressor(random_state=0))
+    >>> model.fit(X, y).score(X, y) > 0.5
+    True
+    """
+
+    _parameter_constraints = {
+        "activation": [StrOptions(set(ACTIVATIONS)), PiecewiseLinear],
+        "negative_slope": [Interval(Real, 0, None, closed="left")],
+        "step": [StrOptions({"optimal"}), Interval(Real, 0, None, closed="neither")],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto", "full"})],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "warm_start": ["boolean"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        activation="identity",
+        *,
+        negative_slope=0.01,
+        step="optimal",
+        batch_size="auto",
+        alpha=0.0,
+        max_iter=200,
+        tol=1e-4,
+        n_iter_no_change=10,
+        early_stopping=False,
+        validation_fraction=0.1,
+        shuffle=True,
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+    ):
+        self.activation = activation
+        self.negative_slope = negative_slope
+        self.step = step
+        self.batch_size = batch_size
+        self.alpha = alpha
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model by mini-batch gradient descent with the optimal step.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights; each row's loss is weighted within its batch.
+
+        Returns
+        -------
+        self : OptimalLRRegressor
+            The fitted estimator.
+        """
+        return self._fit(X, y, sample_weight, incremental=False)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """Make one pass over the given data, continuing from the current weights.
+
+        The first call initialises the model. ``early_stopping`` and the
+        stopping rule do not apply: each call is exactly one epoch.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets, with as many outputs as in earlier calls.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights.
+
+        Returns
+        -------
+        self : OptimalLRRegressor
+            The updated estimator.
+        """
+        return self._fit(X, y, sample_weight, incremental=True)
+
+    def _fit(self, X, y, sample_weight, incremental):
+        continuing = hasattr(self, "coef_") and (incremental or self.warm_start)
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            reset=not continuing,
+            accept_sparse=["csr", "csc"],
+            dtype=[np.float64, np.float32],
+            multi_output=True,
+            y_numeric=True,
+        )
+        if sparse.issparse(X):
+            X = X.tocsr()  # batches are row slices
+        Y = np.asarray(y, dtype=X.dtype)
+        single_output = Y.ndim == 1
+        Y = Y.reshape(-1, 1) if single_output else Y
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(
+                sample_weight, X, dtype=X.dtype, ensure_non_negative=True
+            )
+            if not sample_weight.sum() > 0:
+                raise ValueError("sample_weight must have a positive sum; got all zeros.")
+        activation = resolve_activation(self.activation, self.negative_slope)
+
+        if continuing:
+            coef, intercept = self._weights_2d(X.dtype)
+            if coef.shape[0] != Y.shape[1]:
+                raise ValueError(
+                    f"y has {Y.shape[1]} outputs but the model was fitted with {coef.shape[0]}."
+                )
+            history, rng = self._history, self._rng
+            single_output = self._single_output
+        else:
+            coef = np.zeros((Y.shape[1], X.shape[1]), dtype=X.dtype)
+            intercept = np.full(Y.shape[1], activation.steep_point(), dtype=X.dtype)
+            history = TrainingHistory()
+            rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
+
+        validation = None
+        if self.early_stopping and not incremental:
+            X, Y, sample_weight, validation = self._split_validation(X, Y, sample_weight, rng)
+        batch_size = self._resolved_batch_size(X.shape[0])
+        max_iter = 1 if incremental else self.max_iter
+        coef, intercept, history, converged = train(
+            X, Y, sample_weight, coef, intercept, history,
+            activation=activation, step=self.step, batch_size=batch_size, alpha=self.alpha,
+            max_iter=max_iter, tol=None if incremental else self.tol,
+            n_iter_no_change=self.n_iter_no_change, shuffle=self.shuffle, rng=rng,
+            validation=validation, verbose=self.verbose,
+        )  # fmt: skip
+        if not converged and not incremental:
+            warnings.warn(
+                f"Maximum iterations ({self.max_iter}) reached and the optimization hasn't "
+                "converged yet.",
+                ConvergenceWarning,
+            )
+
+        self.coef_ = coef[0] if single_output else coef
+        self.intercept_ = float(intercept[0]) if single_output else intercept
+        self._single_output = single_output
+        self._history, self._rng = history, rng
+        self.n_iter_ = len(history.loss_curve)
+        self.t_ = history.t
+        self.loss_curve_ = list(history.loss_curve)
+        self.loss_ = self.loss_curve_[-1]
+        self.learning_rate_curve_ = list(history.learning_rate_curve)
+        self.learning_rate_bounds_ = list(history.learning_rate_bounds)
+        self.validation_scores_ = list(history.validation_scores) if validation else None
+        self.best_validation_score_ = max(history.validation_scores) if validation else None
+        self.best_loss_ = None if validation else min(history.loss_curve)
+        return self
+
+    def _weights_2d(self, dtype):
+        coef = np.array(self.coef_, dtype=dtype, ndmin=2)
+        intercept = np.array(self.intercept_, dtype=dtype, ndmin=1)
+        return coef, intercept
+
+    def _resolved_batch_size(self, n_samples):
+        if self.batch_size == "full":
+            return n_samples
+        if self.batch_size == "auto":
+            return min(200, n_samples)
+        return min(self.batch_size, n_samples)
+
+    def _split_validation(self, X, Y, sample_weight, rng):
+        n_samples = X.shape[0]
+        n_validation = int(np.ceil(self.validation_fraction * n_samples))
+        if n_validation < 2 or n_samples - n_validation < 1:
+            raise ValueError(
+                f"early_stopping needs at least 2 validation samples and 1 training sample; "
+                f"validation_fraction={self.validation_fraction} of {n_samples} samples "
+                f"gives {n_validation}. Use more data or a larger validation_fraction."
+            )
+        train_rows, validation_rows = train_test_split(
+            np.arange(n_samples), test_size=n_validation, random_state=rng.integers(2**31)
+        )
+        weight_or_none = (
+            (lambda rows: None) if sample_weight is None else (lambda rows: sample_weight[rows])
+        )
+        validation = (X[validation_rows], Y[validation_rows], weight_or_none(validation_rows))
+        return X[train_rows], Y[train_rows], weight_or_none(train_rows), validation
+
+    def predict(self, X):
+        """Predict with the fitted network.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Samples.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            ``sigma(X W^T + b)``; 1-D when the model was fitted on 1-D ``y``.
+        """
+        check_is_fitted(self)
+        X = validate_data(
+            self, X, reset=False, accept_sparse=["csr", "csc"], dtype=[np.float64, np.float32]
+        )
+        coef, intercept = self._weights_2d(X.dtype)
+        output, _ = forward(X, coef, intercept, resolve_activation(self.activation, self.negative_slope))
+        return output[:, 0] if self._single_output else output
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        try:
+            slopes = resolve_activation(self.activation, self.negative_slope).slopes
+            # Predictions can cover every real target only if both tails rise (or fall).
+            tags.regressor_tags.poor_score = not (slopes[0] * slopes[-1] > 0)
+        except ValueError:
+            pass
+        return tags
