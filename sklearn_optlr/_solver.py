@@ -10,13 +10,24 @@ import warnings
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+from scipy import sparse
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import r2_score
 from sklearn.utils import gen_batches
 
-from ._step import forward, gradient_step_terms, normalised_weights, quadratic_step
+from ._kernels import csr_epoch, dense_epoch
+from ._step import (
+    batch_loss,
+    curvature,
+    forward,
+    gradient,
+    gradient_step_terms,
+    normalised_weights,
+    preactivation_change,
+    quadratic_step,
+)
 
-__all__ = ["EpochRecord", "TrainingHistory", "run_epoch", "train"]
+__all__ = ["EpochRecord", "TrainingHistory", "make_epoch", "train"]
 
 
 @dataclass(frozen=True)
@@ -69,8 +80,41 @@ class TrainingHistory:
         )
 
 
-def run_epoch(X, Y, sample_weight, coef, intercept, *, activation, step, batch_size, alpha, order):
-    """One pass over the rows of ``X`` in ``order``, updating ``coef`` and ``intercept`` in place.
+#: Largest batch size run by the compiled kernel; larger batches use BLAS products.
+#: Measured with ``benchmarks/bench_speed.py`` (100,000 x 100, 1 and 10 outputs): the
+#: kernel is faster up to batch sizes in the hundreds, where the per-batch Python cost
+#: of the BLAS path is amortised and its matrix products start to win.
+COMPILED_MAX_BATCH_SIZE = 1024
+
+#: Full batch keeps the pre-activations ``X W^T + b`` between steps and updates them
+#: with the change computed for the optimal rate; they are recomputed from scratch
+#: this often so that rounding cannot accumulate.
+FULL_BATCH_REFRESH = 32
+
+
+def _record(loss, rates, n_zero_gradient):
+    rates = np.asarray(rates, dtype=np.float64) if len(rates) else np.zeros(1)
+    return EpochRecord(
+        loss=float(loss),
+        step_mean=float(rates.mean()),
+        step_min=float(rates.min()),
+        step_max=float(rates.max()),
+        n_zero_gradient=int(n_zero_gradient),
+        n_batches=len(rates),
+    )
+
+
+def _rate(numerator, denominator, step):
+    if numerator == 0.0:
+        return 0.0
+    return quadratic_step(-numerator, denominator) if step == "optimal" else step
+
+
+def numpy_epoch(X, Y, sample_weight, coef, intercept, *, activation, step, batch_size, alpha, order):
+    """One pass over the rows of ``X`` in ``order`` with numpy/BLAS products per batch.
+
+    This is the reference implementation the compiled kernels are tested against,
+    and the path taken for large batches, where BLAS wins.
 
     Parameters
     ----------
@@ -97,15 +141,13 @@ def run_epoch(X, Y, sample_weight, coef, intercept, *, activation, step, batch_s
     n_samples = X.shape[0]
     total_weight = n_samples if sample_weight is None else float(sample_weight.sum())
     loss = 0.0
-    steps = []
+    rates = []
     n_zero_gradient = 0
     for batch in gen_batches(n_samples, batch_size):
         rows = batch if order is None else order[batch]
         X_batch, Y_batch = X[rows], Y[rows]
         weight_batch = None if sample_weight is None else sample_weight[rows]
-        batch_weight = (
-            X_batch.shape[0] if weight_batch is None else float(weight_batch.sum())
-        )
+        batch_weight = X_batch.shape[0] if weight_batch is None else float(weight_batch.sum())
         if batch_weight == 0:
             # A batch of zero-weight rows carries no loss and no gradient.
             continue
@@ -114,26 +156,120 @@ def run_epoch(X, Y, sample_weight, coef, intercept, *, activation, step, batch_s
             X_batch, Y_batch, coef, intercept, activation, weights, alpha
         )
         loss += batch_objective * (batch_weight / total_weight)
-        if numerator == 0.0:
-            n_zero_gradient += 1
-            rate = 0.0
-        elif step == "optimal":
-            rate = quadratic_step(-numerator, denominator)
-        else:
-            rate = step
+        n_zero_gradient += numerator == 0.0
+        rate = _rate(numerator, denominator, step)
         if rate:
             coef -= coef.dtype.type(rate) * grad_coef
             intercept -= intercept.dtype.type(rate) * grad_intercept
-        steps.append(rate)
-    steps = np.asarray(steps) if steps else np.zeros(1)
-    return EpochRecord(
-        loss=loss,
-        step_mean=float(steps.mean()),
-        step_min=float(steps.min()),
-        step_max=float(steps.max()),
-        n_zero_gradient=n_zero_gradient,
-        n_batches=len(steps),
+        rates.append(rate)
+    return _record(loss, rates, n_zero_gradient)
+
+
+def compiled_epoch(X, Y, sample_weight, coef, intercept, *, activation, step, batch_size, alpha, order):
+    """One pass as :func:`numpy_epoch`, run by the compiled kernel in a single call.
+
+    ``X`` must be a C-contiguous ndarray or a CSR matrix, and ``coef``,
+    ``intercept`` and ``Y`` of X's dtype.
+    """
+    n_samples = X.shape[0]
+    dtype = X.dtype
+    if order is None:
+        order = np.arange(n_samples)
+    if sample_weight is None:
+        sample_weight = np.ones(n_samples, dtype=dtype)
+    rates = np.empty(-(-n_samples // batch_size))
+    optimal = step == "optimal"
+    common = dict(
+        knots=activation.knots.astype(dtype),
+        values=activation.values.astype(dtype),
+        slopes=activation.slopes.astype(dtype),
+        batch_size=batch_size,
+        alpha=float(alpha),
+        optimal=optimal,
+        fixed_rate=0.0 if optimal else float(step),
+        rates=rates,
     )
+    if sparse.issparse(X):
+        loss, n_steps, n_zero_gradient = csr_epoch(
+            X.data, X.indices, X.indptr, X.shape[1], Y, sample_weight, order, coef, intercept,
+            **common,
+        )  # fmt: skip
+    else:
+        loss, n_steps, n_zero_gradient = dense_epoch(
+            X, Y, sample_weight, order, coef, intercept, **common
+        )
+    return _record(loss, rates[:n_steps], n_zero_gradient)
+
+
+class FullBatchEpoch:
+    """Full-batch gradient steps whose optimal rate costs no extra pass over ``X``.
+
+    The rate needs the change of the pre-activations along the gradient,
+    ``v = X G^T + g_b``; since the new pre-activations are ``z - rate * v``, that
+    product is also the next step's forward pass. So a step costs two products
+    with ``X`` (the gradient and ``v``), whether the rate is optimal or fixed.
+
+    An instance serves one run of :func:`train` on one ``(coef, intercept)`` pair;
+    it is called with the same arrays every epoch.
+    """
+
+    def __init__(self, X, Y, sample_weight, *, activation, step, alpha):
+        self.X, self.Y, self.activation, self.step, self.alpha = X, Y, activation, step, alpha
+        self.weights = normalised_weights(sample_weight, X.shape[0], Y.dtype)
+        self._pre_activation = None
+        self._steps_since_refresh = 0
+
+    def __call__(self, coef, intercept, order=None):
+        X, weights, alpha = self.X, self.weights, self.alpha
+        if self._pre_activation is None or self._steps_since_refresh >= FULL_BATCH_REFRESH:
+            self._pre_activation = preactivation_change(X, coef, intercept)
+            self._steps_since_refresh = 0
+        output, slope = self.activation.value_and_slope(self._pre_activation)
+        error = output - self.Y
+        loss = batch_loss(error, weights, coef, alpha)
+        grad_coef, grad_intercept = gradient(X, error, slope, weights, coef, alpha)
+        numerator = float(np.vdot(grad_coef, grad_coef) + np.vdot(grad_intercept, grad_intercept))
+        change = preactivation_change(X, grad_coef, grad_intercept)
+        denominator = curvature(slope * change, weights, grad_coef, alpha)
+        rate = _rate(numerator, denominator, self.step)
+        if rate:
+            rate_ = coef.dtype.type(rate)
+            coef -= rate_ * grad_coef
+            intercept -= rate_ * grad_intercept
+            self._pre_activation -= rate_ * change
+            self._steps_since_refresh += 1
+        return _record(loss, [rate], numerator == 0.0)
+
+
+def make_epoch(X, Y, sample_weight, *, activation, step, batch_size, alpha, method="auto"):
+    """Choose how to run an epoch and bind the data to it.
+
+    Parameters
+    ----------
+    X, Y, sample_weight, activation, step, batch_size, alpha
+        As in :func:`numpy_epoch`.
+    method : {"auto", "compiled", "numpy"}, default="auto"
+        ``"auto"``: full batch by :class:`FullBatchEpoch`, batches up to
+        :data:`COMPILED_MAX_BATCH_SIZE` by the compiled kernel, larger ones by BLAS.
+
+    Returns
+    -------
+    callable
+        ``epoch(coef, intercept, order) -> EpochRecord``, updating the weights in place.
+    """
+    options = dict(activation=activation, step=step, alpha=alpha)
+    if method == "auto":
+        if batch_size >= X.shape[0]:
+            return FullBatchEpoch(X, Y, sample_weight, **options)
+        method = "compiled" if batch_size <= COMPILED_MAX_BATCH_SIZE else "numpy"
+    epoch = compiled_epoch if method == "compiled" else numpy_epoch
+    if method == "compiled" and not sparse.issparse(X):
+        X = np.ascontiguousarray(X)
+
+    def run(coef, intercept, order):
+        return epoch(X, Y, sample_weight, coef, intercept, batch_size=batch_size, order=order, **options)
+
+    return run
 
 
 def validation_score(X, Y, sample_weight, coef, intercept, activation):
@@ -188,6 +324,7 @@ def train(
     rng,
     validation=None,
     verbose=0,
+    method="auto",
 ):
     """Run up to ``max_iter`` epochs and return the new weights and history.
 
@@ -197,7 +334,7 @@ def train(
     Parameters
     ----------
     X, Y, sample_weight, coef, intercept, activation, step, batch_size, alpha
-        As in :func:`run_epoch`.
+        As in :func:`numpy_epoch`.
     history : TrainingHistory
         The record so far (empty for a fresh model).
     max_iter : int
@@ -209,6 +346,8 @@ def train(
     validation : tuple (X_val, Y_val, sample_weight_val) or None
         With held-out data, stop on its R^2 and return the best epoch's weights.
     verbose : int
+    method : {"auto", "compiled", "numpy"}, default="auto"
+        How epochs run (see :func:`make_epoch`).
 
     Returns
     -------
@@ -219,16 +358,18 @@ def train(
         Whether the stopping rule (or a dead network) ended training before ``max_iter``.
     """
     n_samples = X.shape[0]
+    epoch_runner = make_epoch(
+        X, Y, sample_weight, activation=activation, step=step, batch_size=batch_size,
+        alpha=alpha, method=method,
+    )  # fmt: skip
     stopper = _Stopper(tol=np.inf if tol is None else tol, n_iter_no_change=n_iter_no_change)
     best_weights = None
     converged = False
     for epoch in range(max_iter):
         start = time.perf_counter()
-        order = rng.permutation(n_samples) if shuffle else None
-        record = run_epoch(
-            X, Y, sample_weight, coef, intercept,
-            activation=activation, step=step, batch_size=batch_size, alpha=alpha, order=order,
-        )  # fmt: skip
+        # Full batch visits every row at once: the order cannot matter.
+        order = rng.permutation(n_samples) if shuffle and batch_size < n_samples else None
+        record = epoch_runner(coef, intercept, order)
         if not np.isfinite(record.loss) or not np.all(np.isfinite(coef)):
             raise FloatingPointError(
                 f"Training diverged in epoch {len(history.loss_curve) + 1}: the loss or the "

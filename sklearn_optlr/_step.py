@@ -80,9 +80,14 @@ def gradient(X, error, slope, weights, coef, alpha):
     return grad_coef, backprop.sum(axis=0)
 
 
+def preactivation_change(X, direction_coef, direction_intercept):
+    """Directional derivative of the pre-activations, ``dW x_i + db``, shape (n_samples, n_outputs)."""
+    return safe_sparse_dot(X, direction_coef.T, dense_output=True) + direction_intercept
+
+
 def output_change(X, slope, direction_coef, direction_intercept):
     """Directional derivative of the outputs, ``u_i = D_i (dW x_i + db)``, shape (n_samples, n_outputs)."""
-    return slope * (safe_sparse_dot(X, direction_coef.T, dense_output=True) + direction_intercept)
+    return slope * preactivation_change(X, direction_coef, direction_intercept)
 
 
 def curvature(change, weights, direction_coef, alpha):
