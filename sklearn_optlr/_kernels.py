@@ -45,8 +45,9 @@ def _activate(z, knots, values, slopes):
 
 
 @njit(cache=True, fastmath=_FASTMATH, inline="always")
-def _rate(numerator, denominator, optimal, fixed_rate):
-    if numerator == 0.0:
+def _rate(numerator, denominator, optimal, fixed_rate, data_gradient):
+    # As in the solver: no active unit, no step (the penalty alone is not followed).
+    if numerator == 0.0 or not data_gradient:
         return 0.0
     if not optimal:
         return fixed_rate
@@ -111,6 +112,7 @@ def dense_epoch(
             continue
         # Forward pass: errors, slopes and the back-propagated residuals.
         batch_loss = 0.0
+        data_gradient = False
         for t in range(start, stop):
             row = order[t]
             weight = sample_weight[row] / batch_weight
@@ -123,6 +125,7 @@ def dense_epoch(
                 batch_loss += weight * error * error
                 slope_buffer[t - start, o] = slope
                 backprop[t - start, o] = weight * slope * error
+                data_gradient |= backprop[t - start, o] != 0.0
         penalty = 0.0
         if alpha > 0.0:
             for o in range(n_outputs):
@@ -151,7 +154,7 @@ def dense_epoch(
         numerator += grad_coef_sq
         # Curvature along the gradient: sum_i w_i ||D_i (G x_i + g_b)||^2 + alpha ||G||^2.
         denominator = 0.0
-        if optimal and numerator != 0.0:
+        if optimal and data_gradient:
             for t in range(start, stop):
                 row = order[t]
                 weight = sample_weight[row] / batch_weight
@@ -164,8 +167,8 @@ def dense_epoch(
                         change *= slope
                         denominator += weight * change * change
             denominator += alpha * grad_coef_sq
-        rate = _rate(numerator, denominator, optimal, fixed_rate)
-        if numerator == 0.0:
+        rate = _rate(numerator, denominator, optimal, fixed_rate, data_gradient)
+        if not data_gradient:
             n_zero_gradient += 1
         rates[n_steps] = rate
         n_steps += 1
@@ -216,6 +219,7 @@ def csr_epoch(
         if batch_weight == 0.0:
             continue
         batch_loss = 0.0
+        data_gradient = False
         for t in range(m):
             row = order[start + t]
             weight = sample_weight[row] / batch_weight
@@ -229,6 +233,7 @@ def csr_epoch(
                 batch_loss += weight * error * error
                 slope_buffer[t, o] = slope
                 backprop[t, o] = weight * slope * error
+                data_gradient |= backprop[t, o] != 0.0
         penalty = 0.0
         if alpha > 0.0:
             for o in range(n_outputs):
@@ -265,7 +270,7 @@ def csr_epoch(
             numerator += g * g
         numerator += grad_coef_sq
         denominator = 0.0
-        if optimal and numerator != 0.0:
+        if optimal and data_gradient:
             # G x_s + g_b = sum_t r_t K_ts + alpha W x_s + g_b.
             for s in range(m):
                 weight = sample_weight[order[start + s]] / batch_weight
@@ -278,8 +283,8 @@ def csr_epoch(
                         change *= slope
                         denominator += weight * change * change
             denominator += alpha * grad_coef_sq
-        rate = _rate(numerator, denominator, optimal, fixed_rate)
-        if numerator == 0.0:
+        rate = _rate(numerator, denominator, optimal, fixed_rate, data_gradient)
+        if not data_gradient:
             n_zero_gradient += 1
         rates[n_steps] = rate
         n_steps += 1

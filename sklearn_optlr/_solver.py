@@ -17,6 +17,7 @@ from sklearn.utils import gen_batches
 
 from ._kernels import csr_epoch, dense_epoch
 from ._step import (
+    backpropagate,
     batch_loss,
     curvature,
     forward,
@@ -80,11 +81,15 @@ class TrainingHistory:
         )
 
 
-#: Largest batch size run by the compiled kernel; larger batches use BLAS products.
-#: Measured with ``benchmarks/bench_speed.py`` (100,000 x 100, 1 and 10 outputs): the
-#: kernel is faster up to batch sizes in the hundreds, where the per-batch Python cost
-#: of the BLAS path is amortised and its matrix products start to win.
-COMPILED_MAX_BATCH_SIZE = 1024
+#: Mini-batches go to BLAS products only when both the batch and the number of
+#: outputs are large; everything else runs in the compiled kernel. Measured on
+#: 100,000 x 100 (2 cores, OpenBLAS): at 1 to 10 outputs the kernel is as fast or
+#: faster at every batch size up to 16,384 (1 output, batch 1,024: 18 ms against
+#: 27 ms an epoch); at 50 outputs BLAS wins from batch 1,024 (163 ms against 278 ms).
+#: The kernel is single-threaded, so it also escapes OpenBLAS's slowdowns when the
+#: cores are shared.
+BLAS_MIN_BATCH_SIZE = 256
+BLAS_MIN_OUTPUTS = 16
 
 #: Full batch keeps the pre-activations ``X W^T + b`` between steps and updates them
 #: with the change computed for the optimal rate; they are recomputed from scratch
@@ -104,8 +109,11 @@ def _record(loss, rates, n_zero_gradient):
     )
 
 
-def _rate(numerator, denominator, step):
-    if numerator == 0.0:
+def _rate(numerator, denominator, step, data_gradient):
+    # A batch on which no unit is active carries no information about the fit. Its
+    # gradient is the penalty's alone, whose optimal step (1 / alpha) would set W to
+    # zero in one update, so it is skipped like a zero gradient.
+    if numerator == 0.0 or not data_gradient:
         return 0.0
     return quadratic_step(-numerator, denominator) if step == "optimal" else step
 
@@ -152,12 +160,12 @@ def numpy_epoch(X, Y, sample_weight, coef, intercept, *, activation, step, batch
             # A batch of zero-weight rows carries no loss and no gradient.
             continue
         weights = normalised_weights(weight_batch, X_batch.shape[0], coef.dtype)
-        batch_objective, grad_coef, grad_intercept, numerator, denominator = gradient_step_terms(
-            X_batch, Y_batch, coef, intercept, activation, weights, alpha
+        batch_objective, grad_coef, grad_intercept, numerator, denominator, data_gradient = (
+            gradient_step_terms(X_batch, Y_batch, coef, intercept, activation, weights, alpha)
         )
         loss += batch_objective * (batch_weight / total_weight)
-        n_zero_gradient += numerator == 0.0
-        rate = _rate(numerator, denominator, step)
+        n_zero_gradient += not data_gradient
+        rate = _rate(numerator, denominator, step, data_gradient)
         if rate:
             coef -= coef.dtype.type(rate) * grad_coef
             intercept -= intercept.dtype.type(rate) * grad_intercept
@@ -227,18 +235,20 @@ class FullBatchEpoch:
         output, slope = self.activation.value_and_slope(self._pre_activation)
         error = output - self.Y
         loss = batch_loss(error, weights, coef, alpha)
-        grad_coef, grad_intercept = gradient(X, error, slope, weights, coef, alpha)
+        backprop = backpropagate(error, slope, weights)
+        data_gradient = bool(np.any(backprop))
+        grad_coef, grad_intercept = gradient(X, backprop, coef, alpha)
         numerator = float(np.vdot(grad_coef, grad_coef) + np.vdot(grad_intercept, grad_intercept))
         change = preactivation_change(X, grad_coef, grad_intercept)
         denominator = curvature(slope * change, weights, grad_coef, alpha)
-        rate = _rate(numerator, denominator, self.step)
+        rate = _rate(numerator, denominator, self.step, data_gradient)
         if rate:
             rate_ = coef.dtype.type(rate)
             coef -= rate_ * grad_coef
             intercept -= rate_ * grad_intercept
             self._pre_activation -= rate_ * change
             self._steps_since_refresh += 1
-        return _record(loss, [rate], numerator == 0.0)
+        return _record(loss, [rate], not data_gradient)
 
 
 def make_epoch(X, Y, sample_weight, *, activation, step, batch_size, alpha, method="auto"):
@@ -249,8 +259,9 @@ def make_epoch(X, Y, sample_weight, *, activation, step, batch_size, alpha, meth
     X, Y, sample_weight, activation, step, batch_size, alpha
         As in :func:`numpy_epoch`.
     method : {"auto", "compiled", "numpy"}, default="auto"
-        ``"auto"``: full batch by :class:`FullBatchEpoch`, batches up to
-        :data:`COMPILED_MAX_BATCH_SIZE` by the compiled kernel, larger ones by BLAS.
+        ``"auto"``: full batch by :class:`FullBatchEpoch`; mini-batches by BLAS
+        when they have at least :data:`BLAS_MIN_BATCH_SIZE` rows and
+        :data:`BLAS_MIN_OUTPUTS` outputs, by the compiled kernel otherwise.
 
     Returns
     -------
@@ -261,7 +272,8 @@ def make_epoch(X, Y, sample_weight, *, activation, step, batch_size, alpha, meth
     if method == "auto":
         if batch_size >= X.shape[0]:
             return FullBatchEpoch(X, Y, sample_weight, **options)
-        method = "compiled" if batch_size <= COMPILED_MAX_BATCH_SIZE else "numpy"
+        large = batch_size >= BLAS_MIN_BATCH_SIZE and Y.shape[1] >= BLAS_MIN_OUTPUTS
+        method = "numpy" if large else "compiled"
     epoch = compiled_epoch if method == "compiled" else numpy_epoch
     if method == "compiled" and not sparse.issparse(X):
         X = np.ascontiguousarray(X)
