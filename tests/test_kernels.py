@@ -1,0 +1,184 @@
+"""The compiled kernels and the full-batch step make the same updates as the numpy reference.
+
+``numpy_epoch`` is the plain per-batch numpy implementation (itself checked against
+the seed's formulas in ``test_step.py``); every faster path must reproduce its
+weights, loss and learning rates to rounding, for every activation, both dtypes,
+dense and sparse input, weights, penalty and fixed steps.
+"""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from scipy import sparse
+
+from sklearn_optlr import PiecewiseLinear
+from sklearn_optlr._activations import ACTIVATIONS, resolve_activation
+from sklearn_optlr._solver import (
+    BLAS_MIN_BATCH_SIZE,
+    BLAS_MIN_OUTPUTS,
+    FULL_BATCH_REFRESH,
+    FullBatchEpoch,
+    compiled_epoch,
+    make_epoch,
+    numpy_epoch,
+)
+
+ACTIVATION_CASES = [*ACTIVATIONS, PiecewiseLinear([-1.0, 0.0, 2.0], [0.5, -1.0, 1.0], 0.3, -0.2)]
+TOLERANCE = {np.float64: dict(rtol=1e-9, atol=1e-11), np.float32: dict(rtol=2e-4, atol=2e-5)}
+
+
+def make_problem(dtype, n_samples=40, n_features=5, n_outputs=2, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n_samples, n_features))
+    X[rng.random(X.shape) < 0.4] = 0.0  # real zeros, so CSR differs from dense storage
+    Y = rng.standard_normal((n_samples, n_outputs))
+    coef = 0.4 * rng.standard_normal((n_outputs, n_features))
+    intercept = 0.3 * rng.standard_normal(n_outputs)
+    weights = rng.integers(0, 3, n_samples).astype(dtype)
+    order = rng.permutation(n_samples)
+    return X.astype(dtype), Y.astype(dtype), coef.astype(dtype), intercept.astype(dtype), weights, order
+
+
+def run(epoch, X, Y, weights, coef, intercept, order, **options):
+    coef, intercept = coef.copy(), intercept.copy()
+    record = epoch(X, Y, weights, coef, intercept, order=order, **options)
+    return coef, intercept, record
+
+
+def assert_same_epoch(result, expected, dtype):
+    (coef, intercept, record), (coef_ref, intercept_ref, record_ref) = result, expected
+    tolerance = TOLERANCE[dtype]
+    np.testing.assert_allclose(coef, coef_ref, **tolerance)
+    np.testing.assert_allclose(intercept, intercept_ref, **tolerance)
+    np.testing.assert_allclose(record.loss, record_ref.loss, **tolerance)
+    np.testing.assert_allclose(record.step_mean, record_ref.step_mean, **tolerance)
+    np.testing.assert_allclose(record.step_max, record_ref.step_max, **tolerance)
+    assert record.n_batches == record_ref.n_batches
+    assert record.n_zero_gradient == record_ref.n_zero_gradient
+
+
+@pytest.mark.parametrize("activation", ACTIVATION_CASES, ids=str)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("layout", ["dense", "csr"])
+@pytest.mark.parametrize("batch_size", [1, 7, 40])
+def test_compiled_epoch_matches_numpy_reference(activation, dtype, layout, batch_size):
+    X, Y, coef, intercept, weights, order = make_problem(dtype)
+    X_kernel = sparse.csr_matrix(X) if layout == "csr" else X
+    activation = resolve_activation(activation, negative_slope=0.2)
+    for step, alpha, sample_weight in [
+        ("optimal", 0.0, None),
+        ("optimal", 0.05, weights),
+        (0.01, 0.05, None),
+    ]:
+        options = dict(activation=activation, step=step, batch_size=batch_size, alpha=alpha)
+        expected = run(numpy_epoch, X, Y, sample_weight, coef, intercept, order, **options)
+        result = run(compiled_epoch, X_kernel, Y, sample_weight, coef, intercept, order, **options)
+        assert result[0].dtype == dtype
+        assert_same_epoch(result, expected, dtype)
+
+
+@pytest.mark.parametrize("activation", ["identity", "relu", "hard_tanh"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("layout", ["dense", "csr"])
+def test_full_batch_epochs_match_numpy_reference(activation, dtype, layout):
+    # Enough epochs to pass a refresh of the cached pre-activations.
+    X, Y, coef, intercept, weights, _ = make_problem(dtype, n_samples=30)
+    X_fast = sparse.csr_matrix(X) if layout == "csr" else X
+    activation = resolve_activation(activation)
+    options = dict(activation=activation, step="optimal", alpha=0.01)
+    full_batch = FullBatchEpoch(X_fast, Y, weights, **options)
+    coef_fast, intercept_fast = coef.copy(), intercept.copy()
+    coef_ref, intercept_ref = coef.copy(), intercept.copy()
+    # Near the optimum the residuals are small differences of large numbers, so in
+    # float32 the updated and the recomputed pre-activations give rates that agree
+    # to about 1e-3 (each path is as far from a float64 run); float64 agrees to 1e-9.
+    tolerance = TOLERANCE[dtype] if dtype == np.float64 else dict(rtol=2e-3, atol=1e-4)
+    for _ in range(FULL_BATCH_REFRESH + 5):
+        record = full_batch(coef_fast, intercept_fast)
+        record_ref = numpy_epoch(
+            X, Y, weights, coef_ref, intercept_ref, batch_size=X.shape[0], order=None, **options
+        )
+        np.testing.assert_allclose(record.loss, record_ref.loss, **tolerance)
+        np.testing.assert_allclose(record.step_mean, record_ref.step_mean, **tolerance)
+    np.testing.assert_allclose(coef_fast, coef_ref, **tolerance)
+    np.testing.assert_allclose(intercept_fast, intercept_ref, **tolerance)
+
+
+def test_full_batch_fixed_step_matches_reference():
+    X, Y, coef, intercept, _, _ = make_problem(np.float64)
+    options = dict(activation=resolve_activation("leaky_relu"), step=0.05, alpha=0.0)
+    full_batch = FullBatchEpoch(X, Y, None, **options)
+    coef_fast, intercept_fast, coef_ref, intercept_ref = coef.copy(), intercept.copy(), coef.copy(), intercept.copy()
+    for _ in range(3):
+        full_batch(coef_fast, intercept_fast)
+        numpy_epoch(X, Y, None, coef_ref, intercept_ref, batch_size=len(X), order=None, **options)
+    np.testing.assert_allclose(coef_fast, coef_ref, rtol=1e-12)
+
+
+def test_zero_weight_batches_are_skipped_by_every_path():
+    X, Y, coef, intercept, _, order = make_problem(np.float64, n_samples=12)
+    weights = np.ones(12)
+    weights[order[4:8]] = 0.0  # the second batch of 4 carries no weight
+    options = dict(activation=resolve_activation("relu"), step="optimal", batch_size=4, alpha=0.0)
+    expected = run(numpy_epoch, X, Y, weights, coef, intercept, order, **options)
+    assert expected[2].n_batches == 2
+    for X_kernel in (X, sparse.csr_matrix(X)):
+        assert_same_epoch(
+            run(compiled_epoch, X_kernel, Y, weights, coef, intercept, order, **options),
+            expected,
+            np.float64,
+        )
+
+
+def test_dead_batches_take_no_step_even_with_a_penalty():
+    # Every ReLU inactive: the gradient is the penalty's alone, whose optimal step
+    # (1 / alpha) would zero the weights; every path must skip it instead.
+    X, Y, coef, intercept, _, order = make_problem(np.float64)
+    intercept[:] = -1e3
+    options = dict(activation=resolve_activation("relu"), step="optimal", batch_size=8, alpha=0.1)
+    for epoch, X_ in [(numpy_epoch, X), (compiled_epoch, X), (compiled_epoch, sparse.csr_matrix(X))]:
+        new_coef, new_intercept, record = run(epoch, X_, Y, None, coef, intercept, order, **options)
+        np.testing.assert_array_equal(new_coef, coef)
+        assert record.n_zero_gradient == record.n_batches == 5
+        assert record.step_max == 0.0
+
+
+@pytest.mark.parametrize(
+    "batch_size, n_outputs, expected",
+    [
+        (1, 1, "compiled"),
+        (5000, 1, "compiled"),
+        (BLAS_MIN_BATCH_SIZE - 1, BLAS_MIN_OUTPUTS, "compiled"),
+        (BLAS_MIN_BATCH_SIZE, BLAS_MIN_OUTPUTS, "numpy"),
+        (10_000, 1, "full"),
+    ],
+)
+def test_make_epoch_chooses_path_by_batch_size(batch_size, n_outputs, expected, monkeypatch):
+    calls = []
+    import sklearn_optlr._solver as solver
+
+    monkeypatch.setattr(solver, "compiled_epoch", lambda *a, **k: calls.append("compiled"))
+    monkeypatch.setattr(solver, "numpy_epoch", lambda *a, **k: calls.append("numpy"))
+    X = np.zeros((10_000, 2))
+    epoch = make_epoch(
+        X, np.zeros((10_000, n_outputs)), None, activation=resolve_activation("relu"),
+        step="optimal", batch_size=batch_size, alpha=0.0,
+    )  # fmt: skip
+    if expected == "full":
+        assert isinstance(epoch, FullBatchEpoch)
+    else:
+        epoch(np.zeros((n_outputs, 2)), np.zeros(n_outputs), None)
+        assert calls == [expected]
+
+
+def test_missing_numba_fails_at_import_with_a_clear_message():
+    code = (
+        "import sys; sys.modules['numba'] = None\n"
+        "try:\n    import sklearn_optlr\n"
+        "except ImportError as exc:\n    print(exc)\n"
+    )
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "needs numba" in output.stdout
+    assert "pip install numba" in output.stdout

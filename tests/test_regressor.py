@@ -1,0 +1,525 @@
+"""OptimalLRRegressor: reductions to scikit-learn's linear models, model selection, the
+incremental and warm-start paths, fitted attributes, input types, warnings and validation."""
+
+import re
+import warnings
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from scipy import sparse
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LinearRegression, Ridge
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils import get_tags
+
+from sklearn_optlr import OptimalLRRegressor, PiecewiseLinear
+
+ignore_convergence = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+def linear_data(n_outputs=None, n_samples=60, seed=0):
+    """Well-conditioned features, a linear truth with an offset, a little noise."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n_samples, 4))
+    coef = np.array([1.0, -2.0, 0.5, 3.0])
+    y = X @ coef + 0.7 + 0.1 * rng.standard_normal(n_samples)
+    if n_outputs is None:
+        return X, y
+    Y = np.column_stack([y + k * X[:, k % 4] - k for k in range(n_outputs)])
+    return X, Y
+
+
+def full_batch(activation="identity", **params):
+    """Long enough gradient descent to reach the optimum to machine-level accuracy."""
+    defaults = dict(batch_size="full", max_iter=500, tol=0.0, n_iter_no_change=1000)
+    return OptimalLRRegressor(activation, **(defaults | params))
+
+
+# --- Reductions to closed-form linear models -------------------------------------------------
+
+
+@ignore_convergence
+@pytest.mark.parametrize("n_outputs", [None, 1, 3])
+def test_identity_matches_linear_regression(n_outputs):
+    X, y = linear_data(n_outputs)
+    model = full_batch().fit(X, y)
+    reference = LinearRegression().fit(X, y)
+    assert model.coef_.shape == reference.coef_.shape
+    assert_allclose(model.coef_, reference.coef_, rtol=0, atol=1e-6)
+    assert_allclose(model.intercept_, reference.intercept_, rtol=0, atol=1e-6)
+
+
+@ignore_convergence
+@pytest.mark.parametrize("n_outputs", [None, 3])
+@pytest.mark.parametrize("alpha", [0.05, 1.0])
+def test_identity_with_penalty_matches_ridge(alpha, n_outputs):
+    # Our objective 1/(2n) ||e||^2 + alpha/2 ||W||^2 is Ridge's ||e||^2 + (alpha n) ||W||^2 over n.
+    X, y = linear_data(n_outputs)
+    model = full_batch(alpha=alpha).fit(X, y)
+    reference = Ridge(alpha=alpha * X.shape[0]).fit(X, y)
+    assert_allclose(model.coef_, reference.coef_, rtol=0, atol=1e-6)
+    assert_allclose(model.intercept_, reference.intercept_, rtol=0, atol=1e-6)
+
+
+@ignore_convergence
+@pytest.mark.parametrize("alpha", [0.0, 0.2])
+def test_identity_with_sample_weight_matches_ridge(alpha):
+    X, y = linear_data()
+    sample_weight = np.random.default_rng(1).uniform(0.1, 3.0, X.shape[0])
+    model = full_batch(alpha=alpha).fit(X, y, sample_weight=sample_weight)
+    reference = (Ridge(alpha=alpha * sample_weight.sum()) if alpha else LinearRegression()).fit(
+        X, y, sample_weight=sample_weight
+    )
+    assert_allclose(model.coef_, reference.coef_, rtol=0, atol=1e-6)
+    assert_allclose(model.intercept_, reference.intercept_, rtol=0, atol=1e-6)
+
+
+# --- Model selection -------------------------------------------------------------------------
+
+
+def test_grid_search_picks_relu_for_a_relu_teacher():
+    # Positive targets from a ReLU teacher: only ReLU fits both the zero floor and the slope.
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((240, 5)) * [1.0, 2.0, 0.5, 3.0, 1.0] + 1.0
+    y = np.maximum((X - 1.0) @ [1.0, -0.5, 2.0, 0.3, 0.0] + 0.5, 0.0)
+    y += 0.05 * rng.standard_normal(y.shape)
+    search = GridSearchCV(
+        make_pipeline(StandardScaler(), OptimalLRRegressor(random_state=0)),
+        {
+            "optimallrregressor__activation": ["identity", "relu", "abs", "hard_tanh"],
+            "optimallrregressor__batch_size": ["full", 32],
+        },
+        cv=3,
+        n_jobs=2,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        search.fit(X, y)
+    assert search.best_params_["optimallrregressor__activation"] == "relu"
+    assert search.best_score_ > 0.99
+    scores = search.cv_results_["mean_test_score"]
+    is_relu = search.cv_results_["param_optimallrregressor__activation"] == "relu"
+    # Both batch sizes find the ReLU fit, and beat every other activation clearly.
+    assert scores[is_relu].min() > scores[~is_relu].max() + 0.1
+
+
+# --- partial_fit, warm_start -----------------------------------------------------------------
+
+
+@ignore_convergence
+@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("activation", ["identity", "relu"])
+def test_one_partial_fit_equals_fit_with_one_epoch(activation, shuffle):
+    X, y = linear_data(n_outputs=2)
+    params = dict(batch_size=10, shuffle=shuffle, random_state=3)
+    fitted = OptimalLRRegressor(activation, max_iter=1, **params).fit(X, y)
+    incremental = OptimalLRRegressor(activation, **params).partial_fit(X, y)
+    for name in ("coef_", "intercept_", "loss_curve_", "learning_rate_curve_"):
+        assert_allclose(getattr(incremental, name), getattr(fitted, name), rtol=1e-12)
+    assert incremental.t_ == fitted.t_ == X.shape[0]
+    assert incremental.n_iter_ == fitted.n_iter_ == 1
+
+
+def test_partial_fit_accumulates_epochs():
+    X, y = linear_data()
+    model = OptimalLRRegressor(batch_size=16, random_state=0)
+    for _ in range(3):
+        model.partial_fit(X, y)
+    assert model.n_iter_ == 3 and len(model.loss_curve_) == 3
+    assert model.t_ == 3 * X.shape[0]
+    assert model.loss_curve_[-1] < model.loss_curve_[0]
+
+
+@ignore_convergence
+def test_warm_start_continues():
+    X, y = linear_data()
+    model = OptimalLRRegressor(batch_size=20, max_iter=3, tol=0.0, warm_start=True, random_state=0)
+    model.fit(X, y)
+    first_curve = list(model.loss_curve_)
+    model.set_params(max_iter=2).fit(X, y)
+    assert model.n_iter_ == 5
+    assert model.t_ == 5 * X.shape[0]
+    assert model.loss_curve_[:3] == first_curve
+    # Continuing from the fitted weights, not from the initial ones.
+    assert model.loss_curve_[3] < first_curve[0]
+
+    # Without warm_start a second fit starts over.
+    model.set_params(warm_start=False, max_iter=2).fit(X, y)
+    assert model.n_iter_ == 2
+    assert_allclose(model.loss_curve_[0], first_curve[0])
+
+
+@pytest.mark.parametrize("kind", ["outputs", "features"])
+def test_partial_fit_with_other_shape_raises_and_keeps_model(kind):
+    X, Y = linear_data(n_outputs=2)
+    model = OptimalLRRegressor(batch_size=16, random_state=0).partial_fit(X, Y)
+    coef, intercept, n_iter = model.coef_.copy(), model.intercept_.copy(), model.n_iter_
+    if kind == "outputs":
+        bad_X, bad_Y, message = X, np.column_stack([Y, Y[:, 0]]), "outputs"
+    else:
+        bad_X, bad_Y, message = X[:, :3], Y, "features"
+    with pytest.raises(ValueError, match=message):
+        model.partial_fit(bad_X, bad_Y)
+    assert_array_equal(model.coef_, coef)
+    assert_array_equal(model.intercept_, intercept)
+    assert model.n_iter_ == n_iter
+
+
+# --- Fitted attributes -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "n_outputs, coef_shape",
+    [(None, (4,)), (1, (1, 4)), (3, (3, 4))],
+    ids=["1d", "n-by-1", "n-by-3"],
+)
+def test_fitted_attribute_shapes(n_outputs, coef_shape):
+    X, y = linear_data(n_outputs)
+    model = OptimalLRRegressor(batch_size=16, random_state=0).fit(X, y)
+    assert model.coef_.shape == coef_shape
+    if n_outputs is None:
+        assert isinstance(model.intercept_, float)
+    else:
+        assert model.intercept_.shape == (n_outputs,)
+    assert model.predict(X).shape == y.shape
+    assert model.n_features_in_ == 4
+
+
+def test_fitted_records_are_consistent():
+    X, y = linear_data()
+    model = OptimalLRRegressor("leaky_relu", batch_size=16, random_state=0).fit(X, y)
+    assert model.n_iter_ == len(model.loss_curve_) > 1
+    assert model.t_ == model.n_iter_ * X.shape[0]
+    assert model.best_loss_ == min(model.loss_curve_)
+    assert model.loss_ == model.loss_curve_[-1]
+    assert len(model.learning_rate_curve_) == len(model.learning_rate_bounds_) == model.n_iter_
+    for mean, (low, high) in zip(model.learning_rate_curve_, model.learning_rate_bounds_):
+        assert 0 < low <= mean <= high
+    # Several batches per epoch with different rows: the rates vary within an epoch.
+    assert any(low < high for low, high in model.learning_rate_bounds_)
+    assert model.validation_scores_ is None and model.best_validation_score_ is None
+
+
+def test_early_stopping_records_validation_scores():
+    X, y = linear_data(n_samples=100)
+    model = OptimalLRRegressor(batch_size=16, early_stopping=True, random_state=0).fit(X, y)
+    assert len(model.validation_scores_) == model.n_iter_
+    assert model.best_validation_score_ == max(model.validation_scores_)
+    assert model.best_validation_score_ > 0.9
+    assert model.best_loss_ is None
+    # Only the training part of the split is seen by the solver.
+    assert model.t_ == model.n_iter_ * (100 - 10)
+
+
+def test_early_stopping_with_too_little_data_raises():
+    X, y = linear_data(n_samples=10)
+    with pytest.raises(ValueError, match="validation_fraction"):
+        OptimalLRRegressor(early_stopping=True, validation_fraction=0.1).fit(X, y)
+
+
+def test_feature_names_from_dataframe():
+    pd = pytest.importorskip("pandas")
+    X, y = linear_data()
+    frame = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    model = OptimalLRRegressor(random_state=0).fit(frame, y)
+    assert_array_equal(model.feature_names_in_, ["a", "b", "c", "d"])
+    assert_allclose(model.predict(frame), X @ model.coef_ + model.intercept_, rtol=1e-12)
+    with pytest.raises(ValueError, match="feature names"):
+        model.predict(frame.rename(columns={"a": "z"}))
+    assert not hasattr(OptimalLRRegressor(random_state=0).fit(X, y), "feature_names_in_")
+
+
+# --- Input types -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n_outputs", [None, 2])
+def test_float32_stays_float32(n_outputs):
+    X, y = linear_data(n_outputs)
+    model = OptimalLRRegressor(batch_size=16, random_state=0)
+    model.fit(X.astype(np.float32), y.astype(np.float32))
+    assert model.coef_.dtype == np.float32
+    assert model.predict(X.astype(np.float32)).dtype == np.float32
+    if n_outputs:
+        assert model.intercept_.dtype == np.float32
+    reference = OptimalLRRegressor(batch_size=16, random_state=0).fit(X, y)
+    assert_allclose(model.coef_, reference.coef_, rtol=1e-3, atol=1e-3)
+
+
+@ignore_convergence
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+@pytest.mark.parametrize(
+    "activation", ["identity", "relu", PiecewiseLinear([-1, 1], [-1, 1], 0.1, 0.1)]
+)
+def test_sparse_equals_dense(activation, fmt):
+    X, y = linear_data(n_outputs=2)
+    X[np.random.default_rng(0).random(X.shape) < 0.4] = 0.0
+    params = dict(batch_size=16, random_state=0, max_iter=20)
+    dense = OptimalLRRegressor(activation, **params).fit(X, y)
+    X_sparse = sparse.csr_matrix(X).asformat(fmt)
+    sparse_model = OptimalLRRegressor(activation, **params).fit(X_sparse, y)
+    assert sparse_model.n_iter_ == dense.n_iter_
+    assert_allclose(sparse_model.coef_, dense.coef_, rtol=1e-6, atol=1e-12)
+    assert_allclose(sparse_model.intercept_, dense.intercept_, rtol=1e-6, atol=1e-12)
+    assert_allclose(sparse_model.predict(sparse.csc_matrix(X)), dense.predict(X), rtol=1e-6)
+
+
+def test_same_random_state_is_deterministic():
+    X, y = linear_data(n_outputs=2)
+    first = OptimalLRRegressor("relu", batch_size=8, random_state=7).fit(X, y)
+    second = OptimalLRRegressor("relu", batch_size=8, random_state=7).fit(X, y)
+    assert_array_equal(first.coef_, second.coef_)
+    assert first.loss_curve_ == second.loss_curve_
+    # The seed does matter when shuffling, so the equality above is not vacuous.
+    other = OptimalLRRegressor("relu", batch_size=8, random_state=8).fit(X, y)
+    assert not np.array_equal(first.coef_, other.coef_)
+
+
+# --- Step rules ------------------------------------------------------------------------------
+
+
+@ignore_convergence
+def test_constant_step_is_used():
+    X, y = linear_data()
+    model = OptimalLRRegressor(step=0.05, batch_size=16, max_iter=5, random_state=0).fit(X, y)
+    assert model.learning_rate_curve_ == [0.05] * model.n_iter_
+    assert model.learning_rate_bounds_ == [(0.05, 0.05)] * model.n_iter_
+
+
+@ignore_convergence
+@pytest.mark.parametrize("alpha", [0.0, 0.1])
+def test_optimal_full_batch_never_increases_a_quadratic_loss(alpha):
+    # Identity makes the loss quadratic, so every step is an exact line search.
+    X, y = linear_data(n_outputs=2)
+    X = X * [1.0, 10.0, 0.1, 1.0]  # badly conditioned: the descent zig-zags, but never climbs
+    model = full_batch(alpha=alpha, max_iter=50).fit(X, y)
+    curve = np.array(model.loss_curve_)
+    assert np.all(np.diff(curve) <= 1e-12 * curve[:-1])
+    assert curve[-1] < 0.5 * curve[0]
+
+
+# --- Warnings and printing -------------------------------------------------------------------
+
+
+def test_convergence_warning_at_max_iter():
+    X, y = linear_data()
+    with pytest.warns(ConvergenceWarning, match=re.escape("Maximum iterations (2)")):
+        OptimalLRRegressor(batch_size=16, max_iter=2, random_state=0).fit(X, y)
+
+
+def test_no_convergence_warning_when_converged():
+    X, y = linear_data()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model = OptimalLRRegressor(batch_size="full", max_iter=200).fit(X, y)
+    assert model.n_iter_ < 200
+
+
+def test_dead_relu_warns_and_still_predicts():
+    X, y = linear_data()
+    y = -100.0 - np.abs(y)  # unreachable by ReLU: the first step drives every unit inactive
+    model = OptimalLRRegressor("relu", batch_size="full", random_state=0)
+    with pytest.warns(ConvergenceWarning, match="inactive"):
+        model.fit(X, y)
+    assert model.n_iter_ < model.max_iter
+    prediction = model.predict(X)
+    assert np.all(np.isfinite(prediction))
+    assert_array_equal(prediction, 0.0)
+
+
+def test_verbose_prints_one_line_per_epoch(capsys):
+    X, y = linear_data()
+    model = OptimalLRRegressor(batch_size=16, verbose=1, random_state=0).fit(X, y)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == model.n_iter_
+    for line in lines:
+        assert "loss" in line and "learning rate" in line
+
+
+# --- Validation ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "params, name",
+    [
+        (dict(batch_size=0), "batch_size"),
+        (dict(batch_size="all"), "batch_size"),
+        (dict(step=-1), "step"),
+        (dict(step=0.0), "step"),
+        (dict(step="best"), "step"),
+        (dict(activation="tanh"), "activation"),
+        (dict(validation_fraction=1.5), "validation_fraction"),
+        (dict(alpha=-0.1), "alpha"),
+        (dict(max_iter=0), "max_iter"),
+        (dict(negative_slope=-0.5), "negative_slope"),
+    ],
+)
+def test_invalid_params_raise_naming_the_parameter(params, name):
+    X, y = linear_data()
+    with pytest.raises(ValueError, match=f"'{name}' parameter"):
+        OptimalLRRegressor(**params).fit(X, y)
+
+
+@pytest.mark.parametrize("activation", ["identity", "relu"])
+def test_zero_weight_equals_dropping_the_row(activation):
+    X, y = linear_data(n_outputs=2)
+    sample_weight = np.ones(X.shape[0])
+    dropped = [0, 5, 17, 40]
+    sample_weight[dropped] = 0.0
+    keep = sample_weight > 0
+    params = dict(batch_size="full", max_iter=30, tol=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        weighted = OptimalLRRegressor(activation, **params).fit(X, y, sample_weight=sample_weight)
+        reference = OptimalLRRegressor(activation, **params).fit(X[keep], y[keep])
+    assert_allclose(weighted.coef_, reference.coef_, rtol=1e-10, atol=1e-12)
+    assert_allclose(weighted.intercept_, reference.intercept_, rtol=1e-10, atol=1e-12)
+    assert_allclose(weighted.loss_curve_, reference.loss_curve_, rtol=1e-10)
+
+
+def test_integer_weights_equal_repeated_rows_full_batch():
+    X, y = linear_data()
+    counts = np.random.default_rng(0).integers(1, 4, X.shape[0])
+    params = dict(batch_size="full", max_iter=30, tol=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        weighted = OptimalLRRegressor("relu", **params).fit(X, y, sample_weight=counts)
+        repeated = OptimalLRRegressor("relu", **params)
+        repeated.fit(np.repeat(X, counts, 0), np.repeat(y, counts))
+    assert_allclose(weighted.coef_, repeated.coef_, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_all_zero_weights_raise(method):
+    X, y = linear_data()
+    # scikit-learn's own check words it "Sample weights"; ours "sample_weight".
+    with pytest.raises(ValueError, match="[Ss]ample.weight"):
+        getattr(OptimalLRRegressor(), method)(X, y, sample_weight=np.zeros(X.shape[0]))
+
+
+def test_negative_weights_raise():
+    X, y = linear_data()
+    with pytest.raises(ValueError, match="[Nn]egative"):
+        OptimalLRRegressor().fit(X, y, sample_weight=-np.ones(X.shape[0]))
+
+
+@pytest.mark.parametrize(
+    "activation, poor_score",
+    [("identity", False), ("relu", True), ("leaky_relu", True), ("abs", True), ("hard_tanh", True)],
+)
+def test_poor_score_tag_marks_non_affine_activations(activation, poor_score):
+    # One non-affine unit cannot fit a signed linear target (leaky ReLU's optimum on the
+    # estimator checks' data has R^2 0.40), so the check's R^2 > 0.5 must be skipped for it.
+    assert get_tags(OptimalLRRegressor(activation)).regressor_tags.poor_score is poor_score
+
+
+# --- One epoch against gradient descent written out here --------------------------------------
+
+SIGMAS = {
+    # (sigma, right-hand sigma', the documented starting intercept: inside the steepest piece)
+    "identity": (lambda z: z, lambda z: np.ones_like(z), 0.0),
+    "relu": (lambda z: np.maximum(z, 0.0), lambda z: (z >= 0) * 1.0, 1.0),
+    "hard_tanh": (lambda z: np.clip(z, -1.0, 1.0), lambda z: ((z >= -1) & (z < 1)) * 1.0, 0.0),
+}
+
+
+def reference_epoch(X, Y, sample_weight, activation, batch_size, alpha, W=None, b=None):
+    """One shuffle-free epoch (from the initial weights by default), each batch taking
+    <g,g>/(g^T H g)."""
+    sigma, dsigma, start = SIGMAS[activation]
+    W = np.zeros((Y.shape[1], X.shape[1])) if W is None else W
+    b = np.full(Y.shape[1], start) if b is None else b
+    loss, rates = 0.0, []
+    for first in range(0, X.shape[0], batch_size):
+        rows = slice(first, first + batch_size)
+        x, y, s = X[rows], Y[rows], sample_weight[rows]
+        w = s / s.sum()
+        z = x @ W.T + b
+        e, d = sigma(z) - y, dsigma(z)
+        batch_loss = 0.5 * w @ np.sum(e**2, axis=1) + 0.5 * alpha * np.sum(W**2)
+        loss += batch_loss * s.sum() / sample_weight.sum()
+        r = w[:, None] * d * e
+        G, g = r.T @ x + alpha * W, r.sum(axis=0)
+        u = d * (x @ G.T + g)
+        curvature = w @ np.sum(u**2, axis=1) + alpha * np.sum(G**2)
+        # No active unit: no step, even though the penalty alone has a gradient.
+        rate = (np.sum(G**2) + g @ g) / curvature if r.any() else 0.0
+        W, b = W - rate * G, b - rate * g
+        rates.append(rate)
+    return W, b, loss, rates
+
+
+@pytest.mark.parametrize("fmt", ["dense", "csr"])
+@pytest.mark.parametrize("batch_size", [1, 7, 200])
+@pytest.mark.parametrize("activation", sorted(SIGMAS))
+def test_one_epoch_matches_written_out_gradient_descent(activation, batch_size, fmt):
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((45, 3))
+    X[rng.random(X.shape) < 0.3] = 0.0
+    Y = np.column_stack([np.maximum(X @ [1.0, -1.0, 0.5] + 0.2, 0), 0.3 * X[:, 0] - 0.1])
+    sample_weight = rng.uniform(0.5, 2.0, X.shape[0])
+    alpha = 0.05
+    W, b, loss, rates = reference_epoch(X, Y, sample_weight, activation, batch_size, alpha)
+    model = OptimalLRRegressor(activation, batch_size=batch_size, alpha=alpha, shuffle=False)
+    model.partial_fit(sparse.csr_matrix(X) if fmt == "csr" else X, Y, sample_weight=sample_weight)
+    assert_allclose(model.coef_, W, rtol=1e-9, atol=1e-12)
+    assert_allclose(model.intercept_, b, rtol=1e-9, atol=1e-12)
+    assert_allclose(model.loss_curve_, [loss], rtol=1e-9)
+    assert_allclose(model.learning_rate_curve_, [np.mean(rates)], rtol=1e-9)
+    assert_allclose(model.learning_rate_bounds_, [(min(rates), max(rates))], rtol=1e-9)
+
+
+@ignore_convergence
+@pytest.mark.parametrize("activation", sorted(SIGMAS))
+def test_full_batch_epochs_match_written_out_gradient_descent(activation):
+    # Full batch reuses each step's directional product as the next forward pass; over many
+    # epochs that bookkeeping must still give the plain gradient-descent iterates.
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((40, 3))
+    Y = np.column_stack([np.clip(X @ [1.0, -1.0, 0.5] + 0.2, -0.8, 2.0), 0.3 * X[:, 0] - 0.1])
+    sample_weight = rng.uniform(0.5, 2.0, X.shape[0])
+    W = b = None
+    losses = []
+    for _ in range(25):
+        W, b, loss, _ = reference_epoch(X, Y, sample_weight, activation, X.shape[0], 0.05, W, b)
+        losses.append(loss)
+    model = OptimalLRRegressor(activation, batch_size="full", alpha=0.05, max_iter=25, tol=0.0)
+    model.fit(X, Y, sample_weight=sample_weight)
+    assert model.n_iter_ == 25
+    assert_allclose(model.loss_curve_, losses, rtol=1e-9)
+    assert_allclose(model.coef_, W, rtol=1e-8, atol=1e-12)
+    assert_allclose(model.intercept_, b, rtol=1e-8, atol=1e-12)
+
+
+def test_penalty_alone_does_not_move_a_dead_network():
+    # With every unit inactive the data say nothing; following the penalty alone (rate 1/alpha)
+    # would zero W in one step, so the solver takes no step at all.
+    X, y = linear_data()
+    model = OptimalLRRegressor("relu", batch_size="full", alpha=0.1)
+    with pytest.warns(ConvergenceWarning, match="inactive"):
+        model.fit(X, -100.0 - np.abs(y))
+    assert np.any(model.coef_ != 0)
+    coef, intercept = model.coef_.copy(), model.intercept_
+    with pytest.warns(ConvergenceWarning, match="inactive"):
+        model.partial_fit(X, -100.0 - np.abs(y))
+    assert_array_equal(model.coef_, coef)
+    assert model.intercept_ == intercept
+    assert model.learning_rate_curve_[-1] == 0.0
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("batch_size", ["full", 16])
+def test_divergence_raises_and_keeps_the_fitted_model(batch_size):
+    # A fixed rate far above 2 / lambda_max blows up; the error must say so, and the weights
+    # of the earlier fit must survive (the solver works on copies).
+    X, y = linear_data()
+    model = OptimalLRRegressor(batch_size=batch_size, warm_start=True, random_state=0).fit(X, y)
+    coef, intercept, n_iter = model.coef_.copy(), model.intercept_, model.n_iter_
+    model.set_params(step=10.0, max_iter=1000, n_iter_no_change=1000)
+    with pytest.raises(FloatingPointError, match="diverged"):
+        model.fit(X, y)
+    assert_array_equal(model.coef_, coef)
+    assert model.intercept_ == intercept
+    assert model.n_iter_ == n_iter
