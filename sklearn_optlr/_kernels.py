@@ -1,18 +1,26 @@
-"""Compiled small-batch kernels: whole epochs of optimal-step updates in one call.
+"""Compiled small-batch kernels: whole epochs of mini-batch updates in one call.
 
 With small batches the cost of a numpy step is Python overhead, not arithmetic
 (4 s an epoch at batch size 1 on 100,000 x 100, against 6 ms to read X once), so
 these kernels run an entire epoch without returning to Python: forward pass,
-gradient, the curvature term of the optimal rate, and the update, for every
-piecewise-linear activation through its knots, values and slopes.
+gradient, the step length (the optimal rate's curvature term, or the exact line
+search's sweep over kink crossings), and the update, for every piecewise-linear
+activation through its knots, values and slopes.
 
 Contract (every kernel): ``coef`` (n_outputs, n_features) and ``intercept``
 (n_outputs,) are updated **in place**; ``rates`` (one slot per batch) receives the
 learning rate of each batch that carried weight; the return value is
 ``(loss, n_steps, n_zero_gradient)`` where ``loss`` is the epoch's objective,
 each batch's taken before its update and weighted by its share of the total
-sample weight, exactly as in :func:`sklearn_optlr._solver.run_epoch`.
+sample weight, exactly as in :func:`sklearn_optlr._solver.numpy_epoch`.
 Accumulations are in float64 whatever the input dtype.
+
+Iterate averaging: steps from index ``average_from`` on add ``(t - average_from) *
+rate * g`` to ``sum_coef`` and ``sum_intercept`` (float64, zeroed by the caller),
+where ``t`` is the step's index in the epoch and ``rate * g`` the update it
+subtracted. The sum of the iterates after those ``T - average_from`` steps is then
+``(T - average_from) * theta_T + sum`` (see :mod:`sklearn_optlr._averaging`): the
+sum is fused into the update loop, and stays O(nnz) per row for CSR input.
 """
 
 try:
@@ -26,11 +34,16 @@ except ImportError as exc:  # pragma: no cover - exercised only without numba
 
 import numpy as np
 
+from ._step import TIE_TOLERANCE
+
 __all__ = ["dense_epoch", "csr_epoch"]
 
 # Reassociation lets the dot products vectorise; no assumption about NaN or inf is
 # made, so a diverging fit is still seen by the caller's finiteness check.
 _FASTMATH = {"reassoc", "contract", "arcp"}
+
+#: Step rules, as the kernels take them.
+FIXED, OPTIMAL, EXACT = 0, 1, 2
 
 
 @njit(cache=True, fastmath=_FASTMATH, inline="always")
@@ -45,11 +58,11 @@ def _activate(z, knots, values, slopes):
 
 
 @njit(cache=True, fastmath=_FASTMATH, inline="always")
-def _rate(numerator, denominator, optimal, fixed_rate, data_gradient):
+def _quadratic_rate(numerator, denominator, rule, fixed_rate, data_gradient):
     # As in the solver: no active unit, no step (the penalty alone is not followed).
     if numerator == 0.0 or not data_gradient:
         return 0.0
-    if not optimal:
+    if rule == FIXED:
         return fixed_rate
     if not denominator > 0.0:
         return 0.0
@@ -57,10 +70,80 @@ def _rate(numerator, denominator, optimal, fixed_rate, data_gradient):
     return rate if np.isfinite(rate) else 0.0
 
 
+@njit(cache=True, fastmath=_FASTMATH, inline="always")
+def _piece_line(piece, z, v, y, knots, values, slopes):
+    """Residual ``sigma(z + a v) - y = offset + gain * a`` while on ``piece``."""
+    anchor = max(piece - 1, 0)
+    slope = slopes[piece]
+    return values[anchor] + slope * (z - knots[anchor]) - y, slope * v
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def _exact_step(z, v, y, w, count, knots, values, slopes, c0, c1, c2, event_step, event_delta):
+    """Exact minimiser over ``a >= 0`` of ``1/2 sum_e w_e (sigma(z_e + a v_e) - y_e)^2`` plus a
+    quadratic ``c0 + c1 a + c2 a^2 / 2`` (the penalty), for the first ``count`` entries.
+
+    The compiled twin of :func:`sklearn_optlr._step.exact_line_step` (same sweep over
+    the sorted kink crossings); ``event_step`` and ``event_delta`` (5 rows) are
+    scratch buffers of at least ``count * n_knots + 1`` columns.
+    """
+    n_knots = knots.shape[0]
+    n_events = 0
+    for e in range(count):
+        ze, ve, ye, we = z[e], v[e], y[e], w[e]
+        piece = 0
+        while piece < n_knots and (ze >= knots[piece] if ve >= 0.0 else ze > knots[piece]):
+            piece += 1
+        offset, gain = _piece_line(piece, ze, ve, ye, knots, values, slopes)
+        c0 += 0.5 * we * offset * offset
+        c1 += we * offset * gain
+        c2 += we * gain * gain
+        if ve == 0.0:
+            continue
+        # Crossings ahead, in order: upwards through knots[piece:], downwards through
+        # knots[:piece] from the top.
+        first, stop, stride = (piece, n_knots, 1) if ve > 0.0 else (piece - 1, -1, -1)
+        for k in range(first, stop, stride):
+            after = k + 1 if ve > 0.0 else k
+            new_offset, new_gain = _piece_line(after, ze, ve, ye, knots, values, slopes)
+            event_step[n_events] = (knots[k] - ze) / ve
+            event_delta[0, n_events] = 0.5 * we * (new_offset * new_offset - offset * offset)
+            event_delta[1, n_events] = we * (new_offset * new_gain - offset * gain)
+            event_delta[2, n_events] = we * (new_gain * new_gain - gain * gain)
+            offset, gain = new_offset, new_gain
+            n_events += 1
+    order = np.argsort(event_step[:n_events])
+    # Each piece's minimiser and value (in the scratch's last two rows), then the
+    # shortest step among the minima equal to rounding, as in the numpy version.
+    tie = TIE_TOLERANCE * abs(c0)
+    start = 0.0
+    lowest = np.inf
+    candidates, candidate_values = event_delta[3], event_delta[4]
+    for i in range(n_events + 1):
+        end = event_step[order[i]] if i < n_events else np.inf
+        if c2 > 0.0:
+            candidate = min(max(-c1 / c2, start), end)
+        else:
+            candidate = start if c1 >= 0.0 or not np.isfinite(end) else end
+        candidates[i] = candidate
+        candidate_values[i] = c0 + c1 * candidate + 0.5 * c2 * candidate * candidate
+        lowest = min(lowest, candidate_values[i])
+        if i < n_events:
+            event = order[i]
+            c0 += event_delta[0, event]
+            c1 += event_delta[1, event]
+            c2 += event_delta[2, event]
+            start = end
+    for i in range(n_events + 1):
+        if candidate_values[i] <= lowest + tie:
+            return candidates[i]
+    return 0.0
+
+
 @njit(cache=True, fastmath=_FASTMATH)
 def dense_epoch(
     X, Y, sample_weight, order, coef, intercept, knots, values, slopes,
-    batch_size, alpha, optimal, fixed_rate, rates,
+    batch_size, alpha, rule, fixed_rate, rates, average_from, sum_coef, sum_intercept,
 ):  # fmt: skip
     """One epoch of mini-batch updates on dense ``X`` (C-contiguous rows).
 
@@ -79,11 +162,16 @@ def dense_epoch(
     batch_size : int
     alpha : float
         L2 penalty.
-    optimal : bool
-        Take the optimal rate; otherwise ``fixed_rate``.
+    rule : int
+        :data:`OPTIMAL` (the quadratic model's minimiser), :data:`EXACT` (the
+        exact minimiser of the batch loss along ``-g``) or :data:`FIXED`.
     fixed_rate : float
     rates : ndarray of shape (n_batches,), float64
         Receives the rate of each step.
+    average_from : int
+        First step whose iterate is averaged (a number of batches or more: none).
+    sum_coef, sum_intercept : ndarray, float64
+        Averaging accumulators, updated in place (see the module docstring).
 
     Returns
     -------
@@ -100,6 +188,13 @@ def dense_epoch(
     backprop = np.empty((batch_size, n_outputs))
     grad_coef = np.empty((n_outputs, n_features))
     grad_intercept = np.empty(n_outputs)
+    # Scratch for the exact step: one entry per (row, output) of a batch.
+    line_pre_activation = np.empty(batch_size * n_outputs)
+    line_change = np.zeros(batch_size * n_outputs)
+    line_target = np.empty(batch_size * n_outputs)
+    line_weight = np.empty(batch_size * n_outputs)
+    event_step = np.empty(batch_size * n_outputs * knots.shape[0] + 1)
+    event_delta = np.empty((5, batch_size * n_outputs * knots.shape[0] + 1))
     loss = 0.0
     n_steps = 0
     n_zero_gradient = 0
@@ -126,6 +221,10 @@ def dense_epoch(
                 slope_buffer[t - start, o] = slope
                 backprop[t - start, o] = weight * slope * error
                 data_gradient |= backprop[t - start, o] != 0.0
+                entry = (t - start) * n_outputs + o
+                line_pre_activation[entry] = z
+                line_target[entry] = Y[row, o]
+                line_weight[entry] = weight
         penalty = 0.0
         if alpha > 0.0:
             for o in range(n_outputs):
@@ -153,37 +252,58 @@ def dense_epoch(
                 grad_coef_sq += grad_coef[o, j] * grad_coef[o, j]
         numerator += grad_coef_sq
         # Curvature along the gradient: sum_i w_i ||D_i (G x_i + g_b)||^2 + alpha ||G||^2.
+        # The exact step also needs the change of the inactive units' pre-activations.
         denominator = 0.0
-        if optimal and data_gradient:
+        if rule != FIXED and data_gradient:
             for t in range(start, stop):
                 row = order[t]
                 weight = sample_weight[row] / batch_weight
                 for o in range(n_outputs):
                     slope = slope_buffer[t - start, o]
-                    if slope != 0.0:
+                    if slope != 0.0 or rule == EXACT:
                         change = grad_intercept[o]
                         for j in range(n_features):
                             change += grad_coef[o, j] * X[row, j]
+                        line_change[(t - start) * n_outputs + o] = -change
                         change *= slope
                         denominator += weight * change * change
             denominator += alpha * grad_coef_sq
-        rate = _rate(numerator, denominator, optimal, fixed_rate, data_gradient)
+        if rule == EXACT and data_gradient:
+            coef_dot_grad = 0.0
+            if alpha > 0.0:
+                for o in range(n_outputs):
+                    for j in range(n_features):
+                        coef_dot_grad += coef[o, j] * grad_coef[o, j]
+            rate = _exact_step(
+                line_pre_activation, line_change, line_target, line_weight,
+                (stop - start) * n_outputs, knots, values, slopes,
+                0.5 * alpha * penalty, -alpha * coef_dot_grad, alpha * grad_coef_sq,
+                event_step, event_delta,
+            )  # fmt: skip
+        else:
+            rate = _quadratic_rate(numerator, denominator, rule, fixed_rate, data_gradient)
         if not data_gradient:
             n_zero_gradient += 1
+        averaging_weight = rate * (n_steps - average_from) if n_steps >= average_from else 0.0
         rates[n_steps] = rate
         n_steps += 1
         if rate != 0.0:
             for o in range(n_outputs):
                 intercept[o] -= rate * grad_intercept[o]
+                sum_intercept[o] += averaging_weight * grad_intercept[o]
                 for j in range(n_features):
                     coef[o, j] -= rate * grad_coef[o, j]
+                if averaging_weight != 0.0:
+                    for j in range(n_features):
+                        sum_coef[o, j] += averaging_weight * grad_coef[o, j]
     return loss, n_steps, n_zero_gradient
 
 
 @njit(cache=True, fastmath=_FASTMATH)
 def csr_epoch(
     data, indices, indptr, n_features, Y, sample_weight, order, coef, intercept,
-    knots, values, slopes, batch_size, alpha, optimal, fixed_rate, rates,
+    knots, values, slopes, batch_size, alpha, rule, fixed_rate, rates,
+    average_from, sum_coef, sum_intercept,
 ):  # fmt: skip
     """One epoch of mini-batch updates on CSR ``X``, at O(nnz) cost per row.
 
@@ -207,6 +327,13 @@ def csr_epoch(
     slope_buffer = np.empty((batch_size, n_outputs))
     backprop = np.empty((batch_size, n_outputs))
     grad_intercept = np.empty(n_outputs)
+    # Scratch for the exact step: one entry per (row, output) of a batch.
+    line_pre_activation = np.empty(batch_size * n_outputs)
+    line_change = np.zeros(batch_size * n_outputs)
+    line_target = np.empty(batch_size * n_outputs)
+    line_weight = np.empty(batch_size * n_outputs)
+    event_step = np.empty(batch_size * n_outputs * knots.shape[0] + 1)
+    event_delta = np.empty((5, batch_size * n_outputs * knots.shape[0] + 1))
     loss = 0.0
     n_steps = 0
     n_zero_gradient = 0
@@ -234,6 +361,9 @@ def csr_epoch(
                 slope_buffer[t, o] = slope
                 backprop[t, o] = weight * slope * error
                 data_gradient |= backprop[t, o] != 0.0
+                line_pre_activation[t * n_outputs + o] = z + intercept[o]
+                line_target[t * n_outputs + o] = Y[row, o]
+                line_weight[t * n_outputs + o] = weight
         penalty = 0.0
         if alpha > 0.0:
             for o in range(n_outputs):
@@ -270,22 +400,37 @@ def csr_epoch(
             numerator += g * g
         numerator += grad_coef_sq
         denominator = 0.0
-        if optimal and data_gradient:
+        if rule != FIXED and data_gradient:
             # G x_s + g_b = sum_t r_t K_ts + alpha W x_s + g_b.
             for s in range(m):
                 weight = sample_weight[order[start + s]] / batch_weight
                 for o in range(n_outputs):
                     slope = slope_buffer[s, o]
-                    if slope != 0.0:
+                    if slope != 0.0 or rule == EXACT:
                         change = grad_intercept[o] + alpha * linear[s, o]
                         for t in range(m):
                             change += backprop[t, o] * gram[t, s]
+                        line_change[s * n_outputs + o] = -change
                         change *= slope
                         denominator += weight * change * change
             denominator += alpha * grad_coef_sq
-        rate = _rate(numerator, denominator, optimal, fixed_rate, data_gradient)
+        if rule == EXACT and data_gradient:
+            # <W, G> = sum_t <r_t, W x_t> + alpha ||W||^2.
+            coef_dot_grad = alpha * penalty
+            for t in range(m):
+                for o in range(n_outputs):
+                    coef_dot_grad += backprop[t, o] * linear[t, o]
+            rate = _exact_step(
+                line_pre_activation, line_change, line_target, line_weight, m * n_outputs,
+                knots, values, slopes,
+                0.5 * alpha * penalty, -alpha * coef_dot_grad, alpha * grad_coef_sq,
+                event_step, event_delta,
+            )  # fmt: skip
+        else:
+            rate = _quadratic_rate(numerator, denominator, rule, fixed_rate, data_gradient)
         if not data_gradient:
             n_zero_gradient += 1
+        averaging_weight = rate * (n_steps - average_from) if n_steps >= average_from else 0.0
         rates[n_steps] = rate
         n_steps += 1
         if rate != 0.0:
@@ -293,14 +438,17 @@ def csr_epoch(
                 shrink = 1.0 - rate * alpha
                 for o in range(n_outputs):
                     for j in range(n_features):
+                        sum_coef[o, j] += averaging_weight * alpha * coef[o, j]
                         coef[o, j] *= shrink
             for t in range(m):
                 row = order[start + t]
                 for o in range(n_outputs):
-                    r = rate * backprop[t, o]
+                    r = backprop[t, o]
                     if r != 0.0:
                         for p in range(indptr[row], indptr[row + 1]):
-                            coef[o, indices[p]] -= r * data[p]
+                            coef[o, indices[p]] -= rate * r * data[p]
+                            sum_coef[o, indices[p]] += averaging_weight * r * data[p]
             for o in range(n_outputs):
                 intercept[o] -= rate * grad_intercept[o]
+                sum_intercept[o] += averaging_weight * grad_intercept[o]
     return loss, n_steps, n_zero_gradient

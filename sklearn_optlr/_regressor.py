@@ -13,7 +13,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from ._activations import ACTIVATIONS, PiecewiseLinear, resolve_activation
-from ._solver import TrainingHistory, train
+from ._averaging import IterateAverage
+from ._solver import TrainingHistory, TrainingState, train
 from ._step import forward
 
 __all__ = ["OptimalLRRegressor"]
@@ -55,9 +56,30 @@ default="identity"
         and hard tanh restrict the range of the predictions.
     negative_slope : float, default=0.01
         Slope below zero of ``"leaky_relu"``; ignored by other activations.
-    step : "optimal" or float, default="optimal"
-        ``"optimal"``: the rate :math:`a^*` on every batch. A positive float: a
-        fixed learning rate, for ablations and comparisons.
+    step : "optimal", "exact" or float, default="optimal"
+        How far to go along each search direction :math:`d` (:math:`-g` for
+        ``solver="gd"``). ``"optimal"``: the minimiser of the batch loss's
+        quadratic model, :math:`a^* = -\langle g, d \rangle / (d^\top H d)`, the
+        seed's rate; exact until a pre-activation crosses a kink. ``"exact"``:
+        the exact minimiser of the batch loss along :math:`d`, found by sorting the
+        points where pre-activations cross kinks (the loss is piecewise quadratic
+        along the line). A positive float: a fixed learning rate, for ablations
+        and comparisons (``solver="gd"`` only).
+    solver : {"auto", "gd", "cg"}, default="auto"
+        ``"gd"``: mini-batch gradient descent, the seed's method. ``"cg"``:
+        full-batch nonlinear conjugate gradients (Polak-Ribiere+, restarted every
+        50 steps and whenever the direction does not descend), which does not
+        zig-zag on badly conditioned data; needs ``batch_size="full"``.
+        ``"auto"``: ``"cg"`` for full-batch ``fit``, ``"gd"`` otherwise.
+    average : "auto", bool or int, default="auto"
+        Polyak-Ruppert averaging of the iterates; ``coef_`` and ``intercept_``
+        then hold the averaged weights. ``True``: average over roughly the last
+        half of training (the window restarts at epochs 1, 2, 3, 4, 6, 8, 12,
+        ..., keeping the latest start at or before half the epochs run), which
+        forgets the early transient and keeps shrinking the noise. An int ``N``:
+        average every iterate after ``N`` training samples, as in SGDRegressor.
+        ``"auto"``: ``True`` when an epoch takes several steps (mini-batches),
+        ``False`` in full batch, where the iterates carry no noise to average.
     batch_size : int, "auto" or "full", default="auto"
         Samples per update. ``"auto"`` is ``min(200, n_samples)``, ``"full"`` the
         whole training set (deterministic gradient descent).
@@ -101,8 +123,9 @@ default="identity"
     loss_ : float
         Training loss of the last epoch.
     loss_curve_ : list of float
-        Training loss of each epoch, averaged over its batches (each taken
-        before its update), penalty included.
+        Training objective (penalty included) after each epoch. With averaging,
+        that of the averaged weights on the training data; without, the mean of
+        the batches' losses, each taken before its update (no extra pass).
     best_loss_ : float or None
         Lowest value in ``loss_curve_``; None with ``early_stopping``.
     validation_scores_ : list of float or None
@@ -161,7 +184,9 @@ default="identity"
     _parameter_constraints = {
         "activation": [StrOptions(set(ACTIVATIONS)), PiecewiseLinear],
         "negative_slope": [Interval(Real, 0, None, closed="left")],
-        "step": [StrOptions({"optimal"}), Interval(Real, 0, None, closed="neither")],
+        "step": [StrOptions({"optimal", "exact"}), Interval(Real, 0, None, closed="neither")],
+        "solver": [StrOptions({"auto", "gd", "cg"})],
+        "average": [StrOptions({"auto"}), "boolean", Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto", "full"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
@@ -181,6 +206,8 @@ default="identity"
         *,
         negative_slope=0.01,
         step="optimal",
+        solver="auto",
+        average="auto",
         batch_size="auto",
         alpha=0.0,
         max_iter=200,
@@ -196,6 +223,8 @@ default="identity"
         self.activation = activation
         self.negative_slope = negative_slope
         self.step = step
+        self.solver = solver
+        self.average = average
         self.batch_size = batch_size
         self.alpha = alpha
         self.max_iter = max_iter
@@ -252,7 +281,18 @@ default="identity"
         return self._fit(X, y, sample_weight, incremental=True)
 
     def _fit(self, X, y, sample_weight, incremental):
-        continuing = hasattr(self, "coef_") and (incremental or self.warm_start)
+        # All or nothing: whatever fails (bad input, a diverging run, an interrupt),
+        # the model keeps every attribute it had, fitted or not.
+        snapshot = dict(self.__dict__)
+        try:
+            return self._fit_unchecked(X, y, sample_weight, incremental)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(snapshot)
+            raise
+
+    def _fit_unchecked(self, X, y, sample_weight, incremental):
+        continuing = hasattr(self, "_state") and (incremental or self.warm_start)
         X, y = validate_data(
             self,
             X,
@@ -275,32 +315,39 @@ default="identity"
             if not sample_weight.sum() > 0:
                 raise ValueError("sample_weight must have a positive sum; got all zeros.")
         activation = resolve_activation(self.activation, self.negative_slope)
+        batch_size = self._resolved_batch_size(X.shape[0])
+        solver = self._resolved_solver(batch_size, X.shape[0], incremental)
 
         if continuing:
-            coef, intercept = self._weights_2d(X.dtype)
-            if coef.shape[0] != Y.shape[1]:
+            state = self._state.copy()
+            if state.coef.shape[0] != Y.shape[1]:
                 raise ValueError(
-                    f"y has {Y.shape[1]} outputs but the model was fitted with {coef.shape[0]}."
+                    f"y has {Y.shape[1]} outputs but the model was fitted with "
+                    f"{state.coef.shape[0]}."
                 )
-            history, rng = self._history, self._rng
+            state.coef = state.coef.astype(X.dtype, copy=False)
+            state.intercept = state.intercept.astype(X.dtype, copy=False)
             single_output = self._single_output
         else:
-            coef = np.zeros((Y.shape[1], X.shape[1]), dtype=X.dtype)
-            intercept = np.full(Y.shape[1], activation.steep_point(), dtype=X.dtype)
-            history = TrainingHistory()
-            rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
+            state = TrainingState(
+                coef=np.zeros((Y.shape[1], X.shape[1]), dtype=X.dtype),
+                intercept=np.full(Y.shape[1], activation.steep_point(), dtype=X.dtype),
+                history=TrainingHistory(),
+                averager=None,
+                rng=np.random.default_rng(check_random_state(self.random_state).randint(2**31)),
+            )
+        state.averager = self._averager(state.averager, batch_size, X.shape[0], continuing)
 
         validation = None
         if self.early_stopping and not incremental:
-            X, Y, sample_weight, validation = self._split_validation(X, Y, sample_weight, rng)
-        batch_size = self._resolved_batch_size(X.shape[0])
-        max_iter = 1 if incremental else self.max_iter
-        coef, intercept, history, converged = train(
-            X, Y, sample_weight, coef, intercept, history,
+            X, Y, sample_weight, validation = self._split_validation(X, Y, sample_weight, state.rng)
+            batch_size = min(batch_size, X.shape[0])
+        state, coef, intercept, converged = train(
+            X, Y, sample_weight, state,
             activation=activation, step=self.step, batch_size=batch_size, alpha=self.alpha,
-            max_iter=max_iter, tol=None if incremental else self.tol,
-            n_iter_no_change=self.n_iter_no_change, shuffle=self.shuffle, rng=rng,
-            validation=validation, verbose=self.verbose,
+            conjugate=solver == "cg", max_iter=1 if incremental else self.max_iter,
+            tol=None if incremental else self.tol, n_iter_no_change=self.n_iter_no_change,
+            shuffle=self.shuffle, validation=validation, verbose=self.verbose,
         )  # fmt: skip
         if not converged and not incremental:
             warnings.warn(
@@ -309,10 +356,10 @@ default="identity"
                 ConvergenceWarning,
             )
 
+        history = state.history
+        self._state, self._single_output = state, single_output
         self.coef_ = coef[0] if single_output else coef
         self.intercept_ = float(intercept[0]) if single_output else intercept
-        self._single_output = single_output
-        self._history, self._rng = history, rng
         self.n_iter_ = len(history.loss_curve)
         self.t_ = history.t
         self.loss_curve_ = list(history.loss_curve)
@@ -323,6 +370,40 @@ default="identity"
         self.best_validation_score_ = max(history.validation_scores) if validation else None
         self.best_loss_ = None if validation else min(history.loss_curve)
         return self
+
+    def _resolved_solver(self, batch_size, n_samples, incremental):
+        """The solver to run, after the cross-parameter checks (all of them live here)."""
+        full_batch = batch_size >= n_samples
+        if self.solver == "cg":
+            if not full_batch:
+                raise ValueError(
+                    "solver='cg' needs the full batch (conjugate directions are built from "
+                    f"exact gradients); got batch_size={self.batch_size!r} for {n_samples} "
+                    "samples. Use batch_size='full', or solver='gd'."
+                )
+            if not isinstance(self.step, str):
+                raise ValueError(
+                    "solver='cg' needs a line search along its directions: use "
+                    f"step='optimal' or step='exact', not a fixed step={self.step!r}."
+                )
+        if self.solver == "auto":
+            # A partial_fit call sees one chunk: conjugate directions would not carry over.
+            return "cg" if full_batch and not incremental and isinstance(self.step, str) else "gd"
+        return self.solver
+
+    def _averager(self, current, batch_size, n_samples, continuing):
+        """The iterate averager the ``average`` parameter asks for, kept when it exists."""
+        if self.average == "auto":
+            wanted = current is not None if continuing else batch_size < n_samples
+            start_sample = None
+        else:
+            wanted = self.average is not False
+            start_sample = None if self.average is True else int(self.average)
+        if not wanted:
+            return None
+        if current is not None and current.start_sample == start_sample:
+            return current
+        return IterateAverage(start_sample)
 
     def _weights_2d(self, dtype):
         coef = np.array(self.coef_, dtype=dtype, ndmin=2)

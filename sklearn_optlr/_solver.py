@@ -1,10 +1,21 @@
-"""The training loop: epochs of mini-batch gradient descent with the optimal step.
+"""The training loop: epochs of mini-batch descent with the optimal (or exact) step.
 
-The loop owns batching, shuffling, the per-epoch record and the stopping rule; the
-step math lives in :mod:`._step`. Functions here take and return arrays and plain
-records, never the estimator, so tests can drive them directly.
+The loop owns batching, shuffling, search directions, iterate averaging, the
+per-epoch record and the stopping rule; the step math lives in :mod:`._step`, the
+compiled epochs in :mod:`._kernels`, the averaging window in :mod:`._averaging`.
+Functions here take and return arrays and plain records, never the estimator, so
+tests can drive them directly.
+
+Three ways to run an epoch, all making the same updates (``tests/test_kernels.py``):
+
+- :func:`numpy_epoch`, per-batch numpy/BLAS products: the reference, and the path
+  for large batches with many outputs, and for ``step="exact"`` on mini-batches;
+- :func:`compiled_epoch`, the whole epoch in one compiled call: small batches;
+- :class:`FullBatchEpoch`, one step on all the data, reusing the product computed
+  for the step length as the next forward pass; it also runs conjugate gradients.
 """
 
+import copy
 import time
 import warnings
 from dataclasses import dataclass, field, replace
@@ -15,20 +26,40 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import r2_score
 from sklearn.utils import gen_batches
 
-from ._kernels import csr_epoch, dense_epoch
+from ._kernels import EXACT, FIXED, OPTIMAL, csr_epoch, dense_epoch
 from ._step import (
     backpropagate,
     batch_loss,
     curvature,
+    exact_line_step,
     forward,
     gradient,
-    gradient_step_terms,
     normalised_weights,
     preactivation_change,
     quadratic_step,
 )
 
-__all__ = ["EpochRecord", "TrainingHistory", "make_epoch", "train"]
+__all__ = ["EpochRecord", "TrainingHistory", "TrainingState", "make_epoch", "train"]
+
+#: Mini-batches go to BLAS products only when both the batch and the number of
+#: outputs are large; everything else runs in the compiled kernel. Measured on
+#: 100,000 x 100 (2 cores, OpenBLAS): at 1 to 10 outputs the kernel is as fast or
+#: faster at every batch size up to 16,384 (1 output, batch 1,024: 18 ms against
+#: 27 ms an epoch); at 50 outputs BLAS wins from batch 1,024 (163 ms against 278 ms).
+#: The kernel is single-threaded, so it also escapes OpenBLAS's slowdowns when the
+#: cores are shared.
+BLAS_MIN_BATCH_SIZE = 256
+BLAS_MIN_OUTPUTS = 16
+
+#: Full batch keeps the pre-activations ``X W^T + b`` between steps and updates them
+#: with the change computed for the step length; they are recomputed from scratch
+#: this often so that rounding cannot accumulate.
+FULL_BATCH_REFRESH = 32
+
+#: Conjugate gradients restart from steepest descent this often (and whenever the
+#: conjugate direction fails to descend). Our prototype reached the L-BFGS optimum
+#: of badly conditioned problems within 50 steps with this period.
+CG_RESTART = 50
 
 
 @dataclass(frozen=True)
@@ -43,9 +74,12 @@ class EpochRecord:
     step_mean, step_min, step_max : float
         Statistics of the learning rates taken.
     n_zero_gradient : int
-        Batches whose gradient was zero (no step taken).
+        Batches on which no unit was active (no step taken).
     n_batches : int
         Batches in the pass.
+    iterate_sum : tuple (ndarray, ndarray, int) or None
+        With averaging: the float64 sums of the averaged iterates' ``coef`` and
+        ``intercept``, and their number.
     """
 
     loss: float
@@ -54,6 +88,7 @@ class EpochRecord:
     step_max: float
     n_zero_gradient: int
     n_batches: int
+    iterate_sum: tuple = None
 
 
 @dataclass(frozen=True)
@@ -69,10 +104,10 @@ class TrainingHistory:
     validation_scores: tuple = ()
     t: int = 0
 
-    def append(self, record, n_samples, validation_score=None):
+    def append(self, record, loss, n_samples, validation_score=None):
         return replace(
             self,
-            loss_curve=self.loss_curve + (record.loss,),
+            loss_curve=self.loss_curve + (loss,),
             learning_rate_curve=self.learning_rate_curve + (record.step_mean,),
             learning_rate_bounds=self.learning_rate_bounds + ((record.step_min, record.step_max),),
             validation_scores=self.validation_scores
@@ -81,23 +116,31 @@ class TrainingHistory:
         )
 
 
-#: Mini-batches go to BLAS products only when both the batch and the number of
-#: outputs are large; everything else runs in the compiled kernel. Measured on
-#: 100,000 x 100 (2 cores, OpenBLAS): at 1 to 10 outputs the kernel is as fast or
-#: faster at every batch size up to 16,384 (1 output, batch 1,024: 18 ms against
-#: 27 ms an epoch); at 50 outputs BLAS wins from batch 1,024 (163 ms against 278 ms).
-#: The kernel is single-threaded, so it also escapes OpenBLAS's slowdowns when the
-#: cores are shared.
-BLAS_MIN_BATCH_SIZE = 256
-BLAS_MIN_OUTPUTS = 16
+@dataclass
+class TrainingState:
+    """Everything training carries from one call to the next.
 
-#: Full batch keeps the pre-activations ``X W^T + b`` between steps and updates them
-#: with the change computed for the optimal rate; they are recomputed from scratch
-#: this often so that rounding cannot accumulate.
-FULL_BATCH_REFRESH = 32
+    Attributes
+    ----------
+    coef, intercept : ndarray
+        The solver's current iterate (not the averaged weights).
+    history : TrainingHistory
+    averager : IterateAverage or None
+    rng : numpy.random.Generator
+        Shuffling and validation splits.
+    """
+
+    coef: np.ndarray
+    intercept: np.ndarray
+    history: TrainingHistory
+    averager: object
+    rng: np.random.Generator
+
+    def copy(self):
+        return copy.deepcopy(self)
 
 
-def _record(loss, rates, n_zero_gradient):
+def _record(loss, rates, n_zero_gradient, iterate_sum=None):
     rates = np.asarray(rates, dtype=np.float64) if len(rates) else np.zeros(1)
     return EpochRecord(
         loss=float(loss),
@@ -106,23 +149,45 @@ def _record(loss, rates, n_zero_gradient):
         step_max=float(rates.max()),
         n_zero_gradient=int(n_zero_gradient),
         n_batches=len(rates),
+        iterate_sum=iterate_sum,
     )
 
 
-def _rate(numerator, denominator, step, data_gradient):
-    # A batch on which no unit is active carries no information about the fit. Its
-    # gradient is the penalty's alone, whose optimal step (1 / alpha) would set W to
-    # zero in one update, so it is skipped like a zero gradient.
-    if numerator == 0.0 or not data_gradient:
-        return 0.0
-    return quadratic_step(-numerator, denominator) if step == "optimal" else step
+def _averaging_buffers(coef, intercept):
+    return np.zeros(coef.shape), np.zeros(intercept.shape)
 
 
-def numpy_epoch(X, Y, sample_weight, coef, intercept, *, activation, step, batch_size, alpha, order):
+def _iterate_sum(coef, intercept, buffers, n_steps, average_from):
+    """Sum of an epoch's averaged iterates from the lazily accumulated buffers.
+
+    See :mod:`._kernels`: ``sum_t theta_t = (T - k) theta_T + sum_t (t - k) rate_t g_t``.
+    """
+    if average_from is None or n_steps <= average_from:
+        return None
+    n_iterates = n_steps - average_from
+    sum_coef, sum_intercept = buffers
+    return n_iterates * coef + sum_coef, n_iterates * intercept + sum_intercept, n_iterates
+
+
+def _descent_rate(step, X, Y, pre_activation, slope, weights, activation, coef, gradients, alpha):
+    """Step length along ``-g`` on one batch by the rule ``step``."""
+    if not isinstance(step, str):
+        return step
+    grad_coef, grad_intercept = gradients
+    change = preactivation_change(X, grad_coef, grad_intercept)
+    if step == "optimal":
+        numerator = float(np.vdot(grad_coef, grad_coef) + np.vdot(grad_intercept, grad_intercept))
+        return quadratic_step(-numerator, curvature(slope * change, weights, grad_coef, alpha))
+    return exact_line_step(pre_activation, -change, Y, weights, activation, coef, -grad_coef, alpha)[0]
+
+
+def numpy_epoch(
+    X, Y, sample_weight, coef, intercept, *, activation, step, batch_size, alpha, order,
+    average_from=None,
+):  # fmt: skip
     """One pass over the rows of ``X`` in ``order`` with numpy/BLAS products per batch.
 
-    This is the reference implementation the compiled kernels are tested against,
-    and the path taken for large batches, where BLAS wins.
+    This is the reference implementation the compiled kernels are tested against.
 
     Parameters
     ----------
@@ -134,13 +199,16 @@ def numpy_epoch(X, Y, sample_weight, coef, intercept, *, activation, step, batch
     intercept : ndarray of shape (n_outputs,)
         Updated in place.
     activation : PiecewiseLinear
-    step : "optimal" or float
-        ``"optimal"`` takes ``<g, g> / (g^T H g)`` on each batch; a float is a fixed rate.
+    step : "optimal", "exact" or float
+        ``"optimal"``: ``<g, g> / (g^T H g)`` on each batch; ``"exact"``: the exact
+        minimiser of the batch loss along ``-g``; a float: a fixed rate.
     batch_size : int
     alpha : float
         L2 penalty.
     order : ndarray of int or None
         Row order (a permutation when shuffling); None for the natural order.
+    average_from : int or None, default=None
+        Average the iterates from this step of the epoch on; None: no averaging.
 
     Returns
     -------
@@ -148,6 +216,7 @@ def numpy_epoch(X, Y, sample_weight, coef, intercept, *, activation, step, batch
     """
     n_samples = X.shape[0]
     total_weight = n_samples if sample_weight is None else float(sample_weight.sum())
+    buffers = _averaging_buffers(coef, intercept)
     loss = 0.0
     rates = []
     n_zero_gradient = 0
@@ -160,21 +229,41 @@ def numpy_epoch(X, Y, sample_weight, coef, intercept, *, activation, step, batch
             # A batch of zero-weight rows carries no loss and no gradient.
             continue
         weights = normalised_weights(weight_batch, X_batch.shape[0], coef.dtype)
-        batch_objective, grad_coef, grad_intercept, numerator, denominator, data_gradient = (
-            gradient_step_terms(X_batch, Y_batch, coef, intercept, activation, weights, alpha)
-        )
-        loss += batch_objective * (batch_weight / total_weight)
+        pre_activation = preactivation_change(X_batch, coef, intercept)
+        output, slope = activation.value_and_slope(pre_activation)
+        error = output - Y_batch
+        backprop = backpropagate(error, slope, weights)
+        gradients = gradient(X_batch, backprop, coef, alpha)
+        loss += batch_loss(error, weights, coef, alpha) * (batch_weight / total_weight)
+        # A batch on which no unit is active carries no information about the fit. Its
+        # gradient is the penalty's alone, whose optimal step (1 / alpha) would set W
+        # to zero in one update, so it is skipped.
+        data_gradient = bool(np.any(backprop))
         n_zero_gradient += not data_gradient
-        rate = _rate(numerator, denominator, step, data_gradient)
+        rate = 0.0
+        if data_gradient:
+            rate = _descent_rate(
+                step, X_batch, Y_batch, pre_activation, slope, weights, activation, coef,
+                gradients, alpha,
+            )  # fmt: skip
         if rate:
+            grad_coef, grad_intercept = gradients
+            if average_from is not None and len(rates) > average_from:
+                weight = rate * (len(rates) - average_from)
+                buffers[0][...] += weight * grad_coef
+                buffers[1][...] += weight * grad_intercept
             coef -= coef.dtype.type(rate) * grad_coef
             intercept -= intercept.dtype.type(rate) * grad_intercept
         rates.append(rate)
-    return _record(loss, rates, n_zero_gradient)
+    iterate_sum = _iterate_sum(coef, intercept, buffers, len(rates), average_from)
+    return _record(loss, rates, n_zero_gradient, iterate_sum)
 
 
-def compiled_epoch(X, Y, sample_weight, coef, intercept, *, activation, step, batch_size, alpha, order):
-    """One pass as :func:`numpy_epoch`, run by the compiled kernel in a single call.
+def compiled_epoch(
+    X, Y, sample_weight, coef, intercept, *, activation, step, batch_size, alpha, order,
+    average_from=None,
+):  # fmt: skip
+    """One pass as :func:`numpy_epoch`, in one compiled call.
 
     ``X`` must be a C-contiguous ndarray or a CSR matrix, and ``coef``,
     ``intercept`` and ``Y`` of X's dtype.
@@ -185,17 +274,22 @@ def compiled_epoch(X, Y, sample_weight, coef, intercept, *, activation, step, ba
         order = np.arange(n_samples)
     if sample_weight is None:
         sample_weight = np.ones(n_samples, dtype=dtype)
-    rates = np.empty(-(-n_samples // batch_size))
-    optimal = step == "optimal"
+    n_batches = -(-n_samples // batch_size)
+    rates = np.empty(n_batches)
+    buffers = _averaging_buffers(coef, intercept)
+    fixed = not isinstance(step, str)
     common = dict(
         knots=activation.knots.astype(dtype),
         values=activation.values.astype(dtype),
         slopes=activation.slopes.astype(dtype),
         batch_size=batch_size,
         alpha=float(alpha),
-        optimal=optimal,
-        fixed_rate=0.0 if optimal else float(step),
+        rule=FIXED if fixed else {"optimal": OPTIMAL, "exact": EXACT}[step],
+        fixed_rate=float(step) if fixed else 0.0,
         rates=rates,
+        average_from=n_batches if average_from is None else average_from,
+        sum_coef=buffers[0],
+        sum_intercept=buffers[1],
     )
     if sparse.issparse(X):
         loss, n_steps, n_zero_gradient = csr_epoch(
@@ -206,58 +300,106 @@ def compiled_epoch(X, Y, sample_weight, coef, intercept, *, activation, step, ba
         loss, n_steps, n_zero_gradient = dense_epoch(
             X, Y, sample_weight, order, coef, intercept, **common
         )
-    return _record(loss, rates[:n_steps], n_zero_gradient)
+    iterate_sum = _iterate_sum(coef, intercept, buffers, n_steps, average_from)
+    return _record(loss, rates[:n_steps], n_zero_gradient, iterate_sum)
 
 
 class FullBatchEpoch:
-    """Full-batch gradient steps whose optimal rate costs no extra pass over ``X``.
+    """Full-batch steps whose step length costs no extra pass over ``X``.
 
-    The rate needs the change of the pre-activations along the gradient,
-    ``v = X G^T + g_b``; since the new pre-activations are ``z - rate * v``, that
-    product is also the next step's forward pass. So a step costs two products
-    with ``X`` (the gradient and ``v``), whether the rate is optimal or fixed.
+    The step length along a direction ``d`` needs the change of the pre-activations,
+    ``v = X dW^T + db``; since the new pre-activations are ``z + a v``, that product
+    is also the next step's forward pass. So a step costs two products with ``X``
+    (the gradient and ``v``), whether the rate is optimal, exact or fixed.
+
+    With ``conjugate=True`` the direction is nonlinear conjugate gradients
+    (Polak-Ribiere+, ``d = -g + max(0, <g, g - g_prev> / <g_prev, g_prev>) d_prev``),
+    restarted every :data:`CG_RESTART` steps and whenever ``d`` does not descend;
+    the step along ``d`` is ``-<g, d> / (d^T H d)`` (or the exact minimiser).
 
     An instance serves one run of :func:`train` on one ``(coef, intercept)`` pair;
     it is called with the same arrays every epoch.
     """
 
-    def __init__(self, X, Y, sample_weight, *, activation, step, alpha):
+    def __init__(self, X, Y, sample_weight, *, activation, step, alpha, conjugate=False):
         self.X, self.Y, self.activation, self.step, self.alpha = X, Y, activation, step, alpha
+        self.conjugate = conjugate
         self.weights = normalised_weights(sample_weight, X.shape[0], Y.dtype)
         self._pre_activation = None
         self._steps_since_refresh = 0
+        self._previous = None  # (gradient, direction) of the last conjugate step
+        self._steps_since_restart = 0
 
-    def __call__(self, coef, intercept, order=None):
-        X, weights, alpha = self.X, self.weights, self.alpha
+    def _direction(self, gradients):
+        """Steepest descent, or the Polak-Ribiere+ conjugate direction when it descends."""
+        steepest = tuple(-part for part in gradients)
+        if not self.conjugate or self._previous is None or self._steps_since_restart >= CG_RESTART:
+            self._steps_since_restart = 0
+            return steepest
+        previous_gradients, previous_direction = self._previous
+        previous_norm = sum(float(np.vdot(p, p)) for p in previous_gradients)
+        overlap = sum(float(np.vdot(g, g - p)) for g, p in zip(gradients, previous_gradients))
+        beta = max(0.0, overlap / previous_norm)
+        direction = tuple(s + beta * d for s, d in zip(steepest, previous_direction))
+        if sum(float(np.vdot(g, d)) for g, d in zip(gradients, direction)) >= 0:
+            self._steps_since_restart = 0
+            return steepest
+        self._steps_since_restart += 1
+        return direction
+
+    def __call__(self, coef, intercept, order=None, average_from=None):
+        X, Y, weights, alpha = self.X, self.Y, self.weights, self.alpha
         if self._pre_activation is None or self._steps_since_refresh >= FULL_BATCH_REFRESH:
             self._pre_activation = preactivation_change(X, coef, intercept)
             self._steps_since_refresh = 0
         output, slope = self.activation.value_and_slope(self._pre_activation)
-        error = output - self.Y
+        error = output - Y
         loss = batch_loss(error, weights, coef, alpha)
         backprop = backpropagate(error, slope, weights)
         data_gradient = bool(np.any(backprop))
-        grad_coef, grad_intercept = gradient(X, backprop, coef, alpha)
-        numerator = float(np.vdot(grad_coef, grad_coef) + np.vdot(grad_intercept, grad_intercept))
-        change = preactivation_change(X, grad_coef, grad_intercept)
-        denominator = curvature(slope * change, weights, grad_coef, alpha)
-        rate = _rate(numerator, denominator, self.step, data_gradient)
+        rate = 0.0
+        if data_gradient:
+            gradients = gradient(X, backprop, coef, alpha)
+            direction_coef, direction_intercept = direction = self._direction(gradients)
+            slope_along = sum(float(np.vdot(g, d)) for g, d in zip(gradients, direction))
+            change = preactivation_change(X, direction_coef, direction_intercept)
+            if self.step == "optimal":
+                rate = quadratic_step(
+                    slope_along, curvature(slope * change, weights, direction_coef, alpha)
+                )
+            elif self.step == "exact":
+                rate, _ = exact_line_step(
+                    self._pre_activation, change, Y, weights, self.activation, coef,
+                    direction_coef, alpha,
+                )  # fmt: skip
+            else:
+                rate = self.step
+            self._previous = (gradients, direction) if rate else None
+        else:
+            self._previous = None
         if rate:
             rate_ = coef.dtype.type(rate)
-            coef -= rate_ * grad_coef
-            intercept -= rate_ * grad_intercept
-            self._pre_activation -= rate_ * change
+            coef += rate_ * direction_coef
+            intercept += rate_ * direction_intercept
+            self._pre_activation += rate_ * change
             self._steps_since_refresh += 1
-        return _record(loss, [rate], not data_gradient)
+        iterate_sum = None
+        if average_from == 0:
+            iterate_sum = (coef.astype(np.float64), intercept.astype(np.float64), 1)
+        return _record(loss, [rate], not data_gradient, iterate_sum)
 
 
-def make_epoch(X, Y, sample_weight, *, activation, step, batch_size, alpha, method="auto"):
+def make_epoch(
+    X, Y, sample_weight, *, activation, step, batch_size, alpha, conjugate=False, method="auto"
+):
     """Choose how to run an epoch and bind the data to it.
 
     Parameters
     ----------
     X, Y, sample_weight, activation, step, batch_size, alpha
         As in :func:`numpy_epoch`.
+    conjugate : bool, default=False
+        Conjugate-gradient directions; full batch only.
     method : {"auto", "compiled", "numpy"}, default="auto"
         ``"auto"``: full batch by :class:`FullBatchEpoch`; mini-batches by BLAS
         when they have at least :data:`BLAS_MIN_BATCH_SIZE` rows and
@@ -266,22 +408,35 @@ def make_epoch(X, Y, sample_weight, *, activation, step, batch_size, alpha, meth
     Returns
     -------
     callable
-        ``epoch(coef, intercept, order) -> EpochRecord``, updating the weights in place.
+        ``epoch(coef, intercept, order, average_from) -> EpochRecord``, updating
+        the weights in place.
     """
     options = dict(activation=activation, step=step, alpha=alpha)
+    if batch_size >= X.shape[0] and method == "auto":
+        return FullBatchEpoch(X, Y, sample_weight, conjugate=conjugate, **options)
+    if conjugate:
+        raise ValueError("Conjugate directions need the full batch.")
     if method == "auto":
-        if batch_size >= X.shape[0]:
-            return FullBatchEpoch(X, Y, sample_weight, **options)
         large = batch_size >= BLAS_MIN_BATCH_SIZE and Y.shape[1] >= BLAS_MIN_OUTPUTS
         method = "numpy" if large else "compiled"
     epoch = compiled_epoch if method == "compiled" else numpy_epoch
     if method == "compiled" and not sparse.issparse(X):
         X = np.ascontiguousarray(X)
 
-    def run(coef, intercept, order):
-        return epoch(X, Y, sample_weight, coef, intercept, batch_size=batch_size, order=order, **options)
+    def run(coef, intercept, order, average_from=None):
+        return epoch(
+            X, Y, sample_weight, coef, intercept, batch_size=batch_size, order=order,
+            average_from=average_from, **options,
+        )  # fmt: skip
 
     return run
+
+
+def objective(X, Y, sample_weight, coef, intercept, activation, alpha):
+    """The training objective of given weights on all of ``X`` (one forward pass)."""
+    output, _ = forward(X, coef, intercept, activation)
+    weights = normalised_weights(sample_weight, X.shape[0], np.float64)
+    return batch_loss(output - Y, weights, coef, alpha)
 
 
 def validation_score(X, Y, sample_weight, coef, intercept, activation):
@@ -321,88 +476,100 @@ def train(
     X,
     Y,
     sample_weight,
-    coef,
-    intercept,
-    history,
+    state,
     *,
     activation,
     step,
     batch_size,
     alpha,
+    conjugate,
     max_iter,
     tol,
     n_iter_no_change,
     shuffle,
-    rng,
     validation=None,
     verbose=0,
     method="auto",
 ):
-    """Run up to ``max_iter`` epochs and return the new weights and history.
+    """Run up to ``max_iter`` epochs from ``state``; return the new state and the model.
 
-    ``coef`` and ``intercept`` are updated in place: callers pass copies, so a
-    failure part-way never reaches a fitted model.
+    ``state`` is not modified (the run works on a copy), so a failure part-way never
+    reaches a fitted model.
 
     Parameters
     ----------
-    X, Y, sample_weight, coef, intercept, activation, step, batch_size, alpha
+    X, Y, sample_weight, activation, step, batch_size, alpha
         As in :func:`numpy_epoch`.
-    history : TrainingHistory
-        The record so far (empty for a fresh model).
+    state : TrainingState
+        Where training stands (a fresh one for a new model). With an ``averager``
+        the model is the average of the iterates, and its loss on ``X`` (one extra
+        forward pass an epoch) is what the record and the stopping rule see.
+    conjugate : bool
+        Conjugate-gradient directions (full batch).
     max_iter : int
-        Epochs to run at most; ``max_iter=1`` with ``n_iter_no_change`` ignored is one pass.
+        Epochs to run at most.
     tol, n_iter_no_change : float, int or None
         The stopping rule (see :class:`_Stopper`); ``tol=None`` never stops early.
     shuffle : bool
-    rng : numpy.random.Generator
     validation : tuple (X_val, Y_val, sample_weight_val) or None
-        With held-out data, stop on its R^2 and return the best epoch's weights.
+        With held-out data, stop on its R^2 and return the best epoch's model.
     verbose : int
     method : {"auto", "compiled", "numpy"}, default="auto"
         How epochs run (see :func:`make_epoch`).
 
     Returns
     -------
+    state : TrainingState
     coef, intercept : ndarray
-        The final weights (the best epoch's under early stopping).
-    history : TrainingHistory
+        The model: the averaged weights with averaging, the best epoch's under
+        early stopping, else the last iterate.
     converged : bool
         Whether the stopping rule (or a dead network) ended training before ``max_iter``.
     """
+    state = state.copy()
+    coef, intercept, averager, rng = state.coef, state.intercept, state.averager, state.rng
     n_samples = X.shape[0]
     epoch_runner = make_epoch(
         X, Y, sample_weight, activation=activation, step=step, batch_size=batch_size,
-        alpha=alpha, method=method,
+        alpha=alpha, conjugate=conjugate, method=method,
     )  # fmt: skip
     stopper = _Stopper(tol=np.inf if tol is None else tol, n_iter_no_change=n_iter_no_change)
-    best_weights = None
+    model = best_model = None
     converged = False
     for epoch in range(max_iter):
         start = time.perf_counter()
         # Full batch visits every row at once: the order cannot matter.
         order = rng.permutation(n_samples) if shuffle and batch_size < n_samples else None
-        record = epoch_runner(coef, intercept, order)
+        average_from = None
+        if averager is not None:
+            average_from = averager.first_averaged_step(state.history.t, n_samples, batch_size)
+        record = epoch_runner(coef, intercept, order, average_from)
         if not np.isfinite(record.loss) or not np.all(np.isfinite(coef)):
             raise FloatingPointError(
-                f"Training diverged in epoch {len(history.loss_curve) + 1}: the loss or the "
-                "weights are no longer finite. With a fixed `step`, lower it; with "
+                f"Training diverged in epoch {len(state.history.loss_curve) + 1}: the loss or "
+                "the weights are no longer finite. With a fixed `step`, lower it; with "
                 "step='optimal', rescale X and y (e.g. StandardScaler)."
             )
-        score = None
-        if validation is not None:
-            score = validation_score(*validation, coef, intercept, activation)
-        history = history.append(record, n_samples, score)
+        loss = record.loss
+        model = (coef, intercept)
+        if averager is not None:
+            if record.iterate_sum is not None:
+                averager.add_epoch(*record.iterate_sum)
+            model = averager.average(coef.dtype) or model
+            loss = objective(X, Y, sample_weight, *model, activation, alpha)
+        score = None if validation is None else validation_score(*validation, *model, activation)
+        state.history = state.history.append(record, loss, n_samples, score)
         if verbose:
             line = (
-                f"Epoch {len(history.loss_curve)}: loss={record.loss:.6g}, "
+                f"Epoch {len(state.history.loss_curve)}: loss={loss:.6g}, "
                 f"mean learning rate={record.step_mean:.4g}, time={time.perf_counter() - start:.3f}s"
             )
             print(line if score is None else f"{line}, validation R2={score:.5f}")
         if record.n_zero_gradient == record.n_batches and record.loss > 0:
             warnings.warn(
                 "The gradient was zero on every batch of epoch "
-                f"{len(history.loss_curve)}: every unit is inactive (its activation is flat) "
-                "on the training data, so training cannot progress. Standardise X (e.g. "
+                f"{len(state.history.loss_curve)}: every unit is inactive (its activation is "
+                "flat) on the training data, so training cannot progress. Standardise X (e.g. "
                 "StandardScaler), check that y lies in the activation's range (e.g. "
                 "hard_tanh predicts only [-1, 1]), or use an activation with no flat piece "
                 "such as 'leaky_relu' or 'identity'.",
@@ -415,12 +582,11 @@ def train(
         if validation is not None:
             should_stop = stopper.update(-score, epoch, relative=False)
             if stopper.best_epoch == epoch:
-                best_weights = (coef.copy(), intercept.copy())
+                best_model = tuple(part.copy() for part in model)
         else:
-            should_stop = stopper.update(record.loss, epoch, relative=True)
+            should_stop = stopper.update(loss, epoch, relative=True)
         if should_stop:
             converged = True
             break
-    if best_weights is not None:
-        coef, intercept = best_weights
-    return coef, intercept, history, converged
+    model = best_model or tuple(part.copy() for part in model)
+    return state, *model, converged

@@ -267,3 +267,122 @@ default="relu"
         X, Y, coef2d, intercept, activation, weights, alpha
     )
     return quadratic_step(-numerator, denominator)
+
+
+#: Relative to the loss at the start of the line, candidate minima of the exact line
+#: search closer than this are ties, broken towards the shorter step.
+TIE_TOLERANCE = 1e-12
+
+
+def _piece_line(piece, pre_activation, change, Y, activation):
+    """Residual ``sigma(z + a v) - y = P + Q a`` while ``z + a v`` stays on ``piece``."""
+    knots, values, slopes = activation.knots, activation.values, activation.slopes
+    anchor = np.maximum(piece - 1, 0)
+    slope = slopes[piece]
+    offset = values[anchor] + slope * (pre_activation - knots[anchor]) - Y
+    return offset, slope * change
+
+
+def _quadratic_terms(offset, gradient_along, weights):
+    """Coefficients ``(c0, c1, c2)`` of ``1/2 sum_i w_i (P + Q a)^2 = c0 + c1 a + c2 a^2 / 2``."""
+    weighted = weights[:, None] if offset.ndim == 2 else weights
+    return (
+        0.5 * weighted * offset * offset,
+        weighted * offset * gradient_along,
+        weighted * gradient_along * gradient_along,
+    )
+
+
+def exact_line_step(
+    pre_activation, change, Y, weights, activation, coef, direction_coef, alpha
+):
+    """Exact minimiser of the batch loss along a direction, over steps ``a >= 0``.
+
+    Along ``theta + a d`` every pre-activation moves linearly, ``z_io + a v_io``, so
+    the loss is piecewise quadratic in ``a`` with a breakpoint wherever some
+    ``z_io + a v_io`` meets a knot: at most ``n_samples x n_outputs x n_knots`` of
+    them. On each piece the residual of every unit is linear in ``a`` with known
+    coefficients, so the loss's quadratic coefficients on every piece follow from
+    one sort of the breakpoints and a cumulative sum; the minimiser of each piece
+    is clipped to it and the best is kept. The cost is O(B log B) for B breakpoints.
+
+    Parameters
+    ----------
+    pre_activation : ndarray of shape (n_samples, n_outputs)
+        ``z`` at the current weights.
+    change : ndarray of shape (n_samples, n_outputs)
+        ``v = dW x + db``, the change of ``z`` per unit step along the direction.
+    Y : ndarray of shape (n_samples, n_outputs)
+    weights : ndarray of shape (n_samples,)
+        Sample weights summing to one.
+    activation : PiecewiseLinear
+    coef, direction_coef : ndarray of shape (n_outputs, n_features)
+        ``W`` and ``dW``, for the penalty ``alpha/2 ||W + a dW||^2``.
+    alpha : float
+
+    Returns
+    -------
+    step : float
+        The minimising ``a`` (0.0 when no step lowers the loss).
+    loss : float
+        The batch loss there.
+    """
+    z = pre_activation.astype(np.float64, copy=False).ravel()
+    v = change.astype(np.float64, copy=False).ravel()
+    y = Y.astype(np.float64, copy=False).ravel()
+    w = np.repeat(weights.astype(np.float64, copy=False), Y.shape[1])
+    knots = activation.knots
+    # The piece each unit lies on just after a = 0, given its direction of travel
+    # (a unit sitting on a knot and moving left is already on the left piece).
+    piece = np.where(
+        v >= 0, np.searchsorted(knots, z, side="right"), np.searchsorted(knots, z, side="left")
+    )
+    terms = _quadratic_terms(*_piece_line(piece, z, v, y, activation), w)
+    c0, c1, c2 = (float(term.sum()) for term in terms)
+    if alpha:
+        c0 += 0.5 * alpha * float(np.vdot(coef, coef))
+        c1 += alpha * float(np.vdot(coef, direction_coef))
+        c2 += alpha * float(np.vdot(direction_coef, direction_coef))
+
+    # One breakpoint per (unit, knot ahead of it): crossing knot k moves a unit from
+    # piece k to k + 1 when rising, from k + 1 to k when falling.
+    event_steps, event_deltas = [], []
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for k, knot in enumerate(knots):
+            step = (knot - z) / v
+            rising = (v > 0) & (z < knot)
+            falling = (v < 0) & (z >= knot)
+            crossing = rising | falling
+            if not crossing.any():
+                continue
+            before = np.where(rising, k, k + 1)[crossing]
+            after = np.where(rising, k + 1, k)[crossing]
+            args = (z[crossing], v[crossing], y[crossing], activation)
+            old = _quadratic_terms(*_piece_line(before, *args), w[crossing])
+            new = _quadratic_terms(*_piece_line(after, *args), w[crossing])
+            event_steps.append(step[crossing])
+            event_deltas.append(np.stack([n - o for n, o in zip(new, old)]))
+    if event_steps:
+        steps = np.concatenate(event_steps)
+        deltas = np.concatenate(event_deltas, axis=1)
+        order = np.argsort(steps, kind="stable")
+        steps = steps[order]
+        cumulative = np.cumsum(deltas[:, order], axis=1)
+        # Piece j spans [starts[j], ends[j]] with coefficients coefficients[:, j].
+        starts = np.concatenate(([0.0], steps))
+        ends = np.concatenate((steps, [np.inf]))
+    else:
+        starts, ends, cumulative = np.zeros(1), np.full(1, np.inf), np.zeros((3, 0))
+    initial = np.array([c0, c1, c2])[:, None]
+    a0, a1, a2 = np.concatenate((initial, initial + cumulative), axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        vertex = np.where(a2 > 0, -a1 / a2, np.where(a1 < 0, np.inf, 0.0))
+    candidate = np.clip(vertex, starts, ends)
+    # A loss bounded below cannot fall forever: an unbounded piece (rounding can make
+    # one where the slope should be zero) is taken at its start.
+    candidate = np.where(np.isfinite(candidate), candidate, starts)
+    values = a0 + a1 * candidate + 0.5 * a2 * candidate * candidate
+    # The loss can be flat along the line (every unit inactive beyond some step);
+    # among minimisers equal to rounding, take the shortest step.
+    best = int(np.argmax(values <= values.min() + TIE_TOLERANCE * abs(c0)))
+    return float(candidate[best]), float(values[best])

@@ -19,6 +19,10 @@ from sklearn_optlr import OptimalLRRegressor, PiecewiseLinear
 
 ignore_convergence = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
+# The seed's plain method: optimal-step gradient descent, no averaging, no conjugate
+# directions. Tests that write the algorithm out pin it explicitly.
+SEED_METHOD = dict(solver="gd", step="optimal", average=False)
+
 
 def linear_data(n_outputs=None, n_samples=60, seed=0):
     """Well-conditioned features, a linear truth with an offset, a little noise."""
@@ -462,7 +466,9 @@ def test_one_epoch_matches_written_out_gradient_descent(activation, batch_size, 
     sample_weight = rng.uniform(0.5, 2.0, X.shape[0])
     alpha = 0.05
     W, b, loss, rates = reference_epoch(X, Y, sample_weight, activation, batch_size, alpha)
-    model = OptimalLRRegressor(activation, batch_size=batch_size, alpha=alpha, shuffle=False)
+    model = OptimalLRRegressor(
+        activation, batch_size=batch_size, alpha=alpha, shuffle=False, **SEED_METHOD
+    )
     model.partial_fit(sparse.csr_matrix(X) if fmt == "csr" else X, Y, sample_weight=sample_weight)
     assert_allclose(model.coef_, W, rtol=1e-9, atol=1e-12)
     assert_allclose(model.intercept_, b, rtol=1e-9, atol=1e-12)
@@ -485,7 +491,9 @@ def test_full_batch_epochs_match_written_out_gradient_descent(activation):
     for _ in range(25):
         W, b, loss, _ = reference_epoch(X, Y, sample_weight, activation, X.shape[0], 0.05, W, b)
         losses.append(loss)
-    model = OptimalLRRegressor(activation, batch_size="full", alpha=0.05, max_iter=25, tol=0.0)
+    model = OptimalLRRegressor(
+        activation, batch_size="full", alpha=0.05, max_iter=25, tol=0.0, **SEED_METHOD
+    )
     model.fit(X, Y, sample_weight=sample_weight)
     assert model.n_iter_ == 25
     assert_allclose(model.loss_curve_, losses, rtol=1e-9)

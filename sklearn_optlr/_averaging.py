@@ -1,0 +1,116 @@
+"""Polyak-Ruppert iterate averaging over a suffix of training.
+
+With mini-batches the optimal step fits each batch greedily, so the iterates
+settle into a noise ball around the optimum (normalised LMS behaves the same way on
+noisy data). Their average does not: it removes the noise floor with nothing to
+tune. Which iterates to average matters. Averaging since the first step drags the
+early transient along for many epochs; a fixed one-epoch window stops improving
+once an epoch's noise dominates. A *suffix* average, over roughly the last half of
+the iterates, does both: it forgets the transient and keeps shrinking the noise.
+
+Epochs report the sum of their iterates; :class:`IterateAverage` adds them to a
+running total and keeps copies of that total at a few epochs (0, 1, 2, 3, 4, 6,
+8, 12, 16, ...: powers of two and three times powers of two), so that the average
+over the epochs since the latest checkpoint at or before half the epochs run is a
+difference of two totals. The checkpoints no longer reachable are dropped, so the
+memory is a handful of copies of the weights whatever the number of epochs.
+"""
+
+import copy
+
+import numpy as np
+
+__all__ = ["IterateAverage"]
+
+
+def _is_checkpoint(epoch):
+    """Epochs whose totals are kept: 0, powers of two and three times powers of two."""
+    if epoch == 0:
+        return True
+    core = epoch // 3 if epoch % 3 == 0 else epoch
+    return core & (core - 1) == 0
+
+
+class IterateAverage:
+    """Running average of the weights taken by the solver.
+
+    Parameters
+    ----------
+    start_sample : int or None, default=None
+        None: average over the suffix of training described in the module
+        docstring. An int: average every iterate after this many training samples
+        have been seen (scikit-learn's ``average=int`` in SGDRegressor).
+    """
+
+    def __init__(self, start_sample=None):
+        self.start_sample = start_sample
+        self.n_epochs = 0
+        self.total = None  # (sum of coef iterates, sum of intercept iterates, count)
+        self.checkpoints = {}
+
+    def first_averaged_step(self, samples_seen, n_samples, batch_size):
+        """Index of the first step of the coming epoch whose iterate is averaged.
+
+        Parameters
+        ----------
+        samples_seen : int
+            Training samples seen before the epoch.
+        n_samples, batch_size : int
+            The epoch's size and batch size.
+
+        Returns
+        -------
+        int
+            0 to average every step; a number of batches or more averages none.
+        """
+        if self.start_sample is None or samples_seen >= self.start_sample:
+            return 0
+        n_batches = -(-n_samples // batch_size)
+        remaining = self.start_sample - samples_seen
+        return min(n_batches, -(-remaining // batch_size))
+
+    def add_epoch(self, iterate_sum_coef, iterate_sum_intercept, n_iterates):
+        """Add one epoch's sum of iterates (in float64) and count."""
+        if self.total is None:
+            self.total = (np.zeros_like(iterate_sum_coef), np.zeros_like(iterate_sum_intercept), 0)
+            if self.start_sample is None:
+                self.checkpoints[0] = self.total
+        total_coef, total_intercept, count = self.total
+        self.total = (
+            total_coef + iterate_sum_coef,
+            total_intercept + iterate_sum_intercept,
+            count + n_iterates,
+        )
+        self.n_epochs += 1
+        if self.start_sample is None:
+            if _is_checkpoint(self.n_epochs):
+                self.checkpoints[self.n_epochs] = self.total
+            # The window's start only moves forward: older totals are never needed again.
+            start = self._window_start()
+            self.checkpoints = {e: t for e, t in self.checkpoints.items() if e >= start}
+
+    def _window_start(self):
+        """The latest kept epoch at or before half the epochs run."""
+        return max(epoch for epoch in self.checkpoints if 2 * epoch <= self.n_epochs)
+
+    def average(self, dtype):
+        """The averaged weights, or None before any iterate was averaged.
+
+        Returns
+        -------
+        (coef, intercept) or None
+        """
+        if self.total is None:
+            return None
+        total_coef, total_intercept, count = self.total
+        if self.start_sample is None:
+            start_coef, start_intercept, start_count = self.checkpoints[self._window_start()]
+            total_coef = total_coef - start_coef
+            total_intercept = total_intercept - start_intercept
+            count -= start_count
+        if count == 0:
+            return None
+        return (total_coef / count).astype(dtype), (total_intercept / count).astype(dtype)
+
+    def copy(self):
+        return copy.deepcopy(self)
