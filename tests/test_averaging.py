@@ -1,0 +1,137 @@
+"""Iterate averaging: the window, the compiled sums, and the estimator's averaged weights.
+
+Oracles: plain Python means over explicitly collected iterates.
+"""
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+from scipy import sparse
+
+from sklearn_optlr import OptimalLRRegressor
+from sklearn_optlr._activations import resolve_activation
+from sklearn_optlr._averaging import IterateAverage
+from sklearn_optlr._solver import compiled_epoch, numpy_epoch
+
+# Short fixed budgets are the point of these tests.
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+def feed_constant_epochs(averager, n_epochs, iterates_per_epoch=3):
+    """Epoch e contributes iterates all equal to e, so window means are easy to write down."""
+    for epoch in range(1, n_epochs + 1):
+        value = np.full((1, 2), float(epoch))
+        averager.add_epoch(iterates_per_epoch * value, iterates_per_epoch * value[0], iterates_per_epoch)
+
+
+@pytest.mark.parametrize("n_epochs", [1, 2, 3, 5, 8, 10, 13, 40])
+def test_suffix_window_covers_the_epochs_after_the_latest_checkpoint_at_half(n_epochs):
+    checkpoints = [0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48]
+    start = max(c for c in checkpoints if 2 * c <= n_epochs)
+    averager = IterateAverage()
+    feed_constant_epochs(averager, n_epochs)
+    coef, intercept = averager.average(np.float64)
+    window = list(range(start + 1, n_epochs + 1))
+    assert_allclose(coef, np.mean(window))
+    assert_allclose(intercept, np.mean(window))
+    # Between half and two thirds of the epochs, and only a few copies kept.
+    assert n_epochs / 2 <= len(window) <= max(1, 2 * n_epochs / 3 + 1)
+    assert len(averager.checkpoints) <= 3
+
+
+def test_window_from_a_sample_count_averages_everything_after_it():
+    averager = IterateAverage(start_sample=25)
+    # 10 samples an epoch in batches of 4 (3 steps): the third epoch starts at sample 20,
+    # so its steps from index ceil(5 / 4) = 2 on are averaged.
+    assert averager.first_averaged_step(0, 10, 4) == 3
+    assert averager.first_averaged_step(20, 10, 4) == 2
+    assert averager.first_averaged_step(30, 10, 4) == 0
+    assert averager.average(np.float64) is None
+    feed_constant_epochs(averager, 4)
+    assert_allclose(averager.average(np.float64)[0], 2.5)
+
+
+@pytest.mark.parametrize("epoch", [numpy_epoch, compiled_epoch])
+@pytest.mark.parametrize("layout", ["dense", "csr"])
+@pytest.mark.parametrize("step", ["optimal", "exact", 0.05])
+@pytest.mark.parametrize("average_from", [0, 3])
+def test_epoch_iterate_sums_equal_the_sum_of_the_iterates(epoch, layout, step, average_from):
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((23, 4))
+    X[rng.random(X.shape) < 0.3] = 0.0
+    Y = rng.standard_normal((23, 2))
+    coef, intercept = 0.3 * rng.standard_normal((2, 4)), rng.standard_normal(2)
+    options = dict(activation=resolve_activation("leaky_relu", 0.1), step=step, alpha=0.02)
+    X_in = sparse.csr_matrix(X) if layout == "csr" else X
+    # Oracle: one batch at a time, collecting every iterate.
+    order = rng.permutation(23)
+    c, b, iterates = coef.copy(), intercept.copy(), []
+    for start in range(0, 23, 5):
+        rows = order[start : start + 5]
+        numpy_epoch(X[rows], Y[rows], None, c, b, batch_size=5, order=None, **options)
+        iterates.append((c.copy(), b.copy()))
+    c, b = coef.copy(), intercept.copy()
+    record = epoch(X_in, Y, None, c, b, batch_size=5, order=order, average_from=average_from, **options)
+    sum_coef, sum_intercept, count = record.iterate_sum
+    assert count == len(iterates) - average_from
+    assert_allclose(sum_coef, sum(i[0] for i in iterates[average_from:]), rtol=1e-9)
+    assert_allclose(sum_intercept, sum(i[1] for i in iterates[average_from:]), rtol=1e-9)
+
+
+def regression_data(n_samples=60, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n_samples, 4))
+    y = X @ np.array([1.0, -2.0, 0.5, 0.0]) + 0.3 * rng.standard_normal(n_samples)
+    return X, y
+
+
+def test_average_from_a_sample_count_equals_the_mean_of_the_plain_iterates():
+    X, y = regression_data()
+    # Oracle: the plain method one row at a time is the same sequence of iterates.
+    plain = OptimalLRRegressor(batch_size=1, average=False, shuffle=False)
+    iterates = []
+    for row in range(len(X)):
+        plain.partial_fit(X[row : row + 1], y[row : row + 1])
+        iterates.append(np.append(plain.coef_, plain.intercept_))
+    model = OptimalLRRegressor(batch_size=1, average=20, shuffle=False, max_iter=1).fit(X, y)
+    expected = np.mean(iterates[20:], axis=0)
+    assert_allclose(np.append(model.coef_, model.intercept_), expected, rtol=1e-10)
+
+
+def test_averaging_continues_across_partial_fit_and_warm_start():
+    X, y = regression_data()
+    options = dict(batch_size=8, average=True, shuffle=False, tol=0.0, n_iter_no_change=50)
+    reference = OptimalLRRegressor(max_iter=5, **options).fit(X, y)
+
+    incremental = OptimalLRRegressor(**options)
+    for _ in range(5):
+        incremental.partial_fit(X, y)
+    assert_allclose(incremental.coef_, reference.coef_, rtol=1e-12)
+    assert_allclose(incremental.loss_curve_, reference.loss_curve_, rtol=1e-12)
+
+    warm = OptimalLRRegressor(max_iter=2, warm_start=True, **options).fit(X, y)
+    warm.set_params(max_iter=3).fit(X, y)
+    assert warm.n_iter_ == 5
+    assert_allclose(warm.coef_, reference.coef_, rtol=1e-12)
+
+
+def test_averaged_model_loss_is_its_exact_training_objective():
+    X, y = regression_data()
+    model = OptimalLRRegressor(batch_size=4, average=True, max_iter=3, tol=0.0).fit(X, y)
+    own_loss = 0.5 * np.mean((X @ model.coef_ + model.intercept_ - y) ** 2)
+    assert_allclose(model.loss_curve_[-1], own_loss, rtol=1e-10)
+
+
+def test_averaging_removes_the_noise_floor_of_small_batches():
+    # The reason for the feature: on noisy data the plain optimal step at batch size 1
+    # fits each sample and wanders; the average settles near the least-squares fit.
+    X, y = regression_data(n_samples=400, seed=1)
+    best = np.linalg.lstsq(np.c_[X, np.ones(len(X))], y, rcond=None)[0]
+    optimum = 0.5 * np.mean((np.c_[X, np.ones(len(X))] @ best - y) ** 2)
+
+    def excess(average):
+        model = OptimalLRRegressor(batch_size=1, average=average, max_iter=10, tol=0.0, random_state=0)
+        model.fit(X, y)
+        return 0.5 * np.mean((model.predict(X) - y) ** 2) / optimum - 1
+
+    assert excess(True) < 0.01 < excess(False)

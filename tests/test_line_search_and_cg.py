@@ -1,0 +1,148 @@
+"""The exact line search and the conjugate-gradient solver.
+
+Oracles: a brute-force grid over the step, the quadratic step's own loss, and
+scikit-learn's LinearRegression for the conjugate-gradient solution.
+"""
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+from sklearn.linear_model import LinearRegression, Ridge
+
+from sklearn_optlr import OptimalLRRegressor, PiecewiseLinear
+from sklearn_optlr._activations import ACTIVATIONS, resolve_activation
+from sklearn_optlr._step import exact_line_step, quadratic_step
+
+ACTIVATION_CASES = [*ACTIVATIONS, PiecewiseLinear([-1.0, 0.0, 2.0], [0.5, -1.0, 1.0], 0.3, -0.2)]
+
+
+def random_line(seed, activation):
+    """A batch, weights and a random search direction, with the oracle's loss along it."""
+    rng = np.random.default_rng(seed)
+    n_samples, n_features, n_outputs = rng.integers(1, 9), 3, rng.integers(1, 3)
+    X = rng.standard_normal((n_samples, n_features))
+    coef, intercept = rng.standard_normal((n_outputs, n_features)), rng.standard_normal(n_outputs)
+    direction_coef, direction_intercept = rng.standard_normal((n_outputs, n_features)), rng.standard_normal(n_outputs)
+    Y = rng.standard_normal((n_samples, n_outputs))
+    weights = rng.random(n_samples)
+    weights /= weights.sum()
+    alpha = 0.1 * (seed % 2)
+    z, v = X @ coef.T + intercept, X @ direction_coef.T + direction_intercept
+
+    def loss(step):
+        """The batch loss at one step, or at an array of steps (vectorised)."""
+        steps = np.asarray(step, dtype=float)[..., None, None]
+        residual = activation(z + steps * v) - Y
+        moved = coef + steps * direction_coef
+        penalty = 0.5 * alpha * np.sum(moved**2, axis=(-2, -1))
+        return 0.5 * np.sum(weights[:, None] * residual**2, axis=(-2, -1)) + penalty
+
+    return z, v, Y, weights, coef, direction_coef, alpha, loss
+
+
+@pytest.mark.parametrize("activation", ACTIVATION_CASES, ids=str)
+@pytest.mark.parametrize("seed", range(12))
+def test_exact_step_is_the_global_minimiser_along_the_line(activation, seed):
+    activation = resolve_activation(activation, negative_slope=0.05)
+    z, v, Y, weights, coef, direction_coef, alpha, loss = random_line(seed, activation)
+    step, value = exact_line_step(z, v, Y, weights, activation, coef, direction_coef, alpha)
+    assert step >= 0
+    assert_allclose(value, loss(step), rtol=1e-10, atol=1e-14)
+    grid = np.concatenate([np.linspace(0, 20, 40_001), step * np.linspace(0.9, 1.1, 2001)])
+    assert value <= loss(grid).min() + 1e-12
+
+
+@pytest.mark.parametrize("activation", ACTIVATION_CASES, ids=str)
+@pytest.mark.parametrize("seed", range(12))
+def test_exact_step_never_loses_to_the_quadratic_step(activation, seed):
+    activation = resolve_activation(activation, negative_slope=0.05)
+    z, v, Y, weights, coef, direction_coef, alpha, loss = random_line(seed, activation)
+    # The quadratic model's step along the same line: slope and curvature at a = 0.
+    slope = activation.derivative(z)
+    residual = activation(z) - Y
+    slope_along = np.sum(weights[:, None] * residual * slope * v) + alpha * np.vdot(coef, direction_coef)
+    curvature_along = np.sum(weights[:, None] * (slope * v) ** 2) + alpha * np.vdot(direction_coef, direction_coef)
+    quadratic = quadratic_step(slope_along, curvature_along)
+    step, value = exact_line_step(z, v, Y, weights, activation, coef, direction_coef, alpha)
+    assert value <= loss(quadratic) + 1e-12
+    assert value <= loss(0.0) + 1e-12
+
+
+def test_exact_step_is_zero_when_no_step_lowers_the_loss():
+    activation = resolve_activation("identity")
+    z = np.array([[1.0]])
+    step, value = exact_line_step(z, np.array([[1.0]]), np.array([[1.0]]), np.ones(1), activation,
+                                  np.zeros((1, 1)), np.zeros((1, 1)), 0.0)  # fmt: skip
+    assert step == 0.0 and value == 0.0
+
+
+@pytest.mark.parametrize("n_outputs", [1, 3])
+def test_conjugate_gradients_reach_least_squares_in_n_features_plus_one_steps(n_outputs):
+    rng = np.random.default_rng(0)
+    n_features = 6
+    # Correlated features: steepest descent would zig-zag here.
+    X = rng.standard_normal((80, n_features)) @ rng.standard_normal((n_features, n_features))
+    y = X @ rng.standard_normal((n_features, n_outputs)) + rng.standard_normal((80, n_outputs))
+    y = y[:, 0] if n_outputs == 1 else y
+    model = OptimalLRRegressor(
+        batch_size="full", solver="cg", max_iter=n_features + 1, tol=0.0,
+        n_iter_no_change=n_features + 2,
+    )  # fmt: skip
+    with pytest.warns(Warning):  # max_iter is the point: it stops exactly there
+        model.fit(X, y)
+    reference = LinearRegression().fit(X, y)
+    assert model.n_iter_ == n_features + 1
+    assert_allclose(model.coef_, reference.coef_, rtol=1e-6, atol=1e-8)
+    assert_allclose(model.intercept_, reference.intercept_, rtol=1e-6, atol=1e-8)
+
+
+def test_steepest_descent_does_not_get_there_in_as_many_steps():
+    # The same budget without conjugate directions falls short: CG is what does it.
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((80, 6)) @ rng.standard_normal((6, 6))
+    y = X @ rng.standard_normal(6) + rng.standard_normal(80)
+    model = OptimalLRRegressor(batch_size="full", solver="gd", max_iter=7, tol=0.0)
+    with pytest.warns(Warning):
+        model.fit(X, y)
+    assert not np.allclose(model.coef_, LinearRegression().fit(X, y).coef_, rtol=1e-3)
+
+
+@pytest.mark.parametrize("step", ["optimal", "exact"])
+def test_conjugate_gradients_with_a_penalty_reach_ridge(step):
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((50, 5))
+    y = X @ rng.standard_normal(5) + rng.standard_normal(50)
+    model = OptimalLRRegressor(batch_size="full", solver="cg", step=step, alpha=0.1, tol=1e-12, max_iter=100)
+    model.fit(X, y)
+    reference = Ridge(alpha=0.1 * len(X)).fit(X, y)
+    assert_allclose(model.coef_, reference.coef_, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (dict(solver="cg", batch_size=10), "needs the full batch"),
+        (dict(solver="cg", batch_size="full", step=0.1), "line search"),
+    ],
+)
+def test_conjugate_gradients_reject_what_they_cannot_do(params, message):
+    X, y = np.random.default_rng(0).standard_normal((30, 2)), np.zeros(30)
+    model = OptimalLRRegressor(**params)
+    with pytest.raises(ValueError, match=message):
+        model.fit(X, y)
+    assert not hasattr(model, "coef_")
+
+
+def test_exact_step_fixes_the_quadratic_steps_overshoot_on_a_shallow_piece():
+    # Targets in the range of leaky ReLU's steep piece. A sample whose unit sits on the
+    # 0.01 piece has 1e-4 of the curvature there, so the quadratic model's one-sample
+    # step jumps far across the kink; the exact step stops where that sample is fitted.
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 5))
+    y = X @ rng.standard_normal(5) + 8.0
+    options = dict(activation="leaky_relu", batch_size=1, solver="gd", average=False, max_iter=3, tol=0.0, random_state=0)
+    with pytest.warns(Warning):
+        quadratic = OptimalLRRegressor(step="optimal", **options).fit(X, y)
+    with pytest.warns(Warning):
+        exact = OptimalLRRegressor(step="exact", **options).fit(X, y)
+    assert exact.score(X, y) > 0.9 > quadratic.score(X, y)
