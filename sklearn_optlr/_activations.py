@@ -67,6 +67,11 @@ class PiecewiseLinear:
         ``left_slope``, ``slopes[k]`` the slope on ``[x[k-1], x[k])``,
         ``slopes[-1]`` is ``right_slope``.
 
+    See Also
+    --------
+    OptimalLRRegressor : The estimator, which takes one as ``activation``.
+    optimal_learning_rate : The optimal step for a batch, for any activation.
+
     Notes
     -----
     At a knot the derivative is taken to be the **right-hand** slope, the slope
@@ -229,6 +234,8 @@ class PiecewiseLinear:
         Returns
         -------
         float
+            A point of the steepest piece (after merging neighbours of equal
+            slope) nearest to 0, at least 1 (or half the piece's width) inside it.
         """
         slopes = self.slopes
         bounds = np.concatenate(([-np.inf], self.knots, [np.inf]))

@@ -48,9 +48,10 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
 
     Parameters
     ----------
-    activation : {"identity", "relu", "leaky_relu", "abs", "hard_tanh"} or PiecewiseLinear, \
-default="identity"
-        The activation :math:`\sigma`. ``"hard_tanh"`` clips to [-1, 1]; a
+    activation : str or PiecewiseLinear, default="identity"
+        The activation :math:`\sigma`: one of ``"identity"``, ``"relu"``,
+        ``"leaky_relu"``, ``"abs"``, ``"hard_tanh"`` (clips to [-1, 1]), or a
+        :class:`PiecewiseLinear`. A
         :class:`PiecewiseLinear` gives any continuous piecewise-linear function.
         The default is the one that can fit any real-valued target; ReLU, abs
         and hard tanh restrict the range of the predictions.
@@ -138,7 +139,7 @@ default="identity"
         Smallest and largest learning rate taken in each epoch.
     n_features_in_ : int
         Number of features seen during ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during ``fit``, when ``X`` had string column names.
 
     See Also
@@ -178,7 +179,7 @@ default="identity"
     >>> X, y = load_diabetes(return_X_y=True)
     >>> model = make_pipeline(StandardScaler(), OptimalLRRegressor(batch_size="full"))
     >>> round(model.fit(X, y).score(X, y), 2)
-    0.51
+    0.52
     """
 
     _parameter_constraints = {

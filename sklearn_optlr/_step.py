@@ -197,9 +197,10 @@ def optimal_learning_rate(
         The batch.
     y : array-like of shape (n_samples,) or (n_samples, n_outputs)
         The targets; 1-D when ``coef`` is 1-D.
-    activation : {"identity", "relu", "leaky_relu", "abs", "hard_tanh"} or PiecewiseLinear, \
-default="relu"
-        The activation :math:`\sigma`; its derivative at a knot is the right-hand slope.
+    activation : str or PiecewiseLinear, default="relu"
+        The activation :math:`\sigma`: one of ``"identity"``, ``"relu"``,
+        ``"leaky_relu"``, ``"abs"``, ``"hard_tanh"``, or a :class:`PiecewiseLinear`.
+        Its derivative at a knot is the right-hand slope.
     negative_slope : float, default=0.01
         Slope below zero of ``"leaky_relu"``.
     sample_weight : array-like of shape (n_samples,), default=None

@@ -1,0 +1,224 @@
+"""Per-epoch speed of OptimalLRRegressor at every batch size, side by side with its peers.
+
+Run by hand (not in CI)::
+
+    python benchmarks/bench_speed.py            # the full run, a few minutes
+    python benchmarks/bench_speed.py --quick    # a smoke run on smaller data
+
+Every figure is the cost of *extra* epochs: the time of a fit with ``LONG`` epochs
+minus one with ``SHORT`` epochs, divided by the difference, so validation and
+set-up cancel out. Configurations are measured in interleaved rounds and the median
+is reported, so the ratios compare figures taken side by side on a noisy machine.
+
+Measured, on a ReLU-teacher problem (standardised Gaussian features):
+
+- ``step="optimal"`` against a fixed ``step`` in the same code path, batch sizes 1,
+  8, 32, 256, 4096 and full, (100,000 x 100) with 1 and 10 outputs, float64 and float32;
+- identity activation, one output, batch size 1, against SGDRegressor (no penalty);
+- PyTorch on the CPU (Linear + ReLU, plain SGD, same batch size), when installed;
+- one pass over X (``X.sum()``), the memory floor an epoch is measured against.
+
+The table is printed and written to ``docs/benchmarks/speed_results.rst``.
+"""
+
+import argparse
+import warnings
+from pathlib import Path
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import SGDRegressor
+
+from _common import machine_description, median, seconds
+from sklearn_optlr import OptimalLRRegressor
+
+RESULTS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "speed_results.rst"
+BATCH_SIZES = [1, 8, 32, 256, 4096, "full"]
+FIXED_STEP = 1e-3
+SHORT, LONG = 1, 4
+# A full-batch epoch is one step of a few milliseconds: time more of them.
+LONG_FULL_BATCH = 21
+
+
+def relu_teacher(n_samples, n_features, n_outputs, dtype, seed=0):
+    """Standardised Gaussian features and a noisy ReLU teacher's targets."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n_samples, n_features))
+    teacher = rng.standard_normal((n_features, n_outputs)) / np.sqrt(n_features)
+    Y = np.maximum(X @ teacher + 0.5, 0) + 0.05 * rng.standard_normal((n_samples, n_outputs))
+    return X.astype(dtype), (Y[:, 0] if n_outputs == 1 else Y).astype(dtype)
+
+
+def extra_epoch_seconds(fit, long=LONG):
+    """Seconds per epoch from ``fit(n_epochs)``: long run minus short run."""
+    return (seconds(lambda: fit(long)) - seconds(lambda: fit(SHORT))) / (long - SHORT)
+
+
+def ours(X, y, *, batch_size, step=None, activation="relu"):
+    """Seconds per epoch of the seed's plain method with ``step`` (optimal or fixed),
+    or of the default settings when ``step`` is None."""
+    plain = {} if step is None else dict(step=step, solver="gd", average=False)
+
+    def fit(n_epochs):
+        model = OptimalLRRegressor(
+            activation, batch_size=batch_size, max_iter=n_epochs, tol=0.0,
+            n_iter_no_change=n_epochs + 1, random_state=0, **plain,
+        )  # fmt: skip
+        model.fit(X, y)
+
+    return extra_epoch_seconds(fit, LONG_FULL_BATCH if batch_size == "full" else LONG)
+
+
+def sgd_regressor(X, y):
+    def fit(n_epochs):
+        SGDRegressor(
+            penalty=None, learning_rate="constant", eta0=FIXED_STEP, max_iter=n_epochs,
+            tol=None, random_state=0,
+        ).fit(X, y)  # fmt: skip
+
+    return extra_epoch_seconds(fit)
+
+
+def torch_sgd(X, y, *, batch_size):
+    """Linear + ReLU with plain SGD in PyTorch on the CPU; None when torch is missing."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.manual_seed(0)
+    X_t = torch.from_numpy(X)
+    Y_t = torch.from_numpy(y.reshape(len(y), -1))
+    n_samples = X_t.shape[0]
+    size = n_samples if batch_size == "full" else batch_size
+    model = torch.nn.Sequential(torch.nn.Linear(X_t.shape[1], Y_t.shape[1]), torch.nn.ReLU())
+    model = model.to(X_t.dtype)
+    optimizer = torch.optim.SGD(model.parameters(), lr=FIXED_STEP)
+    loss_function = torch.nn.MSELoss()
+
+    def fit(n_epochs):
+        for _ in range(n_epochs):
+            order = torch.randperm(n_samples)
+            for start in range(0, n_samples, size):
+                rows = order[start : start + size]
+                optimizer.zero_grad()
+                loss_function(model(X_t[rows]), Y_t[rows]).backward()
+                optimizer.step()
+
+    return extra_epoch_seconds(fit, LONG_FULL_BATCH if batch_size == "full" else LONG)
+
+
+def measure(n_samples, n_features, rounds, torch_batch_sizes):
+    """Run every configuration ``rounds`` times, interleaved; return the medians."""
+    times = {}
+    data = {
+        (n_outputs, dtype): relu_teacher(n_samples, n_features, n_outputs, dtype)
+        for n_outputs in (1, 10)
+        for dtype in (np.float64, np.float32)
+    }
+    X_linear, y_linear = data[(1, np.float64)]
+    y_linear = X_linear @ np.linspace(-1, 1, n_features) / np.sqrt(n_features)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        # Load every compiled kernel from the cache (or compile it) before timing anything.
+        for X, y in data.values():
+            for batch_size in BATCH_SIZES:
+                for step in ("optimal", None):
+                    ours(X[:64], y[:64], batch_size=batch_size, step=step)
+        for round_ in range(rounds):
+            print(f"round {round_ + 1}/{rounds}")
+            for (n_outputs, dtype), (X, y) in data.items():
+                key = (n_outputs, np.dtype(dtype).name)
+                times.setdefault(("floor",) + key, []).append(seconds(X.sum))
+                for batch_size in BATCH_SIZES:
+                    for step in ("optimal", FIXED_STEP, None):
+                        times.setdefault(("ours", step, batch_size) + key, []).append(
+                            ours(X, y, batch_size=batch_size, step=step)
+                        )
+                    if batch_size in torch_batch_sizes:
+                        elapsed = torch_sgd(X, y, batch_size=batch_size)
+                        if elapsed is not None:
+                            times.setdefault(("torch", batch_size) + key, []).append(elapsed)
+            for step in ("optimal", FIXED_STEP):
+                times.setdefault(("identity", step), []).append(
+                    ours(X_linear, y_linear, batch_size=1, step=step, activation="identity")
+                )
+            times.setdefault(("sgdregressor",), []).append(sgd_regressor(X_linear, y_linear))
+    return {key: median(values) for key, values in times.items()}
+
+
+def table(medians, n_samples, n_features):
+    """The results as reStructuredText, with the ratios the targets are stated in."""
+    header = [
+        "outputs", "dtype", "batch", "optimal (ms/epoch)", "fixed (ms/epoch)", "optimal / fixed",
+        "optimal / floor", "torch (ms/epoch)", "optimal / torch", "float32 / float64",
+        "defaults (ms/epoch)",
+    ]  # fmt: skip
+    rows = []
+    for n_outputs in (1, 10):
+        for dtype in ("float64", "float32"):
+            key = (n_outputs, dtype)
+            floor = medians[("floor",) + key]
+            for batch_size in BATCH_SIZES:
+                optimal = medians[("ours", "optimal", batch_size) + key]
+                fixed = medians[("ours", FIXED_STEP, batch_size) + key]
+                torch = medians.get(("torch", batch_size) + key)
+                optimal64 = medians[("ours", "optimal", batch_size, n_outputs, "float64")]
+                rows.append([
+                    str(n_outputs), dtype, str(batch_size), f"{1e3 * optimal:.1f}",
+                    f"{1e3 * fixed:.1f}", f"{optimal / fixed:.2f}", f"{optimal / floor:.1f}",
+                    "n/a" if torch is None else f"{1e3 * torch:.1f}",
+                    "n/a" if torch is None else f"{optimal / torch:.2f}",
+                    f"{optimal / optimal64:.2f}",
+                    f"{1e3 * medians[('ours', None, batch_size) + key]:.1f}",
+                ])  # fmt: skip
+    lines = [
+        f"Problem: {n_samples:,} x {n_features} ReLU teacher, per extra epoch, medians. "
+        "'optimal' and 'fixed' run the seed's plain method (``solver='gd', average=False``) "
+        f"with the optimal step or a fixed step of {FIXED_STEP}, in the same code path; "
+        "'defaults' adds what the default settings do on top (iterate averaging, whose "
+        "loss costs one more pass over X an epoch, with the default step rule; conjugate "
+        "gradients in full batch). Floor = one ``X.sum()``: "
+        + ", ".join(
+            f"{1e3 * medians[('floor', k, d)]:.1f} ms ({k} output{'s' * (k > 1)}, {d})"
+            for k in (1, 10)
+            for d in ("float64", "float32")
+            if ("floor", k, d) in medians
+        )
+        + ".",
+        "",
+        ".. csv-table::",
+        "   :header: " + ", ".join(f'"{h}"' for h in header),
+        "",
+    ]
+    lines += ["   " + ", ".join(f'"{cell}"' for cell in row) for row in rows]
+    identity_optimal = medians[("identity", "optimal")]
+    sgd = medians[("sgdregressor",)]
+    lines += [
+        "",
+        f"Identity activation, one output, float64, batch size 1: optimal step "
+        f"{1e3 * identity_optimal:.1f} ms/epoch, fixed step "
+        f"{1e3 * medians[('identity', FIXED_STEP)]:.1f} ms/epoch, SGDRegressor (no penalty, "
+        f"constant rate) {1e3 * sgd:.1f} ms/epoch: ratio optimal / SGDRegressor "
+        f"**{identity_optimal / sgd:.2f}**.",
+    ]
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small data, one round")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    n_samples, n_features = (10_000, 20) if args.quick else (100_000, 100)
+    rounds = 1 if args.quick else args.rounds
+    medians = measure(n_samples, n_features, rounds, torch_batch_sizes=[32, 256, 4096, "full"])
+    text = table(medians, n_samples, n_features)
+    print(text)
+    if not args.quick:
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(f"Measured {machine_description()}\n\n{text}\n")
+        print(f"written to {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

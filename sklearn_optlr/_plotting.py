@@ -1,0 +1,391 @@
+"""Visual diagnostics of a fit: the loss and the learning rates, epoch by epoch.
+
+matplotlib is optional: nothing here imports it until something is drawn, so
+``import sklearn_optlr`` works without it and :meth:`TrainingCurveDisplay.plot`
+says which extra to install when it is missing.
+"""
+
+import numpy as np
+from sklearn.pipeline import Pipeline
+from sklearn.utils._plotting import _validate_style_kwargs
+from sklearn.utils.validation import check_is_fitted
+
+from ._regressor import OptimalLRRegressor
+
+__all__ = ["TrainingCurveDisplay"]
+
+
+def _import_pyplot(caller_name):
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise ImportError(
+            f"{caller_name} requires matplotlib, which could not be imported. Install the "
+            'plotting extra with `pip install "sklearn-optlr[plot]"` (or `pip install '
+            "matplotlib`)."
+        ) from exc
+    return plt
+
+
+def _as_curve(values, name, length=None):
+    curve = np.asarray(values, dtype=np.float64)
+    if curve.ndim != 1 or curve.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D sequence; got shape {curve.shape}.")
+    if length is not None and curve.size != length:
+        raise ValueError(
+            f"{name} must have one value per epoch ({length}, as loss_curve); got {curve.size}."
+        )
+    return curve
+
+
+def _final_regressor(estimator):
+    regressor = estimator[-1] if isinstance(estimator, Pipeline) else estimator
+    if not isinstance(regressor, OptimalLRRegressor):
+        raise TypeError(
+            "TrainingCurveDisplay.from_estimator needs a fitted OptimalLRRegressor or a "
+            f"Pipeline ending in one; got {type(estimator).__name__}"
+            + (f" ending in {type(regressor).__name__}." if regressor is not estimator else ".")
+        )
+    check_is_fitted(regressor)
+    return regressor
+
+
+class TrainingCurveDisplay:
+    """Training curves of an :class:`OptimalLRRegressor`: loss and learning rates per epoch.
+
+    Shows the training loss of each epoch (log scale), the validation R^2 of
+    each epoch when the model was fitted with ``early_stopping=True``, and the
+    learning rates the solver took: their mean in each epoch, with a band from
+    the smallest to the largest. Use :meth:`from_estimator` to build one from a
+    fitted model; all parameters are stored as attributes.
+
+    Parameters
+    ----------
+    loss_curve : array-like of shape (n_epochs,)
+        Training loss of each epoch, as ``OptimalLRRegressor.loss_curve_``.
+    learning_rate_curve : array-like of shape (n_epochs,)
+        Mean learning rate of each epoch, as ``learning_rate_curve_``.
+    learning_rate_bounds : array-like of shape (n_epochs, 2), default=None
+        Smallest and largest learning rate of each epoch, as
+        ``learning_rate_bounds_``. None draws no band.
+    validation_scores : array-like of shape (n_epochs,), default=None
+        Validation R^2 of each epoch, as ``validation_scores_``. None draws no
+        validation curve.
+    estimator_name : str, default=None
+        Name of the model, shown in the title. None shows no title.
+
+    Attributes
+    ----------
+    ax_ : matplotlib Axes
+        Axes with the training loss.
+    ax_learning_rate_ : matplotlib Axes
+        Axes with the learning rates: the second panel, or a twin of ``ax_``
+        when :meth:`plot` was given a single Axes.
+    ax_validation_ : matplotlib Axes or None
+        Twin of ``ax_`` (right-hand scale) with the validation R^2; None
+        without validation scores.
+    figure_ : matplotlib Figure
+        Figure containing the axes.
+    loss_line_ : matplotlib Line2D
+        The training loss.
+    validation_line_ : matplotlib Line2D or None
+        The validation R^2; None without validation scores.
+    learning_rate_line_ : matplotlib Line2D
+        The mean learning rate of each epoch.
+    fill_between_ : matplotlib PolyCollection or None
+        The band between the smallest and the largest learning rate of each
+        epoch; None without ``learning_rate_bounds``.
+
+    See Also
+    --------
+    OptimalLRRegressor : The estimator whose record this displays.
+    sklearn.model_selection.LearningCurveDisplay : Scores against training set size.
+
+    Notes
+    -----
+    Epochs are numbered from 1 and cover the model's whole life: with
+    ``warm_start=True`` or :meth:`OptimalLRRegressor.partial_fit`, every call
+    extends the record (each ``partial_fit`` call is one epoch).
+
+    The learning-rate axis is logarithmic when every rate shown is positive,
+    linear otherwise: a batch with a zero gradient records a rate of 0.
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> from sklearn.datasets import load_diabetes
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from sklearn_optlr import OptimalLRRegressor, TrainingCurveDisplay
+    >>> X, y = load_diabetes(return_X_y=True)
+    >>> model = make_pipeline(StandardScaler(), OptimalLRRegressor(batch_size=32, random_state=0))
+    >>> display = TrainingCurveDisplay.from_estimator(model.fit(X, y))
+    >>> len(display.loss_line_.get_ydata()) == model[-1].n_iter_
+    True
+    >>> display.ax_.get_yscale()
+    'log'
+    >>> plt.close(display.figure_)
+    """
+
+    def __init__(
+        self,
+        loss_curve,
+        learning_rate_curve,
+        *,
+        learning_rate_bounds=None,
+        validation_scores=None,
+        estimator_name=None,
+    ):
+        self.loss_curve = loss_curve
+        self.learning_rate_curve = learning_rate_curve
+        self.learning_rate_bounds = learning_rate_bounds
+        self.validation_scores = validation_scores
+        self.estimator_name = estimator_name
+
+    @classmethod
+    def from_estimator(
+        cls,
+        estimator,
+        *,
+        ax=None,
+        name=None,
+        loss_kw=None,
+        validation_kw=None,
+        learning_rate_kw=None,
+        fill_between_kw=None,
+    ):
+        """Plot the training curves of a fitted model.
+
+        Parameters
+        ----------
+        estimator : OptimalLRRegressor or Pipeline
+            A fitted :class:`OptimalLRRegressor`, or a fitted
+            :class:`~sklearn.pipeline.Pipeline` whose last step is one.
+        ax : matplotlib Axes or sequence of two Axes, default=None
+            Where to draw; see :meth:`plot`.
+        name : str, default=None
+            Name of the model for the title. None uses the class name of the
+            regressor.
+        loss_kw : dict, default=None
+            Keyword arguments for the loss line (``matplotlib.axes.Axes.plot``).
+        validation_kw : dict, default=None
+            Keyword arguments for the validation line.
+        learning_rate_kw : dict, default=None
+            Keyword arguments for the mean learning-rate line.
+        fill_between_kw : dict, default=None
+            Keyword arguments for the learning-rate band
+            (``matplotlib.axes.Axes.fill_between``).
+
+        Returns
+        -------
+        display : TrainingCurveDisplay
+            The display, with its axes and artists set.
+
+        See Also
+        --------
+        TrainingCurveDisplay.plot : Draw a display built from arrays.
+
+        Examples
+        --------
+        >>> import matplotlib.pyplot as plt
+        >>> import numpy as np
+        >>> from sklearn_optlr import OptimalLRRegressor, TrainingCurveDisplay
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.standard_normal((500, 3))
+        >>> y = X @ [1.0, -2.0, 0.5] + 0.1 * rng.standard_normal(500)
+        >>> model = OptimalLRRegressor(early_stopping=True, random_state=0).fit(X, y)
+        >>> display = TrainingCurveDisplay.from_estimator(model)
+        >>> display.ax_validation_.get_ylabel()
+        'Validation R$^2$'
+        >>> plt.close(display.figure_)
+        """
+        regressor = _final_regressor(estimator)
+        display = cls(
+            loss_curve=regressor.loss_curve_,
+            learning_rate_curve=regressor.learning_rate_curve_,
+            learning_rate_bounds=regressor.learning_rate_bounds_,
+            validation_scores=regressor.validation_scores_,
+            estimator_name=type(regressor).__name__ if name is None else name,
+        )
+        return display.plot(
+            ax=ax,
+            loss_kw=loss_kw,
+            validation_kw=validation_kw,
+            learning_rate_kw=learning_rate_kw,
+            fill_between_kw=fill_between_kw,
+        )
+
+    def plot(
+        self,
+        ax=None,
+        *,
+        name=None,
+        loss_kw=None,
+        validation_kw=None,
+        learning_rate_kw=None,
+        fill_between_kw=None,
+    ):
+        """Draw the training curves.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes or sequence of two Axes, default=None
+            None creates a figure with two panels side by side: the loss (and
+            the validation R^2 on a right-hand scale), then the learning rates.
+            Two Axes are used as those two panels. A single Axes holds the
+            loss, with the learning rates on a twin right-hand scale (and the
+            validation R^2, if any, on a second one, offset to the right).
+        name : str, default=None
+            Title of the figure. None uses ``estimator_name``.
+        loss_kw : dict, default=None
+            Keyword arguments for the loss line (``matplotlib.axes.Axes.plot``).
+        validation_kw : dict, default=None
+            Keyword arguments for the validation line.
+        learning_rate_kw : dict, default=None
+            Keyword arguments for the mean learning-rate line.
+        fill_between_kw : dict, default=None
+            Keyword arguments for the learning-rate band
+            (``matplotlib.axes.Axes.fill_between``).
+
+        Returns
+        -------
+        display : TrainingCurveDisplay
+            This display, with ``ax_``, ``ax_learning_rate_``,
+            ``ax_validation_``, ``figure_`` and the artists set.
+
+        Raises
+        ------
+        ImportError
+            If matplotlib is not installed.
+
+        See Also
+        --------
+        TrainingCurveDisplay.from_estimator : Build and draw from a fitted model.
+
+        Examples
+        --------
+        >>> import matplotlib.pyplot as plt
+        >>> from sklearn_optlr import TrainingCurveDisplay
+        >>> display = TrainingCurveDisplay(
+        ...     loss_curve=[1.0, 0.1, 0.01],
+        ...     learning_rate_curve=[0.5, 0.4, 0.45],
+        ...     learning_rate_bounds=[(0.2, 0.9), (0.3, 0.6), (0.4, 0.5)],
+        ... )
+        >>> fig, ax = plt.subplots()
+        >>> display = display.plot(ax=ax)  # learning rates on a twin axis
+        >>> display.ax_learning_rate_.get_ylabel()
+        'Learning rate'
+        >>> plt.close(fig)
+        """
+        plt = _import_pyplot(f"{type(self).__name__}.plot")
+        from matplotlib.ticker import MaxNLocator
+
+        loss = _as_curve(self.loss_curve, "loss_curve")
+        n_epochs = loss.size
+        rates = _as_curve(self.learning_rate_curve, "learning_rate_curve", n_epochs)
+        bounds = None
+        if self.learning_rate_bounds is not None:
+            bounds = np.asarray(self.learning_rate_bounds, dtype=np.float64)
+            if bounds.shape != (n_epochs, 2):
+                raise ValueError(
+                    f"learning_rate_bounds must have shape ({n_epochs}, 2), one (min, max) pair "
+                    f"per epoch; got {bounds.shape}."
+                )
+        scores = None
+        if self.validation_scores is not None:
+            scores = _as_curve(self.validation_scores, "validation_scores", n_epochs)
+        epochs = np.arange(1, n_epochs + 1)
+
+        created = ax is None
+        if created:
+            _, (loss_ax, rate_ax) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
+            twin = False
+        elif np.ndim(ax) == 0:
+            loss_ax, twin = ax, True
+            rate_ax = loss_ax.twinx()
+        else:
+            pair = np.ravel(np.asarray(ax, dtype=object))
+            if pair.size != 2:
+                raise ValueError(f"ax must be one Axes or two Axes; got {pair.size} Axes.")
+            (loss_ax, rate_ax), twin = pair, False
+
+        self.loss_line_ = loss_ax.plot(
+            epochs,
+            loss,
+            **_validate_style_kwargs({"color": "C0", "label": "Training loss"}, loss_kw or {}),
+        )[0]
+        loss_ax.set_yscale("log")
+        loss_ax.set_xlabel("Epoch")
+        loss_ax.set_ylabel("Training loss")
+
+        self.ax_validation_ = self.validation_line_ = None
+        if scores is not None:
+            self.ax_validation_ = loss_ax.twinx()
+            if twin:
+                # The learning rates already use the right-hand spine: move this scale out.
+                self.ax_validation_.spines["right"].set_position(("axes", 1.15))
+            self.validation_line_ = self.ax_validation_.plot(
+                epochs,
+                scores,
+                **_validate_style_kwargs(
+                    {"color": "C2", "linestyle": "--", "label": "Validation R$^2$"},
+                    validation_kw or {},
+                ),
+            )[0]
+            self.ax_validation_.set_ylabel("Validation R$^2$")
+
+        rate_color = "C1" if twin else "C0"
+        self.learning_rate_line_ = rate_ax.plot(
+            epochs,
+            rates,
+            **_validate_style_kwargs(
+                {"color": rate_color, "label": "Learning rate, epoch mean"},
+                learning_rate_kw or {},
+            ),
+        )[0]
+        self.fill_between_ = None
+        if bounds is not None:
+            self.fill_between_ = rate_ax.fill_between(
+                epochs,
+                bounds[:, 0],
+                bounds[:, 1],
+                **_validate_style_kwargs(
+                    {"color": rate_color, "alpha": 0.25, "linewidth": 0, "label": "min to max"},
+                    fill_between_kw or {},
+                ),
+            )
+        shown_rates = rates if bounds is None else np.concatenate([rates, bounds.ravel()])
+        rate_ax.set_yscale("log" if np.all(shown_rates > 0) else "linear")
+        rate_ax.set_xlabel("Epoch")
+        rate_ax.set_ylabel("Learning rate")
+        if twin:
+            # Several scales on one panel: colour each label like its line.
+            loss_ax.yaxis.label.set_color(self.loss_line_.get_color())
+            rate_ax.yaxis.label.set_color(self.learning_rate_line_.get_color())
+            if scores is not None:
+                self.ax_validation_.yaxis.label.set_color(self.validation_line_.get_color())
+
+        # One legend per panel, listing the lines of its twin axes too, drawn on the axes
+        # created last so that no twin's lines cover it.
+        validation = [] if scores is None else [self.ax_validation_]
+        if twin:
+            groups = [([loss_ax, *validation, rate_ax], [rate_ax, *validation][-1])]
+        else:
+            groups = [([loss_ax, *validation], [loss_ax, *validation][-1]), ([rate_ax], rate_ax)]
+        for shown, host in groups:
+            handles = [h for axes in shown for h in axes.get_legend_handles_labels()[0]]
+            host.legend(handles=handles, loc="best")
+
+        name = self.estimator_name if name is None else name
+        if name is not None:
+            if created:
+                loss_ax.figure.suptitle(name)
+            else:
+                loss_ax.set_title(name)
+        for axes in (loss_ax, rate_ax):
+            locator = axes.xaxis.get_major_locator()
+            if isinstance(locator, MaxNLocator):  # the default; epochs are whole numbers
+                locator.set_params(integer=True)
+        self.ax_, self.ax_learning_rate_ = loss_ax, rate_ax
+        self.figure_ = loss_ax.figure
+        return self

@@ -1,0 +1,213 @@
+"""TrainingCurveDisplay: what it draws is the model's record, and matplotlib stays optional."""
+
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.linear_model import Ridge
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from sklearn_optlr import OptimalLRRegressor, TrainingCurveDisplay
+
+matplotlib = pytest.importorskip("matplotlib")
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 4))
+    y = X @ np.array([1.0, -2.0, 0.5, 0.0]) + 0.1 * rng.standard_normal(300)
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    model = OptimalLRRegressor(batch_size=32, max_iter=12, n_iter_no_change=100, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # 12 epochs, on purpose
+        return model.fit(*data)
+
+
+@pytest.fixture(scope="module")
+def fitted_early_stopping(data):
+    return OptimalLRRegressor(batch_size=32, early_stopping=True, random_state=0).fit(*data)
+
+
+def band_per_epoch(fill_between):
+    """The (lowest, highest) y of the band's outline at each epoch."""
+    vertices = fill_between.get_paths()[0].vertices
+    epochs = np.unique(vertices[:, 0])
+    return np.array([
+        (vertices[vertices[:, 0] == x, 1].min(), vertices[vertices[:, 0] == x, 1].max())
+        for x in epochs
+    ])  # fmt: skip
+
+
+def test_import_does_not_import_matplotlib():
+    code = "import sys, sklearn_optlr; print('matplotlib' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+
+
+def test_plot_without_matplotlib_names_the_extra(monkeypatch, fitted):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    with pytest.raises(ImportError, match=r'pip install "sklearn-optlr\[plot\]"'):
+        TrainingCurveDisplay.from_estimator(fitted)
+    display = TrainingCurveDisplay([1.0, 0.5], [0.1, 0.2])
+    with pytest.raises(ImportError, match="TrainingCurveDisplay.plot requires matplotlib"):
+        display.plot()
+
+
+def test_from_estimator_draws_the_record(fitted):
+    display = TrainingCurveDisplay.from_estimator(fitted)
+    epochs = np.arange(1, fitted.n_iter_ + 1)
+
+    np.testing.assert_array_equal(display.loss_line_.get_xdata(), epochs)
+    np.testing.assert_allclose(display.loss_line_.get_ydata(), fitted.loss_curve_)
+    np.testing.assert_array_equal(display.learning_rate_line_.get_xdata(), epochs)
+    np.testing.assert_allclose(display.learning_rate_line_.get_ydata(), fitted.learning_rate_curve_)
+    np.testing.assert_allclose(band_per_epoch(display.fill_between_), fitted.learning_rate_bounds_)
+
+    assert display.ax_.get_yscale() == "log"
+    assert display.ax_learning_rate_.get_yscale() == "log"  # every rate is positive here
+    assert display.ax_.get_xlabel() == "Epoch"
+    assert np.all(np.mod(display.ax_.get_xticks(), 1) == 0)  # whole epochs only
+    assert display.ax_learning_rate_.get_ylabel() == "Learning rate"
+    # Side by side by default: two panels of one figure, not twins.
+    assert display.figure_.axes == [display.ax_, display.ax_learning_rate_]
+    assert not display.ax_.get_shared_x_axes().joined(display.ax_, display.ax_learning_rate_)
+    assert display.ax_validation_ is None and display.validation_line_ is None
+    assert display.figure_.get_suptitle() == "OptimalLRRegressor"
+    assert display.estimator_name == "OptimalLRRegressor"
+
+
+def test_early_stopping_adds_the_validation_scores(fitted_early_stopping):
+    model = fitted_early_stopping
+    display = TrainingCurveDisplay.from_estimator(model)
+    np.testing.assert_allclose(display.validation_line_.get_ydata(), model.validation_scores_)
+    assert display.validation_line_.axes is display.ax_validation_
+    # The validation R^2 shares the loss panel, on its own (linear) scale.
+    assert display.ax_.get_shared_x_axes().joined(display.ax_, display.ax_validation_)
+    assert display.ax_validation_.get_yscale() == "linear"
+    labels = [text.get_text() for text in display.ax_validation_.get_legend().get_texts()]
+    assert labels == ["Training loss", "Validation R$^2$"]
+
+
+def test_pipeline_is_unwrapped(data):
+    pipeline = make_pipeline(StandardScaler(), OptimalLRRegressor(batch_size="full", max_iter=20))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        pipeline.fit(*data)
+    display = TrainingCurveDisplay.from_estimator(pipeline, name="scaled")
+    np.testing.assert_allclose(display.loss_line_.get_ydata(), pipeline[-1].loss_curve_)
+    # Full batch takes one step an epoch: the band collapses onto the mean.
+    np.testing.assert_allclose(
+        band_per_epoch(display.fill_between_)[:, 0], pipeline[-1].learning_rate_curve_
+    )
+    assert display.figure_.get_suptitle() == "scaled"
+
+
+def test_single_axes_puts_the_rates_on_twins(fitted_early_stopping):
+    fig, ax = plt.subplots()
+    display = TrainingCurveDisplay.from_estimator(fitted_early_stopping, ax=ax)
+    assert display.ax_ is ax and display.figure_ is fig
+    assert len(fig.axes) == 3
+    for twin in (display.ax_learning_rate_, display.ax_validation_):
+        assert ax.get_shared_x_axes().joined(ax, twin)
+    # The user's figure is not retitled; the panel is.
+    assert fig.get_suptitle() == "" and ax.get_title() == "OptimalLRRegressor"
+    labels = [text.get_text() for text in display.ax_validation_.get_legend().get_texts()]
+    assert labels == [
+        "Training loss", "Validation R$^2$", "Learning rate, epoch mean", "min to max",
+    ]  # fmt: skip
+
+
+def test_two_axes_are_used_as_panels(fitted):
+    fig, axes = plt.subplots(2, 1)
+    display = TrainingCurveDisplay.from_estimator(fitted, ax=axes)
+    assert display.ax_ is axes[0] and display.ax_learning_rate_ is axes[1]
+    assert len(fig.axes) == 2
+
+
+def test_partial_fit_record_has_one_epoch_per_call(data):
+    X, y = data
+    model = OptimalLRRegressor(batch_size=50, random_state=0)
+    for chunk in np.array_split(np.arange(len(y)), 5):
+        model.partial_fit(X[chunk], y[chunk])
+    display = TrainingCurveDisplay.from_estimator(model)
+    np.testing.assert_array_equal(display.loss_line_.get_xdata(), [1, 2, 3, 4, 5])
+
+
+def test_zero_rates_switch_the_rate_axis_to_linear():
+    display = TrainingCurveDisplay(
+        [1.0, 0.5, 0.25], [0.3, 0.2, 0.1], learning_rate_bounds=[(0.0, 0.6), (0.1, 0.3), (0.1, 0.1)]
+    ).plot()
+    assert display.ax_learning_rate_.get_yscale() == "linear"
+    assert display.ax_.get_yscale() == "log"
+
+
+def test_style_keywords_reach_the_artists(fitted):
+    display = TrainingCurveDisplay.from_estimator(
+        fitted,
+        loss_kw={"c": "red", "label": "loss"},
+        learning_rate_kw={"linestyle": ":"},
+        fill_between_kw={"alpha": 0.5},
+    )
+    assert display.loss_line_.get_color() == "red"
+    assert display.loss_line_.get_label() == "loss"
+    assert display.learning_rate_line_.get_linestyle() == ":"
+    assert display.fill_between_.get_alpha() == 0.5
+
+
+def test_without_bounds_or_name():
+    display = TrainingCurveDisplay([2.0, 1.0], [0.5, 0.25]).plot(name=None)
+    assert display.fill_between_ is None
+    assert display.figure_.get_suptitle() == ""
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(loss_curve=[], learning_rate_curve=[]), "loss_curve must be a non-empty"),
+        (dict(loss_curve=[1.0, 0.5], learning_rate_curve=[0.1]), "one value per epoch"),
+        (
+            dict(loss_curve=[1.0], learning_rate_curve=[0.1], learning_rate_bounds=[0.1, 0.2]),
+            r"shape \(1, 2\)",
+        ),
+        (
+            dict(loss_curve=[1.0], learning_rate_curve=[0.1], validation_scores=[0.1, 0.2]),
+            "validation_scores must have one value per epoch",
+        ),
+    ],
+)
+def test_inconsistent_curves_are_rejected(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TrainingCurveDisplay(**kwargs).plot()
+
+
+def test_three_axes_are_rejected(fitted):
+    _, axes = plt.subplots(1, 3)
+    with pytest.raises(ValueError, match="one Axes or two Axes; got 3"):
+        TrainingCurveDisplay.from_estimator(fitted, ax=axes)
+
+
+def test_from_estimator_needs_a_fitted_optimal_lr_regressor(data):
+    with pytest.raises(NotFittedError):
+        TrainingCurveDisplay.from_estimator(OptimalLRRegressor())
+    with pytest.raises(TypeError, match="got Ridge"):
+        TrainingCurveDisplay.from_estimator(Ridge().fit(*data))
+    with pytest.raises(TypeError, match="got Pipeline ending in Ridge"):
+        TrainingCurveDisplay.from_estimator(make_pipeline(StandardScaler(), Ridge()).fit(*data))
