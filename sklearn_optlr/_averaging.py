@@ -8,6 +8,7 @@ early transient along for many epochs; a fixed one-epoch window stops improving
 once an epoch's noise dominates. A *suffix* average, over roughly the last half of
 the iterates, does both: it forgets the transient and keeps shrinking the noise.
 
+Within the first epoch only its second half is averaged, for the same reason.
 Epochs report the sum of their iterates; :class:`IterateAverage` adds them to a
 running total and keeps copies of that total at a few epochs (0, 1, 2, 3, 4, 6,
 8, 12, 16, ...: powers of two and three times powers of two), so that the average
@@ -63,9 +64,13 @@ class IterateAverage:
         int
             0 to average every step; a number of batches or more averages none.
         """
-        if self.start_sample is None or samples_seen >= self.start_sample:
-            return 0
         n_batches = -(-n_samples // batch_size)
+        if self.start_sample is None:
+            # The suffix rule inside the first epoch too: its first half is the transient
+            # from the initial weights (what a first partial_fit call would average).
+            return n_batches // 2 if self.n_epochs == 0 else 0
+        if samples_seen >= self.start_sample:
+            return 0
         remaining = self.start_sample - samples_seen
         return min(n_batches, -(-remaining // batch_size))
 

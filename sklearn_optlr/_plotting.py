@@ -71,7 +71,7 @@ class TrainingCurveDisplay:
     validation_scores : array-like of shape (n_epochs,), default=None
         Validation R^2 of each epoch, as ``validation_scores_``. None draws no
         validation curve.
-    estimator_name : str, default=None
+    name : str, default=None
         Name of the model, shown in the title. None shows no title.
 
     Attributes
@@ -134,13 +134,13 @@ class TrainingCurveDisplay:
         *,
         learning_rate_bounds=None,
         validation_scores=None,
-        estimator_name=None,
+        name=None,
     ):
         self.loss_curve = loss_curve
         self.learning_rate_curve = learning_rate_curve
         self.learning_rate_bounds = learning_rate_bounds
         self.validation_scores = validation_scores
-        self.estimator_name = estimator_name
+        self.name = name
 
     @classmethod
     def from_estimator(
@@ -205,7 +205,7 @@ class TrainingCurveDisplay:
             learning_rate_curve=regressor.learning_rate_curve_,
             learning_rate_bounds=regressor.learning_rate_bounds_,
             validation_scores=regressor.validation_scores_,
-            estimator_name=type(regressor).__name__ if name is None else name,
+            name=type(regressor).__name__ if name is None else name,
         )
         return display.plot(
             ax=ax,
@@ -236,7 +236,7 @@ class TrainingCurveDisplay:
             loss, with the learning rates on a twin right-hand scale (and the
             validation R^2, if any, on a second one, offset to the right).
         name : str, default=None
-            Title of the figure. None uses ``estimator_name``.
+            Title of the figure. None uses the name given at construction.
         loss_kw : dict, default=None
             Keyword arguments for the loss line (``matplotlib.axes.Axes.plot``).
         validation_kw : dict, default=None
@@ -376,7 +376,7 @@ class TrainingCurveDisplay:
             handles = [h for axes in shown for h in axes.get_legend_handles_labels()[0]]
             host.legend(handles=handles, loc="best")
 
-        name = self.estimator_name if name is None else name
+        name = self.name if name is None else name
         if name is not None:
             if created:
                 loss_ax.figure.suptitle(name)

@@ -91,7 +91,7 @@ def test_from_estimator_draws_the_record(fitted):
     assert not display.ax_.get_shared_x_axes().joined(display.ax_, display.ax_learning_rate_)
     assert display.ax_validation_ is None and display.validation_line_ is None
     assert display.figure_.get_suptitle() == "OptimalLRRegressor"
-    assert display.estimator_name == "OptimalLRRegressor"
+    assert display.name == "OptimalLRRegressor"
 
 
 def test_early_stopping_adds_the_validation_scores(fitted_early_stopping):
