@@ -1,0 +1,850 @@
+"""Does the optimal learning rate help? Training loss per epoch against tuned SGD and Adam.
+
+Run by hand (not in CI)::
+
+    python benchmarks/bench_convergence.py            # the full run, about 3 minutes
+    python benchmarks/bench_convergence.py --quick    # smaller data, 15 s; writes nothing
+
+Five problems (``_convergence_problems.py``): a ReLU teacher, a leaky-ReLU teacher
+with correlated features, an identity model on an ill-conditioned design, the
+bundled diabetes data and digits with one-hot targets; each split 80/20.
+
+- Reference optimum ``L*``: scipy's L-BFGS-B to convergence, best of several starts
+  (ours' initialisation, random ones, the end of a long run of ours).
+- Ours: OptimalLRRegressor at its defaults with only ``batch_size`` set, and
+  variants: the seed's plain method (``solver="gd"``, ``step="optimal"``,
+  ``average=False``), ``step="exact"``, other averaging windows, and in full batch
+  ``average=True``.
+- Peers on the same model, initialisation and batch sizes (``_peers.py``, compiled):
+  constant-rate SGD and Adam, each over 7 log-spaced rates per problem and batch
+  size; SGDRegressor (constant ``eta0`` over SGD's rates, no penalty) at batch
+  size 1 where the model is linear. "Best tuned at budget E" is the lowest training
+  loss over the rates after E epochs: each budget has its own tuned rate, and the
+  held-out loss reported for a peer is that of the rate tuned on training loss.
+
+Every training loss is the exact objective ``1/(2n) sum ||sigma(W x + b) - y||^2`` of
+the model's weights after each epoch (``coef_``/``intercept_``: the averaged ones
+where averaging is on), computed here rather than read from the solvers' running
+estimates. Everything runs on one thread, BLAS included: the machine's cores are
+shared, and our kernels and the peers' are single-threaded anyway.
+
+Reported: relative excess training loss ``(L - L*) / L*`` after 1, 2, 5, 10 and 20
+epochs; epochs and seconds to reach 1% and 0.1%; in full batch, passes over the
+data to reach 1e-6 against L-BFGS-B's function-and-gradient evaluations (each is
+two products with X, as is each conjugate-gradient step, whose forward pass is the
+previous step's direction product); held-out loss at the budgets. The tables are
+printed and, with one loss-versus-epoch plot per problem, written to
+``docs/benchmarks/convergence_results.rst`` and ``docs/benchmarks/convergence_*.png``.
+"""
+
+import argparse
+import hashlib
+import subprocess
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from threadpoolctl import threadpool_limits
+
+from _common import machine_description
+from _convergence_problems import (
+    diabetes,
+    digits,
+    ill_conditioned,
+    leaky_relu_teacher,
+    objective,
+    reference_optimum,
+    relu_teacher,
+)
+from _peers import run_peer, run_sgd_regressor
+from sklearn_optlr import OptimalLRRegressor
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs" / "benchmarks"
+
+BATCH_SIZES = [1, 32, 256, "full"]
+MINI_BATCHES = [1, 32, 256]
+BUDGETS = [1, 2, 5, 10, 20]
+TARGET_BUDGETS = [2, 5, 10]
+HELD_OUT_BUDGETS = [1, 2, 5, 10]
+FULL_BUDGETS = [1, 2, 5, 10, 20, 50, 100, 300]
+THRESHOLDS = [1e-2, 1e-3]
+FULL_BATCH_THRESHOLD = 1e-6
+N_RATES = 7
+TEACHERS = {"relu_teacher", "leaky_relu_correlated"}
+
+FULL_SETTINGS = dict(
+    problems=[relu_teacher, leaky_relu_teacher, ill_conditioned, diabetes, digits],
+    epochs=20, full_epochs=300, long_full_epochs=2500, n_random=3, long_run=1000,
+    seeds=[0, 1, 2],
+)  # fmt: skip
+QUICK_SETTINGS = dict(
+    problems=[
+        lambda: relu_teacher(4_000, 20, 3),
+        lambda: leaky_relu_teacher(4_000, 20, 3),
+        lambda: ill_conditioned(4_000, 20, spread=2.0),
+        diabetes,
+        digits,
+    ],
+    epochs=5, full_epochs=50, long_full_epochs=300, n_random=1, long_run=200, seeds=[0, 1],
+)  # fmt: skip
+
+#: Variants of ours; ``average="n"`` stands for the number of training rows.
+DEFAULTS = "ours, defaults"
+SEED = "seed: gd, optimal, average=False"
+EXACT = "step='exact'"
+EXACT_NO_AVERAGE = "step='exact', average=False"
+AVERAGE_ALL = "average=1 (every iterate)"
+AVERAGE_AFTER_EPOCH = "average=n (from epoch 2)"
+AVERAGE_TRUE = "average=True"
+VARIANTS = {
+    "mini": {
+        DEFAULTS: {},
+        SEED: dict(solver="gd", step="optimal", average=False),
+        EXACT: dict(step="exact"),
+        EXACT_NO_AVERAGE: dict(step="exact", average=False),
+        AVERAGE_ALL: dict(average=1),
+        AVERAGE_AFTER_EPOCH: dict(average="n"),
+    },
+    "full": {
+        DEFAULTS: {},
+        SEED: dict(solver="gd", step="optimal", average=False),
+        EXACT: dict(step="exact"),
+        AVERAGE_TRUE: dict(average=True),
+    },
+}
+SGD, ADAM, SGD_REGRESSOR, LBFGS = (
+    f"SGD, best of {N_RATES} rates",
+    f"Adam, best of {N_RATES} rates",
+    f"SGDRegressor, best of {N_RATES} rates",
+    "L-BFGS-B (per evaluation)",
+)
+PEERS = [SGD, ADAM, SGD_REGRESSOR]
+
+
+# -- Rates -------------------------------------------------------------------------
+
+
+def sgd_rates(problem, batch_size):
+    """7 rates half a decade apart, from 0.01 to 10 times ``1 / (lambda_max + tr / M)``.
+
+    ``lambda_max`` and ``tr`` are those of ``X~^T X~ / n`` (``X~``: X with a column of
+    ones), the identity model's Hessian: the largest stable constant rate of
+    mini-batch SGD on a quadratic is of that order (``2 / lambda_max`` in full batch,
+    about ``2 M / tr`` for small batches of ``M`` rows).
+    """
+    X = np.hstack([problem.X_train, np.ones((problem.X_train.shape[0], 1))])
+    eigenvalues = np.linalg.eigvalsh(X.T @ X / X.shape[0])
+    size = min(batch_size, X.shape[0])
+    return np.logspace(-2, 1, N_RATES) / (eigenvalues[-1] + eigenvalues.sum() / size)
+
+
+def adam_rates(problem, batch_size):
+    """7 rates half a decade apart, from 0.03 to 30 times ``0.04 sqrt(M / n)``.
+
+    Adam moves each weight by about its rate per step, so the rate scales down with
+    the number of steps per epoch, ``n / M``; the square root and the 0.04 are where a
+    pilot run on the ReLU teacher (rates 1e-5 to 1) found the best rates after 1 to
+    100 epochs, at batch sizes 1 to full.
+    """
+    size = min(batch_size, problem.X_train.shape[0])
+    return 0.04 * np.sqrt(size / problem.X_train.shape[0]) * np.logspace(-1.5, 1.5, N_RATES)
+
+
+# -- Runs -------------------------------------------------------------------------
+
+
+@dataclass
+class Curves:
+    """Per-epoch results of one method: rows are rates (one row for ours)."""
+
+    train: np.ndarray  # training objective after each epoch
+    test: np.ndarray  # held-out objective (nan where not measured)
+    seconds: np.ndarray  # cumulative seconds of training
+    rates: np.ndarray = None
+
+
+def _quiet_fit(model, problem):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return model.fit(problem.X_train, problem.Y_train)
+
+
+def _estimator(problem, batch_size, params, n_epochs, seed=0, **extra):
+    params = dict(params)
+    if params.get("average") == "n":
+        params["average"] = problem.X_train.shape[0]
+    return OptimalLRRegressor(
+        problem.activation, batch_size=batch_size, max_iter=n_epochs, tol=0.0,
+        n_iter_no_change=n_epochs + 1, random_state=seed, **params, **extra,
+    )  # fmt: skip
+
+
+def _losses(problem, model):
+    weights = np.atleast_2d(model.coef_), np.atleast_1d(model.intercept_)
+    return (
+        objective(problem.X_train, problem.Y_train, *weights, problem.function),
+        objective(problem.X_test, problem.Y_test, *weights, problem.function),
+    )
+
+
+def run_ours(problem, batch_size, params, n_epochs, seed=0):
+    """OptimalLRRegressor's losses after each epoch.
+
+    Mini-batches: one ``fit`` of one epoch at a time with ``warm_start`` (timed; the
+    loss evaluations here are not), which makes the same updates as one long fit
+    (:func:`check_warm_start`). Full batch: conjugate directions do not survive a
+    ``fit`` call, so one fit of ``n_epochs + 1`` epochs, read from ``loss_curve_``:
+    without averaging ``loss_curve_[e]`` is the exact objective after ``e`` steps
+    (a full-batch epoch records the loss of the iterate it starts from), with
+    averaging ``loss_curve_[e - 1]`` is that of the average after ``e`` epochs; both
+    are checked against refits at the held-out budgets, which give the held-out loss.
+    """
+    train = np.full(n_epochs, np.nan)
+    test = np.full(n_epochs, np.nan)
+    if batch_size != "full":
+        model = _estimator(problem, batch_size, params, 1, seed, warm_start=True)
+        seconds = np.zeros(n_epochs)
+        for epoch in range(n_epochs):
+            start = time.perf_counter()
+            _quiet_fit(model, problem)
+            seconds[epoch] = time.perf_counter() - start
+            train[epoch], test[epoch] = _losses(problem, model)
+        return Curves(train[None], test[None], np.cumsum(seconds)[None])
+    averaging = params.get("average", False) is not False
+    start = time.perf_counter()
+    model = _quiet_fit(_estimator(problem, batch_size, params, n_epochs + 1), problem)
+    seconds = (time.perf_counter() - start) / (n_epochs + 1) * np.arange(1, n_epochs + 1)
+    curve = np.asarray(model.loss_curve_)
+    train[:] = curve[:n_epochs] if averaging else curve[1 : n_epochs + 1]
+    for budget in [b for b in HELD_OUT_BUDGETS if b <= n_epochs]:
+        refit = _quiet_fit(_estimator(problem, batch_size, params, budget), problem)
+        train_at_budget, test[budget - 1] = _losses(problem, refit)
+        if not np.isclose(train_at_budget, train[budget - 1], rtol=1e-8, atol=0):
+            raise AssertionError(
+                f"loss_curve_ is not the objective after {budget} full-batch epochs "
+                f"({train[budget - 1]} against {train_at_budget}): update run_ours."
+            )
+    return Curves(train[None], test[None], seconds[None])
+
+
+def check_warm_start(problem):
+    """One fit of 3 epochs makes the same updates as 3 warm-started fits of 1 epoch."""
+    for params in VARIANTS["mini"].values():
+        once = _quiet_fit(_estimator(problem, 32, params, 3), problem)
+        loop = _estimator(problem, 32, params, 1, warm_start=True)
+        for _ in range(3):
+            _quiet_fit(loop, problem)
+        if not np.allclose(once.coef_, loop.coef_, rtol=1e-12, atol=1e-14):
+            raise AssertionError(f"warm-started epochs differ from one fit for {params}")
+
+
+def peers_of(problem, batch_size):
+    """SGD and Adam; SGDRegressor too at batch size 1 when the model is linear."""
+    linear = problem.activation == "identity" and batch_size == 1
+    return [SGD, ADAM] + ([SGD_REGRESSOR] if linear else [])
+
+
+def run_peers(problem, batch_size, method, n_epochs, seed=0):
+    """Every rate's curves for SGD, Adam or SGDRegressor."""
+    size = problem.X_train.shape[0] if batch_size == "full" else batch_size
+    if method == SGD_REGRESSOR:
+        rates = sgd_rates(problem, size)
+        runs = [run_sgd_regressor(problem, rate, n_epochs, seed) for rate in rates]
+    else:
+        rates = (sgd_rates if method == SGD else adam_rates)(problem, size)
+        kind = "sgd" if method == SGD else "adam"
+        runs = [run_peer(problem, kind, rate, size, n_epochs, seed) for rate in rates]
+    train, test, seconds = (np.array(part) for part in zip(*runs))
+    return Curves(train, test, np.cumsum(seconds, axis=1), rates)
+
+
+@dataclass
+class Summary:
+    """A method's curve as reported: the best rate at every epoch for the peers."""
+
+    excess: np.ndarray  # relative excess training loss per epoch
+    test: np.ndarray  # held-out loss per epoch (of the rate best on training loss)
+    best_rate: np.ndarray  # index of that rate per epoch; None for ours
+    rates: np.ndarray
+    reach: dict  # threshold -> (epochs, seconds) or (None, None)
+    seconds_per_epoch: float
+
+    def at(self, epoch):
+        return self.excess[epoch - 1] if epoch <= len(self.excess) else np.nan
+
+
+def summarise(curves, reference):
+    excess = (curves.train - reference) / reference
+    ranked = np.where(np.isnan(excess), np.inf, excess)
+    best = np.argmin(ranked, axis=0)
+    epochs = np.arange(excess.shape[1])
+    reach = {}
+    for threshold in THRESHOLDS + [FULL_BATCH_THRESHOLD]:
+        hit = excess <= threshold
+        first = np.where(hit.any(axis=1), hit.argmax(axis=1), excess.shape[1])
+        run = int(np.argmin(first))
+        reach[threshold] = (
+            (int(first[run]) + 1, float(curves.seconds[run, first[run]]))
+            if hit.any()
+            else (None, None)
+        )
+    return Summary(
+        excess=ranked[best, epochs],
+        test=curves.test[best, epochs],
+        best_rate=None if curves.rates is None else best,
+        rates=curves.rates,
+        reach=reach,
+        seconds_per_epoch=float(np.median(curves.seconds[:, -1]) / excess.shape[1]),
+    )
+
+
+@dataclass
+class Outcome:
+    problem: object
+    reference: object
+    summaries: dict  # (batch_size, method) -> Summary, seed 0
+    long_full: dict  # method -> (passes, seconds) to FULL_BATCH_THRESHOLD, long runs
+    seconds: float
+    by_seed: dict  # seed -> {(batch_size, method) -> Summary}: mini-batches, defaults, peers
+
+
+def run_problem(problem, settings):
+    """Every method on one problem."""
+    start = time.perf_counter()
+    print(f"\n== {problem.title}: {problem.description}", flush=True)
+    reference = reference_optimum(
+        problem, n_random=settings["n_random"], long_run_epochs=settings["long_run"]
+    )
+    print(f"L* = {reference.loss:.10g} ({time.perf_counter() - start:.0f} s)", flush=True)
+    summaries = {}
+    for batch_size in BATCH_SIZES:
+        full = batch_size == "full"
+        n_epochs = settings["full_epochs"] if full else settings["epochs"]
+        for name, params in VARIANTS["full" if full else "mini"].items():
+            curves = run_ours(problem, batch_size, params, n_epochs)
+            summaries[batch_size, name] = summarise(curves, reference.loss)
+        for method in peers_of(problem, batch_size):
+            curves = run_peers(problem, batch_size, method, n_epochs)
+            summaries[batch_size, method] = summarise(curves, reference.loss)
+        print(f"  batch {batch_size} done ({time.perf_counter() - start:.0f} s)", flush=True)
+    # The targets again with other shuffling seeds (ours and the peers), up to their budgets.
+    by_seed = {settings["seeds"][0]: summaries}
+    n_epochs = min(settings["epochs"], max(TARGET_BUDGETS))
+    for seed in settings["seeds"][1:]:
+        by_seed[seed] = {}
+        for batch_size in MINI_BATCHES:
+            curves = run_ours(problem, batch_size, {}, n_epochs, seed)
+            by_seed[seed][batch_size, DEFAULTS] = summarise(curves, reference.loss)
+            for method in peers_of(problem, batch_size):
+                curves = run_peers(problem, batch_size, method, n_epochs, seed)
+                by_seed[seed][batch_size, method] = summarise(curves, reference.loss)
+        print(f"  seed {seed} done ({time.perf_counter() - start:.0f} s)", flush=True)
+    lbfgs_run = reference.from_initialisation
+    n_full = settings["full_epochs"]
+    best_so_far = np.minimum.accumulate(lbfgs_run.trace)
+    # Past its last evaluation L-BFGS-B has stopped: its loss stays where it ended.
+    padded = np.pad(best_so_far, (0, max(0, n_full - len(best_so_far))), mode="edge")
+    seconds = np.pad(lbfgs_run.seconds, (0, max(0, n_full - len(best_so_far))), mode="edge")
+    summaries["full", LBFGS] = summarise(
+        Curves(padded[None, :n_full], np.full((1, n_full), np.nan), seconds[None, :n_full]),
+        reference.loss,
+    )
+    summaries["full", LBFGS].reach[FULL_BATCH_THRESHOLD] = _first_reach(
+        best_so_far, lbfgs_run.seconds, reference.loss
+    )
+    # Conjugate gradients past full_epochs, for the passes to 1e-6, where needed.
+    long_full = {}
+    for name in (DEFAULTS, EXACT):
+        reached = summaries["full", name].reach[FULL_BATCH_THRESHOLD]
+        if reached[0] is None:
+            curves = run_ours(problem, "full", VARIANTS["full"][name], settings["long_full_epochs"])
+            reached = _first_reach(curves.train[0], curves.seconds[0], reference.loss)
+        long_full[name] = reached
+    long_full[LBFGS] = summaries["full", LBFGS].reach[FULL_BATCH_THRESHOLD]
+    return Outcome(
+        problem, reference, summaries, long_full, time.perf_counter() - start, by_seed
+    )
+
+
+def _first_reach(train, seconds, reference):
+    hit = np.flatnonzero((np.asarray(train) - reference) / reference <= FULL_BATCH_THRESHOLD)
+    return (int(hit[0]) + 1, float(seconds[hit[0]])) if hit.size else (None, None)
+
+
+# -- Tables -----------------------------------------------------------------------
+
+
+def _excess(value):
+    if np.isnan(value):
+        return "-"
+    if np.isinf(value):
+        return "diverged"
+    if abs(value) < 1e-12:
+        return "<1e-12"
+    return f"{value:.2g}"
+
+
+def _reached(reach, limit):
+    epochs, seconds = reach
+    return (f">{limit}", "-") if epochs is None else (str(epochs), f"{seconds:.3g}")
+
+
+def _met(ours, peers):
+    """At or below every peer; values below 1e-12 count as equal (rounding)."""
+    return all(ours <= peer or ours < 1e-12 for peer in peers)
+
+
+def problem_table(outcome, settings):
+    header = ["batch", "method"] + [f"after {b}" for b in BUDGETS if b <= settings["epochs"]]
+    header += ["epochs to 1%", "epochs to 0.1%", "s to 1%", "s to 0.1%"]
+    rows = []
+    for (batch_size, name), summary in outcome.summaries.items():
+        limit = settings["full_epochs"] if batch_size == "full" else settings["epochs"]
+        to_1, s_1 = _reached(summary.reach[1e-2], limit)
+        to_01, s_01 = _reached(summary.reach[1e-3], limit)
+        cells = [_excess(summary.at(b)) for b in BUDGETS if b <= settings["epochs"]]
+        rows.append([str(batch_size), name] + cells + [to_1, to_01, s_1, s_01])
+    return header, rows
+
+
+def _seeds_met(outcome, batch_size, met):
+    """``met(summaries)`` over the seeds that ran this batch size, as "k/n"."""
+    results = [met(summaries) for summaries in outcome.by_seed.values()
+               if (batch_size, DEFAULTS) in summaries]  # fmt: skip
+    return f"{sum(results)}/{len(results)}"
+
+
+def _training_met(batch_size, budget):
+    def met(summaries):
+        peers = [summaries[batch_size, n].at(budget) for n in PEERS
+                 if (batch_size, n) in summaries]  # fmt: skip
+        return _met(summaries[batch_size, DEFAULTS].at(budget), peers)
+
+    return met
+
+
+def _held_out_met(batch_size, budget):
+    def met(summaries):
+        peers = [summaries[batch_size, n].test[budget - 1] for n in PEERS
+                 if (batch_size, n) in summaries]  # fmt: skip
+        return all(summaries[batch_size, DEFAULTS].test[budget - 1] <= p for p in peers)
+
+    return met
+
+
+def targets_table(outcomes, settings):
+    """Training loss at defaults against the best-tuned peers, per budget."""
+    n_seeds = len(settings["seeds"])
+    header = ["problem", "batch", "epochs", "ours", "SGD", "Adam", "SGDRegressor", "met",
+              f"met, {n_seeds} seeds"]  # fmt: skip
+    rows = []
+    for outcome in outcomes:
+        for batch_size in MINI_BATCHES:
+            for budget in [b for b in TARGET_BUDGETS if b <= settings["epochs"]]:
+                summaries = outcome.summaries
+                met = _training_met(batch_size, budget)
+                rows.append([
+                    outcome.problem.name, str(batch_size), str(budget),
+                    _excess(summaries[batch_size, DEFAULTS].at(budget)),
+                    *(_excess(summaries[batch_size, n].at(budget))
+                      if (batch_size, n) in summaries else "-" for n in PEERS),
+                    "yes" if met(summaries) else "**no**", _seeds_met(outcome, batch_size, met),
+                ])  # fmt: skip
+    return header, rows
+
+
+def teacher_table(outcomes, settings):
+    n_seeds = len(settings["seeds"])
+    header = ["problem", "batch", "relative excess after 2 epochs", "within 1%",
+              f"within 1%, {n_seeds} seeds"]  # fmt: skip
+    rows = []
+    for outcome in outcomes:
+        if outcome.problem.name not in TEACHERS:
+            continue
+        for batch_size in BATCH_SIZES:
+            value = outcome.summaries[batch_size, DEFAULTS].at(2)
+            rows.append([
+                outcome.problem.name, str(batch_size), _excess(value),
+                "yes" if value <= 1e-2 else "**no**",
+                "-" if batch_size == "full" else _seeds_met(
+                    outcome, batch_size,
+                    lambda summaries: summaries[batch_size, DEFAULTS].at(2) <= 1e-2),
+            ])  # fmt: skip
+    return header, rows
+
+
+def full_batch_table(outcomes, settings):
+    budgets = [b for b in FULL_BUDGETS if b <= settings["full_epochs"]]
+    header = ["problem", "method"] + [f"after {b}" for b in budgets]
+    header += ["passes to 1e-6", "s to 1e-6"]
+    rows = []
+    for outcome in outcomes:
+        for (batch_size, name), summary in outcome.summaries.items():
+            if batch_size != "full":
+                continue
+            reach = outcome.long_full.get(name, summary.reach[FULL_BATCH_THRESHOLD])
+            limit = settings["long_full_epochs"] if name in outcome.long_full else (
+                settings["full_epochs"])  # fmt: skip
+            rows.append(
+                [outcome.problem.name, name]
+                + [_excess(summary.at(b)) for b in budgets]
+                + list(_reached(reach, limit))
+            )
+    return header, rows
+
+
+def passes_table(outcomes, settings):
+    header = ["problem", "CG passes (defaults)", "CG passes (step='exact')",
+              "L-BFGS-B evaluations", "CG no more than L-BFGS-B"]  # fmt: skip
+    rows = []
+    limit = settings["long_full_epochs"]
+    for outcome in outcomes:
+        ours, exact, lbfgs = (outcome.long_full[n][0] for n in (DEFAULTS, EXACT, LBFGS))
+        met = ours is not None and (lbfgs is None or ours <= lbfgs)
+        rows.append([
+            outcome.problem.name, _reached(outcome.long_full[DEFAULTS], limit)[0],
+            _reached(outcome.long_full[EXACT], limit)[0],
+            "never" if lbfgs is None else str(lbfgs), "yes" if met else "**no**",
+        ])  # fmt: skip
+    return header, rows
+
+
+def held_out_table(outcomes, settings):
+    n_seeds = len(settings["seeds"])
+    header = ["problem", "batch", "epochs", "ours", "SGD", "Adam", "SGDRegressor", "met",
+              f"met, {n_seeds} seeds"]  # fmt: skip
+    rows = []
+    for outcome in outcomes:
+        summaries = outcome.summaries
+        for batch_size in BATCH_SIZES:
+            test = summaries[batch_size, DEFAULTS].test
+            for budget in [b for b in HELD_OUT_BUDGETS if b <= len(test)]:
+                if np.isnan(test[budget - 1]):
+                    continue
+                met = _held_out_met(batch_size, budget)
+                rows.append([
+                    outcome.problem.name, str(batch_size), str(budget), f"{test[budget - 1]:.5g}",
+                    *(f"{summaries[batch_size, n].test[budget - 1]:.5g}"
+                      if (batch_size, n) in summaries else "-" for n in PEERS),
+                    "yes" if met(summaries) else "**no**",
+                    # Full batch has no shuffling: one seed is all seeds.
+                    "-" if batch_size == "full" else _seeds_met(outcome, batch_size, met),
+                ])  # fmt: skip
+    return header, rows
+
+
+def step_rule_table(outcomes, settings):
+    """Optimal against exact step, with and without averaging, and their cost."""
+    budget = min(10, settings["epochs"])
+    header = ["problem", "batch", f"optimal, after {budget}", f"exact, after {budget}",
+              f"optimal, no avg., after {budget}", f"exact, no avg., after {budget}",
+              "ms/epoch optimal", "ms/epoch exact"]  # fmt: skip
+    rows = []
+    for outcome in outcomes:
+        for batch_size in BATCH_SIZES:
+            s = outcome.summaries
+            full = batch_size == "full"
+            no_average = s[batch_size, SEED] if not full else None
+            rows.append([
+                outcome.problem.name, str(batch_size), _excess(s[batch_size, DEFAULTS].at(budget)),
+                _excess(s[batch_size, EXACT].at(budget)),
+                "-" if full else _excess(no_average.at(budget)),
+                "-" if full else _excess(s[batch_size, EXACT_NO_AVERAGE].at(budget)),
+                f"{1e3 * s[batch_size, DEFAULTS].seconds_per_epoch:.3g}",
+                f"{1e3 * s[batch_size, EXACT].seconds_per_epoch:.3g}",
+            ])  # fmt: skip
+    return header, rows
+
+
+def averaging_table(outcomes, settings):
+    budgets = [b for b in BUDGETS if 2 <= b <= settings["epochs"]]
+    windows = {"suffix (default)": DEFAULTS, "none": SEED, "every iterate": AVERAGE_ALL,
+               "from epoch 2": AVERAGE_AFTER_EPOCH}  # fmt: skip
+    header = ["problem", "batch", "epochs"] + list(windows) + ["lowest"]
+    rows = []
+    for outcome in outcomes:
+        for batch_size in MINI_BATCHES:
+            for budget in budgets:
+                values = {
+                    window: outcome.summaries[batch_size, name].at(budget)
+                    for window, name in windows.items()
+                }
+                rows.append(
+                    [outcome.problem.name, str(batch_size), str(budget)]
+                    + [_excess(v) for v in values.values()]
+                    + [min(values, key=values.get)]
+                )
+    return header, rows
+
+
+def grid_edges(outcomes):
+    """Where a tuned peer's best rate was the smallest or largest of its grid."""
+    notes = []
+    for outcome in outcomes:
+        for (batch_size, name), summary in outcome.summaries.items():
+            if summary.best_rate is None:
+                continue
+            budgets = FULL_BUDGETS if batch_size == "full" else BUDGETS
+            for budget in [b for b in budgets if b <= len(summary.best_rate)]:
+                index = summary.best_rate[budget - 1]
+                if index in (0, N_RATES - 1) and np.isfinite(summary.excess[budget - 1]):
+                    edge = "smallest" if index == 0 else "largest"
+                    notes.append(
+                        f"{outcome.problem.name}, batch {batch_size}, {name.split(',')[0]}, "
+                        f"{budget} epochs: the {edge} rate ({summary.rates[index]:.3g})"
+                    )
+    return notes
+
+
+def csv_table(header, rows):
+    lines = [".. csv-table::", "   :header: " + ", ".join(f'"{h}"' for h in header), ""]
+    lines += ["   " + ", ".join(f'"{cell}"' for cell in row) for row in rows]
+    return "\n".join(lines)
+
+
+def text_table(header, rows):
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(line, widths)) for line in [header, *rows]]
+    return "\n".join(lines)
+
+
+# -- Plots ------------------------------------------------------------------------
+
+STYLES = {
+    DEFAULTS: dict(color="black", linewidth=2.4, zorder=5),
+    SEED: dict(color="tab:blue", linewidth=1.3),
+    # Drawn over the defaults and the seed's method, with markers, because they often coincide.
+    EXACT: dict(color="tab:orange", linewidth=1.0, linestyle="--", marker="x", markersize=4,
+                markevery=0.05, zorder=6),
+    EXACT_NO_AVERAGE: dict(color="tab:orange", linewidth=1.0, linestyle=":", marker="+",
+                           markersize=5, markevery=0.05, zorder=6),
+    AVERAGE_ALL: dict(color="tab:green", linewidth=1.0),
+    AVERAGE_AFTER_EPOCH: dict(color="tab:olive", linewidth=1.0),
+    AVERAGE_TRUE: dict(color="tab:green", linewidth=1.0),
+    SGD: dict(color="tab:red", linewidth=1.8, linestyle="--"),
+    ADAM: dict(color="tab:purple", linewidth=1.8, linestyle="--"),
+    SGD_REGRESSOR: dict(color="tab:brown", linewidth=1.5, linestyle="-."),
+    LBFGS: dict(color="tab:gray", linewidth=1.8, linestyle="-."),
+}
+#: Relative excess below this is drawn at this value (rounding, or below L* by rounding).
+FLOOR = 1e-12
+
+
+def plot_problem(outcome, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from matplotlib.ticker import MaxNLocator
+
+    figure, axes = plt.subplots(1, len(BATCH_SIZES), figsize=(17, 4.6))
+    handles = {}
+    for axis, batch_size in zip(axes, BATCH_SIZES):
+        for (size, name), summary in outcome.summaries.items():
+            if size != batch_size:
+                continue
+            epochs = np.arange(1, len(summary.excess) + 1)
+            label = name if summary.best_rate is None else f"{name} (at each epoch)"
+            (line,) = axis.plot(
+                epochs, np.clip(summary.excess, FLOOR, None), label=label, **STYLES[name]
+            )
+            handles.setdefault(label, line)
+        for threshold in THRESHOLDS + ([FULL_BATCH_THRESHOLD] if batch_size == "full" else []):
+            axis.axhline(threshold, color="0.75", linewidth=0.8, zorder=0)
+        axis.set_yscale("log")
+        if batch_size == "full":
+            axis.set_xscale("log")
+            axis.set_xlabel("passes over the data (steps; L-BFGS-B: evaluations)")
+            axis.set_title("full batch")
+        else:
+            axis.set_xlabel("epochs")
+            axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+            axis.set_title(f"batch size {batch_size}")
+        axis.grid(True, which="major", alpha=0.3)
+    axes[0].set_ylabel("relative excess training loss (L - L*) / L*")
+    figure.suptitle(f"{outcome.problem.title}: L* = {outcome.reference.loss:.6g}", fontsize=12)
+    figure.legend(handles.values(), handles.keys(), loc="lower center", ncol=4, fontsize=9,
+                  frameon=False)  # fmt: skip
+    figure.tight_layout(rect=(0, 0.16, 1, 1))
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
+# -- Report -----------------------------------------------------------------------
+
+
+def source_fingerprint():
+    """The package's git commit, whether its files differ from it, and a hash of them."""
+    sources = sorted((ROOT / "sklearn_optlr").glob("*.py"))
+    digest = hashlib.sha256(b"".join(path.read_bytes() for path in sources)).hexdigest()[:12]
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+            check=True,
+        ).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "sklearn_optlr"], cwd=ROOT,
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return f"sources {digest}"
+    return f"commit {commit}{' with uncommitted changes' if dirty else ''}, sources {digest}"
+
+
+SOURCE = source_fingerprint()
+
+
+def report(outcomes, settings, machine, source, plots, total_seconds):
+    """All the tables as reStructuredText (no section titles: the file is included)."""
+    parts = [
+        f"Measured {machine} Run on one thread, BLAS included. sklearn_optlr {source}. "
+        f"Full run: {total_seconds / 60:.1f} minutes.",
+        "",
+        "Relative excess training loss ``(L - L*) / L*``: ``L`` is the exact training "
+        "objective of the model's weights after the given number of epochs (passes over "
+        "the training data; in full batch, steps), ``L*`` the best L-BFGS-B optimum over "
+        "several starts. Ours: OptimalLRRegressor with only ``batch_size`` (and the "
+        "problem's activation) set, then one parameter changed at a time. Peers (SGD, Adam, "
+        f"SGDRegressor): the best of {N_RATES} rates *at each budget*, i.e. tuned "
+        "separately for every number of epochs; their held-out loss is that of the rate "
+        "tuned on training loss. Seconds: training time only (ours: the fits, including "
+        "the averaged weights' loss pass; peers: the rate that got there first, tuning "
+        "not counted). Shuffling seed 0; the columns headed \"seeds\" repeat a target with "
+        f"the seeds {', '.join(map(str, settings['seeds']))} (ours and every rate of the "
+        "peers rerun, the peers re-tuned per seed) and count those where it holds.",
+        "",
+        ".. rubric:: Target: defaults at or below the best-tuned peers (training loss)",
+        "",
+        csv_table(*targets_table(outcomes, settings)),
+        "",
+        ".. rubric:: Target: teacher problems within 1% of the optimum after 2 epochs",
+        "",
+        csv_table(*teacher_table(outcomes, settings)),
+        "",
+        ".. rubric:: Target: full batch, passes to 1e-6 relative excess",
+        "",
+        "A conjugate-gradient step and an L-BFGS-B evaluation each cost two products "
+        "with X (the step's forward pass is the previous step's direction product).",
+        "",
+        csv_table(*passes_table(outcomes, settings)),
+        "",
+        ".. rubric:: Target: held-out loss at defaults against the tuned peers",
+        "",
+        csv_table(*held_out_table(outcomes, settings)),
+        "",
+        ".. rubric:: Step rule: ``step='optimal'`` (default) against ``step='exact'``",
+        "",
+        csv_table(*step_rule_table(outcomes, settings)),
+        "",
+        ".. rubric:: Averaging windows (mini-batches)",
+        "",
+        csv_table(*averaging_table(outcomes, settings)),
+        "",
+        ".. rubric:: Full batch",
+        "",
+        "L-BFGS-B after k: the lowest objective among its first k evaluations (the first "
+        "is the starting point). Ours: the objective after k steps, not necessarily "
+        "monotone.",
+        "",
+        csv_table(*full_batch_table(outcomes, settings)),
+    ]
+    for outcome in outcomes:
+        reference = outcome.reference
+        starts = "; ".join(
+            f"{name}: {loss:.10g} ({evaluations} evaluations)"
+            for name, loss, evaluations, _ in reference.starts
+        )
+        parts += [
+            "",
+            f".. rubric:: {outcome.problem.title}",
+            "",
+            f"{outcome.problem.description} Training rows {outcome.problem.shape[0]:,}; "
+            f"this problem's run took {outcome.seconds:.0f} s. "
+            f"L* = {reference.loss:.10g} (held-out loss of its weights "
+            f"{reference.test_loss:.6g}); L-BFGS-B from {starts}.",
+            "",
+        ]
+        if outcome.problem.name in plots:
+            parts += [
+                f".. image:: /benchmarks/{plots[outcome.problem.name]}",
+                f"   :alt: Relative excess training loss per epoch, {outcome.problem.title}",
+                "",
+                "Curves that coincide are drawn over one another (``step='exact'`` with "
+                "markers, on top); relative excess below 1e-12 is drawn at 1e-12. Peers: "
+                "the best rate at each epoch.",
+                "",
+            ]
+        parts.append(csv_table(*problem_table(outcome, settings)))
+    edges = grid_edges(outcomes)
+    parts += [
+        "",
+        ".. rubric:: Tuned peers at the edge of their rate grid",
+        "",
+        "Budgets where the best rate was the smallest or the largest of its grid (a "
+        "rate beyond the grid might have done better there):",
+        "",
+    ]
+    parts += [f"- {note}" for note in edges] or ["- none"]
+    return "\n".join(parts) + "\n"
+
+
+def print_tables(outcomes, settings):
+    for title, (header, rows) in [
+        ("targets: training loss at defaults vs best-tuned peers",
+         targets_table(outcomes, settings)),
+        ("teacher problems within 1% after 2 epochs", teacher_table(outcomes, settings)),
+        ("full batch: passes to 1e-6", passes_table(outcomes, settings)),
+        ("held-out loss", held_out_table(outcomes, settings)),
+        ("step rule", step_rule_table(outcomes, settings)),
+        ("averaging windows", averaging_table(outcomes, settings)),
+        ("full batch", full_batch_table(outcomes, settings)),
+    ] + [(o.problem.title, problem_table(o, settings)) for o in outcomes]:  # fmt: skip
+        print(f"\n-- {title}\n{text_table(header, rows)}")
+    print("\n-- rates at the edge of the grid")
+    print("\n".join(grid_edges(outcomes)) or "none")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller problems, fewer epochs")
+    parser.add_argument(
+        "--output", type=Path, default=None,
+        help=f"folder for the rst table and the plots (default: {DOCS} for the full run, "
+        "nothing written with --quick)",
+    )  # fmt: skip
+    args = parser.parse_args()
+    settings = QUICK_SETTINGS if args.quick else FULL_SETTINGS
+    output = args.output or (None if args.quick else DOCS)
+    start = time.perf_counter()
+    # Taken right after the import: the run uses the code imported then, whatever
+    # happens to the files later.
+    source = SOURCE
+    with threadpool_limits(1):
+        machine = machine_description()
+        problems = [make() for make in settings["problems"]]
+        check_warm_start(problems[0])
+        outcomes = [run_problem(problem, settings) for problem in problems]
+    total = time.perf_counter() - start
+    print(f"sklearn_optlr {source}")
+    print_tables(outcomes, settings)
+    print(f"\ntotal {total:.0f} s")
+    if output is None:
+        return
+    output.mkdir(parents=True, exist_ok=True)
+    plots = {}
+    for outcome in outcomes:
+        plots[outcome.problem.name] = f"convergence_{outcome.problem.name}.png"
+        plot_problem(outcome, output / plots[outcome.problem.name])
+    (output / "convergence_results.rst").write_text(
+        report(outcomes, settings, machine, source, plots, total)
+    )
+    print(f"written to {output}")
+
+
+if __name__ == "__main__":
+    main()
