@@ -15,6 +15,13 @@ each batch's taken before its update and weighted by its share of the total
 sample weight, exactly as in :func:`sklearn_optlr._solver.numpy_epoch`.
 Accumulations are in float64 whatever the input dtype.
 
+Scale safety, as in :mod:`sklearn_optlr._step`: the gradient is divided by a power of
+two near its norm before its products with the rows, so the curvature's squares
+neither overflow nor underflow for features of magnitude 1e150; the rate is unchanged
+to the bit. (The norm costs nothing: it is the numerator of the rate.) The first batch whose loss,
+gradient, curvature or step is not finite ends the epoch before its update, with a
+NaN loss (the caller raises).
+
 Iterate averaging: steps from index ``average_from`` on add ``(t - average_from) *
 rate * g`` to ``sum_coef`` and ``sum_intercept`` (float64, zeroed by the caller),
 where ``t`` is the step's index in the epoch and ``rate * g`` the update it
@@ -34,7 +41,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without numba
 
 import numpy as np
 
-from ._step import TIE_TOLERANCE
+from ._step import TIE_TOLERANCE, power_of_two_scale
 
 __all__ = ["dense_epoch", "csr_epoch"]
 
@@ -44,6 +51,52 @@ _FASTMATH = {"reassoc", "contract", "arcp"}
 
 #: Step rules, as the kernels take them.
 FIXED, OPTIMAL, EXACT = 0, 1, 2
+
+_power_of_two_scale = njit(cache=True, inline="always")(power_of_two_scale)
+
+#: Sums of squares below this may have lost entries to underflow: rescale instead.
+_SMALLEST_SAFE_SQUARE = 2.0**-960
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def _scale_gradient(grad_coef, grad_intercept, numerator, grad_coef_sq, zero):
+    """Divide the gradient in place by a power of two near its norm, ``sqrt(numerator)``.
+
+    ``numerator`` is ``||g||^2`` and ``grad_coef_sq`` is ``||G||^2``; both are returned for
+    the scaled gradient, after the power and its inverse. When the squares overflowed
+    (entries beyond about 1e154) or underflowed (below about 1e-144), the power is taken
+    near the largest entry instead, at the cost of one more pass over the gradient (a
+    loop of maxima, which does not vectorise, hence not the common path). ``zero`` says
+    that the gradient is exactly zero (no active unit, no penalty): nothing to scale.
+    """
+    if zero:
+        return 1.0, 1.0, numerator, grad_coef_sq
+    rescue = not (np.isfinite(numerator) and numerator >= _SMALLEST_SAFE_SQUARE)
+    if rescue:
+        largest = 0.0
+        for o in range(grad_coef.shape[0]):
+            largest = max(largest, abs(grad_intercept[o]))
+            for j in range(grad_coef.shape[1]):
+                largest = max(largest, abs(grad_coef[o, j]))
+        scale, inverse = _power_of_two_scale(largest)
+    else:
+        # Exponents within +-511, so that inverse**2 is finite however this is associated.
+        scale, inverse = _power_of_two_scale(np.sqrt(numerator), -511, 511)
+        numerator = numerator * inverse * inverse
+        grad_coef_sq = grad_coef_sq * inverse * inverse
+    for o in range(grad_coef.shape[0]):
+        grad_intercept[o] *= inverse
+        for j in range(grad_coef.shape[1]):
+            grad_coef[o, j] *= inverse
+    if rescue:
+        grad_coef_sq = 0.0
+        numerator = 0.0
+        for o in range(grad_coef.shape[0]):
+            numerator += grad_intercept[o] * grad_intercept[o]
+            for j in range(grad_coef.shape[1]):
+                grad_coef_sq += grad_coef[o, j] * grad_coef[o, j]
+        numerator += grad_coef_sq
+    return scale, inverse, numerator, grad_coef_sq
 
 
 @njit(cache=True, fastmath=_FASTMATH, inline="always")
@@ -84,11 +137,15 @@ def _exact_step(z, v, y, w, count, knots, values, slopes, c0, c1, c2, event_step
     quadratic ``c0 + c1 a + c2 a^2 / 2`` (the penalty), for the first ``count`` entries.
 
     The compiled twin of :func:`sklearn_optlr._step.exact_line_step` (same sweep over
-    the sorted kink crossings); ``event_step`` and ``event_delta`` (5 rows) are
-    scratch buffers of at least ``count * n_knots + 1`` columns.
+    the sorted kink crossings, same check of its choice against the loss evaluated
+    directly); ``event_step`` and ``event_delta`` (5 rows) are scratch buffers of at
+    least ``count * n_knots + 1`` columns.
     """
     n_knots = knots.shape[0]
     n_events = 0
+    penalty0, penalty1, penalty2 = c0, c1, c2
+    # The quadratic model's slope and curvature at a = 0, with right-hand slopes.
+    model1, model2 = penalty1, penalty2
     for e in range(count):
         ze, ve, ye, we = z[e], v[e], y[e], w[e]
         piece = 0
@@ -98,6 +155,11 @@ def _exact_step(z, v, y, w, count, knots, values, slopes, c0, c1, c2, event_step
         c0 += 0.5 * we * offset * offset
         c1 += we * offset * gain
         c2 += we * gain * gain
+        right_gain = gain
+        if ve < 0.0 and piece < n_knots and ze == knots[piece]:
+            right_gain = slopes[piece + 1] * ve
+        model1 += we * offset * right_gain
+        model2 += we * right_gain * right_gain
         if ve == 0.0:
             continue
         # Crossings ahead, in order: upwards through knots[piece:], downwards through
@@ -116,6 +178,7 @@ def _exact_step(z, v, y, w, count, knots, values, slopes, c0, c1, c2, event_step
     # Each piece's minimiser and value (in the scratch's last two rows), then the
     # shortest step among the minima equal to rounding, as in the numpy version.
     tie = TIE_TOLERANCE * abs(c0)
+    start_loss = c0  # a direct sum, not a running one: the loss at a = 0 as it is
     start = 0.0
     lowest = np.inf
     candidates, candidate_values = event_delta[3], event_delta[4]
@@ -126,7 +189,9 @@ def _exact_step(z, v, y, w, count, knots, values, slopes, c0, c1, c2, event_step
         else:
             candidate = start if c1 >= 0.0 or not np.isfinite(end) else end
         candidates[i] = candidate
-        candidate_values[i] = c0 + c1 * candidate + 0.5 * c2 * candidate * candidate
+        value = c0 + c1 * candidate + 0.5 * c2 * candidate * candidate
+        # A value that overflows is no minimum (a nearly flat piece can put the vertex far).
+        candidate_values[i] = value if np.isfinite(value) else np.inf
         lowest = min(lowest, candidate_values[i])
         if i < n_events:
             event = order[i]
@@ -134,10 +199,44 @@ def _exact_step(z, v, y, w, count, knots, values, slopes, c0, c1, c2, event_step
             c1 += event_delta[1, event]
             c2 += event_delta[2, event]
             start = end
+    best = 0.0
     for i in range(n_events + 1):
         if candidate_values[i] <= lowest + tie:
-            return candidates[i]
-    return 0.0
+            best = candidates[i]
+            break
+    # The running sums can lose precision (see exact_line_step): check the choice, the
+    # quadratic model's step and no step against the loss itself; ties go to the shortest.
+    optimal = 0.0
+    if model1 < 0.0 and model2 > 0.0 and np.isfinite(-model1 / model2):
+        optimal = -model1 / model2
+    penalty = (penalty0, penalty1, penalty2)
+    best_loss = start_loss
+    if best != 0.0:
+        best_loss = _loss_along(best, z, v, y, w, count, knots, values, slopes, penalty)
+    optimal_loss = best_loss
+    if optimal != best:
+        optimal_loss = _loss_along(optimal, z, v, y, w, count, knots, values, slopes, penalty)
+    lowest = min(best_loss, optimal_loss, start_loss)
+    step = np.inf
+    if best_loss <= lowest + tie:
+        step = best
+    if optimal_loss <= lowest + tie:
+        step = min(step, optimal)
+    if start_loss <= lowest + tie:
+        step = 0.0
+    return step if np.isfinite(step) else 0.0
+
+
+@njit(cache=True, fastmath=_FASTMATH, inline="always")
+def _loss_along(step, z, v, y, w, count, knots, values, slopes, penalty):
+    """``1/2 sum_e w_e (sigma(z_e + step v_e) - y_e)^2`` plus the penalty's quadratic;
+    infinity where that overflows."""
+    loss = penalty[0] + step * penalty[1] + 0.5 * step * step * penalty[2]
+    for e in range(count):
+        value, _ = _activate(z[e] + step * v[e], knots, values, slopes)
+        residual = value - y[e]
+        loss += 0.5 * w[e] * residual * residual
+    return loss if np.isfinite(loss) else np.inf
 
 
 @njit(cache=True, fastmath=_FASTMATH)
@@ -251,6 +350,11 @@ def dense_epoch(
             for j in range(n_features):
                 grad_coef_sq += grad_coef[o, j] * grad_coef[o, j]
         numerator += grad_coef_sq
+        # From here on the gradient is divided by ``scale`` (see the module docstring), and
+        # the update is ``step_along`` times it.
+        scale, inverse, numerator, grad_coef_sq = _scale_gradient(
+            grad_coef, grad_intercept, numerator, grad_coef_sq, not data_gradient and alpha == 0.0
+        )
         # Curvature along the gradient: sum_i w_i ||D_i (G x_i + g_b)||^2 + alpha ||G||^2.
         # The exact step also needs the change of the inactive units' pre-activations.
         denominator = 0.0
@@ -274,25 +378,34 @@ def dense_epoch(
                 for o in range(n_outputs):
                     for j in range(n_features):
                         coef_dot_grad += coef[o, j] * grad_coef[o, j]
-            rate = _exact_step(
+            step_along = _exact_step(
                 line_pre_activation, line_change, line_target, line_weight,
                 (stop - start) * n_outputs, knots, values, slopes,
                 0.5 * alpha * penalty, -alpha * coef_dot_grad, alpha * grad_coef_sq,
                 event_step, event_delta,
             )  # fmt: skip
+            rate = step_along * inverse
         else:
             rate = _quadratic_rate(numerator, denominator, rule, fixed_rate, data_gradient)
+            step_along = rate * scale
+        if not (
+            np.isfinite(batch_loss) and np.isfinite(numerator) and np.isfinite(denominator)
+            and np.isfinite(step_along)
+        ):  # fmt: skip
+            return np.nan, n_steps, n_zero_gradient
         if not data_gradient:
             n_zero_gradient += 1
-        averaging_weight = rate * (n_steps - average_from) if n_steps >= average_from else 0.0
+        averaging_weight = (
+            step_along * (n_steps - average_from) if n_steps >= average_from else 0.0
+        )
         rates[n_steps] = rate
         n_steps += 1
-        if rate != 0.0:
+        if step_along != 0.0:
             for o in range(n_outputs):
-                intercept[o] -= rate * grad_intercept[o]
+                intercept[o] -= step_along * grad_intercept[o]
                 sum_intercept[o] += averaging_weight * grad_intercept[o]
                 for j in range(n_features):
-                    coef[o, j] -= rate * grad_coef[o, j]
+                    coef[o, j] -= step_along * grad_coef[o, j]
                 if averaging_weight != 0.0:
                     for j in range(n_features):
                         sum_coef[o, j] += averaging_weight * grad_coef[o, j]
@@ -399,6 +512,12 @@ def csr_epoch(
             grad_intercept[o] = g
             numerator += g * g
         numerator += grad_coef_sq
+        # The step terms are those of the gradient divided by ``scale`` (see the module
+        # docstring); the update below takes ``rate`` times the gradient itself.
+        # Exponents within +-511, so that inverse**2 is finite however this is associated.
+        scale, inverse = _power_of_two_scale(np.sqrt(numerator), -511, 511)
+        numerator = numerator * inverse * inverse
+        grad_coef_sq = grad_coef_sq * inverse * inverse
         denominator = 0.0
         if rule != FIXED and data_gradient:
             # G x_s + g_b = sum_t r_t K_ts + alpha W x_s + g_b.
@@ -410,6 +529,7 @@ def csr_epoch(
                         change = grad_intercept[o] + alpha * linear[s, o]
                         for t in range(m):
                             change += backprop[t, o] * gram[t, s]
+                        change *= inverse
                         line_change[s * n_outputs + o] = -change
                         change *= slope
                         denominator += weight * change * change
@@ -420,14 +540,19 @@ def csr_epoch(
             for t in range(m):
                 for o in range(n_outputs):
                     coef_dot_grad += backprop[t, o] * linear[t, o]
-            rate = _exact_step(
+            rate = inverse * _exact_step(
                 line_pre_activation, line_change, line_target, line_weight, m * n_outputs,
                 knots, values, slopes,
-                0.5 * alpha * penalty, -alpha * coef_dot_grad, alpha * grad_coef_sq,
+                0.5 * alpha * penalty, -alpha * coef_dot_grad * inverse, alpha * grad_coef_sq,
                 event_step, event_delta,
             )  # fmt: skip
         else:
             rate = _quadratic_rate(numerator, denominator, rule, fixed_rate, data_gradient)
+        if not (
+            np.isfinite(batch_loss) and np.isfinite(numerator) and np.isfinite(denominator)
+            and np.isfinite(rate)
+        ):  # fmt: skip
+            return np.nan, n_steps, n_zero_gradient
         if not data_gradient:
             n_zero_gradient += 1
         averaging_weight = rate * (n_steps - average_from) if n_steps >= average_from else 0.0

@@ -10,12 +10,12 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._activations import ACTIVATIONS, PiecewiseLinear, resolve_activation
 from ._averaging import IterateAverage
 from ._solver import TrainingHistory, TrainingState, train
-from ._step import forward
+from ._step import check_sample_weight, forward
 
 __all__ = ["OptimalLRRegressor"]
 
@@ -158,8 +158,13 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
 
     ``W`` starts at zero and ``b`` inside the steepest piece of :math:`\sigma`
     (ReLU: 1), so every unit starts active whatever the scale of the data, and
-    the fit is deterministic given ``random_state``. Sparse ``X`` is used as CSR
-    (CSC is converted once per call); float32 input trains in float32.
+    the fit is deterministic given ``random_state``: bit-identical from run to run.
+    The compiled small-batch path does not depend on the number of BLAS threads;
+    full-batch fits and large batches with many outputs use BLAS, whose reductions
+    depend on it, so with another thread count (a joblib worker's, say) they can
+    differ in the last bits (fix it with ``threadpoolctl`` to reproduce them exactly).
+    Sparse ``X`` is used as CSR (CSC is converted once per call); float32 input
+    trains in float32.
 
     With mini-batches, ``sample_weight`` weights each row's loss within its
     batch; integer weights equal repeated rows exactly only with
@@ -310,11 +315,7 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         single_output = Y.ndim == 1
         Y = Y.reshape(-1, 1) if single_output else Y
         if sample_weight is not None:
-            sample_weight = _check_sample_weight(
-                sample_weight, X, dtype=X.dtype, ensure_non_negative=True
-            )
-            if not sample_weight.sum() > 0:
-                raise ValueError("sample_weight must have a positive sum; got all zeros.")
+            sample_weight = check_sample_weight(sample_weight, X, X.dtype)
         activation = resolve_activation(self.activation, self.negative_slope)
         batch_size = self._resolved_batch_size(X.shape[0])
         solver = self._resolved_solver(batch_size, X.shape[0], incremental)

@@ -34,9 +34,12 @@ from ._step import (
     exact_line_step,
     forward,
     gradient,
+    inner,
     normalised_weights,
     preactivation_change,
     quadratic_step,
+    scaled_direction,
+    sum_of_squares,
 )
 
 __all__ = ["EpochRecord", "TrainingHistory", "TrainingState", "make_epoch", "train"]
@@ -169,16 +172,26 @@ def _iterate_sum(coef, intercept, buffers, n_steps, average_from):
     return n_iterates * coef + sum_coef, n_iterates * intercept + sum_intercept, n_iterates
 
 
-def _descent_rate(step, X, Y, pre_activation, slope, weights, activation, coef, gradients, alpha):
-    """Step length along ``-g`` on one batch by the rule ``step``."""
+def _descent_step(step, X, Y, pre_activation, slope, weights, activation, coef, direction, alpha):
+    """Step length along ``-d`` on one batch by the rule ``step``, where ``direction`` is
+    ``(d_coef, d_intercept, scale)`` from :func:`scaled_direction` (``d = g / scale``).
+
+    The step along ``-d`` is ``scale`` times the learning rate along ``-g``. NaN when the
+    curvature is not finite (features beyond about 1e154 make it overflow float64).
+    """
+    direction_coef, direction_intercept, scale = direction
     if not isinstance(step, str):
-        return step
-    grad_coef, grad_intercept = gradients
-    change = preactivation_change(X, grad_coef, grad_intercept)
+        return step * scale
+    change = preactivation_change(X, direction_coef, direction_intercept)
+    curvature_along = curvature(slope * change, weights, direction_coef, alpha)
+    if not np.isfinite(curvature_along):
+        return np.nan
     if step == "optimal":
-        numerator = float(np.vdot(grad_coef, grad_coef) + np.vdot(grad_intercept, grad_intercept))
-        return quadratic_step(-numerator, curvature(slope * change, weights, grad_coef, alpha))
-    return exact_line_step(pre_activation, -change, Y, weights, activation, coef, -grad_coef, alpha)[0]
+        numerator = sum_of_squares(direction_coef) + sum_of_squares(direction_intercept)
+        return scale * quadratic_step(-numerator, curvature_along)
+    return exact_line_step(
+        pre_activation, -change, Y, weights, activation, coef, -direction_coef, alpha
+    )[0]
 
 
 def numpy_epoch(
@@ -234,27 +247,31 @@ def numpy_epoch(
         error = output - Y_batch
         backprop = backpropagate(error, slope, weights)
         gradients = gradient(X_batch, backprop, coef, alpha)
-        loss += batch_loss(error, weights, coef, alpha) * (batch_weight / total_weight)
+        value = batch_loss(error, weights, coef, alpha)
+        loss += value * (batch_weight / total_weight)
         # A batch on which no unit is active carries no information about the fit. Its
         # gradient is the penalty's alone, whose optimal step (1 / alpha) would set W
         # to zero in one update, so it is skipped.
         data_gradient = bool(np.any(backprop))
         n_zero_gradient += not data_gradient
-        rate = 0.0
+        step_along, scale = 0.0, 1.0
         if data_gradient:
-            rate = _descent_rate(
+            direction_coef, direction_intercept, scale = direction = scaled_direction(*gradients)
+            step_along = _descent_step(
                 step, X_batch, Y_batch, pre_activation, slope, weights, activation, coef,
-                gradients, alpha,
+                direction, alpha,
             )  # fmt: skip
-        if rate:
-            grad_coef, grad_intercept = gradients
+        if not (np.isfinite(value) and np.isfinite(step_along)):
+            # The first non-finite batch ends the epoch before its update; train() raises.
+            return _record(np.nan, rates, n_zero_gradient)
+        if step_along:
             if average_from is not None and len(rates) > average_from:
-                weight = rate * (len(rates) - average_from)
-                buffers[0][...] += weight * grad_coef
-                buffers[1][...] += weight * grad_intercept
-            coef -= coef.dtype.type(rate) * grad_coef
-            intercept -= intercept.dtype.type(rate) * grad_intercept
-        rates.append(rate)
+                weight = step_along * (len(rates) - average_from)
+                buffers[0][...] += weight * direction_coef
+                buffers[1][...] += weight * direction_intercept
+            coef -= coef.dtype.type(step_along) * direction_coef
+            intercept -= intercept.dtype.type(step_along) * direction_intercept
+        rates.append(step_along / scale)
     iterate_sum = _iterate_sum(coef, intercept, buffers, len(rates), average_from)
     return _record(loss, rates, n_zero_gradient, iterate_sum)
 
@@ -337,11 +354,17 @@ class FullBatchEpoch:
             self._steps_since_restart = 0
             return steepest
         previous_gradients, previous_direction = self._previous
-        previous_norm = sum(float(np.vdot(p, p)) for p in previous_gradients)
-        overlap = sum(float(np.vdot(g, g - p)) for g, p in zip(gradients, previous_gradients))
-        beta = max(0.0, overlap / previous_norm)
-        direction = tuple(s + beta * d for s, d in zip(steepest, previous_direction))
-        if sum(float(np.vdot(g, d)) for g, d in zip(gradients, direction)) >= 0:
+        # The ratio and the descent test are scale-free: they are computed on everything
+        # divided by the previous gradient's power-of-two scale, so that their squares
+        # neither underflow (gradients of 1e-181 made the ratio 0 / 0) nor overflow.
+        *previous_scaled, scale = scaled_direction(*previous_gradients)
+        with np.errstate(over="ignore", invalid="ignore"):
+            scaled = [part / scale for part in gradients]
+            overlap = sum(inner(g, g - p) for g, p in zip(scaled, previous_scaled))
+            beta = overlap / sum(sum_of_squares(p) for p in previous_scaled)
+            direction = tuple(s + max(0.0, beta) * d for s, d in zip(steepest, previous_direction))
+            descends = sum(inner(g, d / scale) for g, d in zip(scaled, direction)) < 0
+        if not (np.isfinite(beta) and descends):
             self._steps_since_restart = 0
             return steepest
         self._steps_since_restart += 1
@@ -357,36 +380,44 @@ class FullBatchEpoch:
         loss = batch_loss(error, weights, coef, alpha)
         backprop = backpropagate(error, slope, weights)
         data_gradient = bool(np.any(backprop))
-        rate = 0.0
+        # The step is taken along the direction scaled by a power of two (scaled_direction):
+        # ``step_along`` is ``scale`` times the rate along the direction itself.
+        step_along, scale = 0.0, 1.0
         if data_gradient:
             gradients = gradient(X, backprop, coef, alpha)
-            direction_coef, direction_intercept = direction = self._direction(gradients)
-            slope_along = sum(float(np.vdot(g, d)) for g, d in zip(gradients, direction))
+            direction = self._direction(gradients)
+            direction_coef, direction_intercept, scale = scaled_direction(*direction)
+            slope_along = inner(gradients[0], direction_coef)
+            slope_along += inner(gradients[1], direction_intercept)
             change = preactivation_change(X, direction_coef, direction_intercept)
-            if self.step == "optimal":
-                rate = quadratic_step(
-                    slope_along, curvature(slope * change, weights, direction_coef, alpha)
-                )
+            curvature_along = curvature(slope * change, weights, direction_coef, alpha)
+            if not np.isfinite(curvature_along):
+                step_along = np.nan
+            elif self.step == "optimal":
+                step_along = quadratic_step(slope_along, curvature_along)
             elif self.step == "exact":
-                rate, _ = exact_line_step(
+                step_along, _ = exact_line_step(
                     self._pre_activation, change, Y, weights, self.activation, coef,
                     direction_coef, alpha,
                 )  # fmt: skip
             else:
-                rate = self.step
-            self._previous = (gradients, direction) if rate else None
+                step_along = self.step * scale
+            self._previous = (gradients, direction) if step_along else None
         else:
             self._previous = None
-        if rate:
-            rate_ = coef.dtype.type(rate)
-            coef += rate_ * direction_coef
-            intercept += rate_ * direction_intercept
-            self._pre_activation += rate_ * change
+        if not (np.isfinite(loss) and np.isfinite(step_along)):
+            # Not applied; train() raises.
+            return _record(np.nan, [], not data_gradient)
+        if step_along:
+            step_ = coef.dtype.type(step_along)
+            coef += step_ * direction_coef
+            intercept += step_ * direction_intercept
+            self._pre_activation += step_ * change
             self._steps_since_refresh += 1
         iterate_sum = None
         if average_from == 0:
             iterate_sum = (coef.astype(np.float64), intercept.astype(np.float64), 1)
-        return _record(loss, [rate], not data_gradient, iterate_sum)
+        return _record(loss, [step_along / scale], not data_gradient, iterate_sum)
 
 
 def make_epoch(
@@ -462,7 +493,8 @@ class _Stopper:
 
     def update(self, criterion, epoch, relative):
         threshold = self.tol * abs(self.best) if relative else self.tol
-        if criterion > self.best - threshold:
+        # ">=": a loss stuck at its best, zero included, has not fallen by more than tol.
+        if criterion >= self.best - threshold:
             self.epochs_without_improvement += 1
         else:
             self.epochs_without_improvement = 0
@@ -544,11 +576,14 @@ def train(
         if averager is not None:
             average_from = averager.first_averaged_step(state.history.t, n_samples, batch_size)
         record = epoch_runner(coef, intercept, order, average_from)
-        if not np.isfinite(record.loss) or not np.all(np.isfinite(coef)):
+        finite = np.all(np.isfinite(coef)) and np.all(np.isfinite(intercept))
+        if not (np.isfinite(record.loss) and finite):
             raise FloatingPointError(
-                f"Training diverged in epoch {len(state.history.loss_curve) + 1}: the loss or "
-                "the weights are no longer finite. With a fixed `step`, lower it; with "
-                "step='optimal', rescale X and y (e.g. StandardScaler)."
+                f"Training diverged in epoch {len(state.history.loss_curve) + 1}: the loss, "
+                "the gradient, the step or the weights are no longer finite (the update was "
+                "not kept; the model is as before this call). With a fixed `step`, lower it; "
+                "with step='optimal' or 'exact', rescale X and y (e.g. StandardScaler): "
+                "squares of values beyond about 1e154 overflow float64."
             )
         loss = record.loss
         model = (coef, intercept)

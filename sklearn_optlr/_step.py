@@ -13,7 +13,16 @@ Inside the current linear region the loss is exactly quadratic in the step, with
 curvature ``sum_i w_i ||u_i||^2 + alpha ||dW||_F^2``, so the best step along ``d``
 is ``-<g, d> / (d^T H d)``; for ``d = -g`` it is the seed's ``<g, g> / (g^T H g)``.
 Everything costs O(M n_features n_outputs).
+
+Scale safety: ``<g, g> / (g^T H g)`` is a ratio of two quadratic forms in ``g``, so it
+is the same for ``g / s``. The step math works on the direction divided by a power of
+two ``s`` near its largest entry (:func:`scaled_direction`): its entries are below 1, so
+neither ``X d^T`` nor its squares overflow or underflow when the features are of
+magnitude 1e150 (or 1e30 in float32), and dividing by a power of two is exact, so at
+ordinary scales every bit is as without it. Squares are summed in float64.
 """
+
+import math
 
 from numbers import Integral, Real
 
@@ -48,6 +57,84 @@ def forward(X, coef, intercept, activation):
     return activation.value_and_slope(pre_activation)
 
 
+def power_of_two_scale(largest, min_exponent=-1021, max_exponent=1023):
+    """A power of two ``s`` with ``largest / s`` in [0.5, 1), and ``1 / s``.
+
+    Dividing by a power of two is exact, so results computed on ``v / s`` and scaled
+    back are those computed on ``v`` to the bit, except that they do not overflow or
+    underflow. ``largest`` zero or not finite gives ``(1.0, 1.0)``. The exponent is
+    clipped to ``[min_exponent, max_exponent]`` so that ``s`` and ``1 / s`` are finite
+    (the defaults suit float64). Plain Python, so the compiled kernels use it too.
+    """
+    if not (largest > 0.0 and math.isfinite(largest)):
+        return 1.0, 1.0
+    exponent = min(max(math.frexp(largest)[1], min_exponent), max_exponent)
+    return math.ldexp(1.0, exponent), math.ldexp(1.0, -exponent)
+
+
+def scaled_direction(direction_coef, direction_intercept):
+    """The direction divided by a power of two ``s`` near its largest entry, and ``s``.
+
+    Step lengths along ``d`` are ratios of forms in ``d`` (see the module docstring):
+    ``<g, g> / (g^T H g)`` is the same for ``g / s``, and the step along ``d / s`` is
+    ``s`` times the step along ``d``. A zero or non-finite direction is returned as is.
+
+    Returns
+    -------
+    direction_coef, direction_intercept : ndarray
+        Of the input dtype, entries of magnitude below 1.
+    scale : float
+        ``s``.
+    """
+    largest = np.maximum(
+        np.abs(direction_coef).max(initial=0.0), np.abs(direction_intercept).max(initial=0.0)
+    )
+    info = np.finfo(direction_coef.dtype)
+    scale, inverse = power_of_two_scale(float(largest), info.minexp + 1, info.maxexp - 1)
+    if scale == 1.0:
+        return direction_coef, direction_intercept, scale
+    inverse = direction_coef.dtype.type(inverse)
+    return direction_coef * inverse, direction_intercept * inverse, scale
+
+
+def sum_of_squares(array):
+    """``sum(array**2)`` accumulated in float64 (squares of 1e20 overflow float32)."""
+    flat = np.ravel(array).astype(np.float64, copy=False)
+    return float(flat @ flat)
+
+
+def inner(first, second):
+    """``<first, second>`` of two arrays of one shape, accumulated in float64."""
+    return float(
+        np.ravel(first).astype(np.float64, copy=False)
+        @ np.ravel(second).astype(np.float64, copy=False)
+    )
+
+
+def check_sample_weight(sample_weight, X, dtype):
+    """Validate sample weights, and rescale them so that the largest is in [0.5, 1).
+
+    Only ratios of weights enter the loss, and the rescaling is by a power of two, so
+    the model is the same to the bit; but weights of 1e308 no longer make their sum
+    overflow, and float64 weights beyond float32's range still train a float32 model.
+    Weights below ``2.2e-308`` times the largest (subnormal after the rescaling) are set
+    to zero: a batch of them alone could not be normalised (1 / weight overflows).
+
+    Returns
+    -------
+    ndarray of shape (n_samples,), of ``dtype``
+    """
+    sample_weight = _check_sample_weight(
+        sample_weight, X, dtype=np.float64, ensure_non_negative=True
+    )
+    largest = sample_weight.max()
+    if not largest > 0:
+        raise ValueError("sample_weight must have a positive sum; got all zeros.")
+    sample_weight = sample_weight * power_of_two_scale(largest)[1]
+    sample_weight[sample_weight < np.finfo(np.float64).tiny] = 0.0
+    return sample_weight.astype(dtype, copy=False)
+
+
 def normalised_weights(sample_weight, n_samples, dtype):
     """Sample weights scaled to sum to one (uniform when ``sample_weight`` is None)."""
     if sample_weight is None:
@@ -57,9 +144,9 @@ def normalised_weights(sample_weight, n_samples, dtype):
 
 def batch_loss(error, weights, coef, alpha):
     """``1/2 sum_i w_i ||e_i||^2 + alpha/2 ||W||_F^2``."""
-    loss = 0.5 * float(weights @ np.einsum("ij,ij->i", error, error))
+    loss = 0.5 * float(weights @ np.einsum("ij,ij->i", error, error, dtype=np.float64))
     if alpha:
-        loss += 0.5 * alpha * float(np.vdot(coef, coef))
+        loss += 0.5 * alpha * sum_of_squares(coef)
     return loss
 
 
@@ -97,10 +184,13 @@ def output_change(X, slope, direction_coef, direction_intercept):
 
 
 def curvature(change, weights, direction_coef, alpha):
-    """Second derivative of the batch loss along a direction, ``sum_i w_i ||u_i||^2 + alpha ||dW||^2``."""
-    value = float(weights @ np.einsum("ij,ij->i", change, change))
+    """Second derivative of the batch loss along a direction, ``sum_i w_i ||u_i||^2 + alpha ||dW||^2``.
+
+    Accumulated in float64; the direction should be scaled (:func:`scaled_direction`).
+    """
+    value = float(weights @ np.einsum("ij,ij->i", change, change, dtype=np.float64))
     if alpha:
-        value += alpha * float(np.vdot(direction_coef, direction_coef))
+        value += alpha * sum_of_squares(direction_coef)
     return value
 
 
@@ -130,9 +220,11 @@ def gradient_step_terms(X, Y, coef, intercept, activation, weights, alpha):
     grad_coef, grad_intercept : ndarray
         The gradient.
     numerator : float
-        ``<g, g>``.
+        ``<d, d>`` for the scaled gradient ``d = g / scale``, so ``<g, g> = scale**2 * numerator``.
     denominator : float
-        ``g^T H g``.
+        ``d^T H d``; the optimal rate is ``numerator / denominator``, as for ``g``.
+    scale : float
+        The power of two ``g`` was divided by (see :func:`scaled_direction`).
     data_gradient : bool
         Whether the data term contributes to the gradient (some unit active with
         a non-zero error); when it does not, only the penalty moves the weights.
@@ -141,11 +233,14 @@ def gradient_step_terms(X, Y, coef, intercept, activation, weights, alpha):
     error = output - Y
     backprop = backpropagate(error, slope, weights)
     grad_coef, grad_intercept = gradient(X, backprop, coef, alpha)
-    change = output_change(X, slope, grad_coef, grad_intercept)
-    numerator = float(np.vdot(grad_coef, grad_coef) + np.vdot(grad_intercept, grad_intercept))
-    denominator = curvature(change, weights, grad_coef, alpha)
+    direction_coef, direction_intercept, scale = scaled_direction(grad_coef, grad_intercept)
+    change = output_change(X, slope, direction_coef, direction_intercept)
+    numerator = sum_of_squares(direction_coef) + sum_of_squares(direction_intercept)
+    denominator = curvature(change, weights, direction_coef, alpha)
     loss = batch_loss(error, weights, coef, alpha)
-    return loss, grad_coef, grad_intercept, numerator, denominator, bool(np.any(backprop))
+    return (
+        loss, grad_coef, grad_intercept, numerator, denominator, scale, bool(np.any(backprop))
+    )  # fmt: skip
 
 
 @validate_params(
@@ -237,9 +332,9 @@ def optimal_learning_rate(
     >>> optimal_learning_rate(np.array([0.5, 0.5]), 0.0, x, np.array([0.0]))
     0.16666666666666666
     """
-    X = check_array(X, accept_sparse=["csr", "csc"], dtype=[np.float64, np.float32])
+    X = check_array(X, accept_sparse=["csr", "csc"], dtype=[np.float64, np.float32], input_name="X")
     dtype = X.dtype
-    coef = np.asarray(coef, dtype=dtype)
+    coef = check_array(coef, ensure_2d=False, allow_nd=True, dtype=dtype, input_name="coef")
     single_output = coef.ndim == 1
     coef2d = coef.reshape(1, -1) if single_output else coef
     if coef2d.ndim != 2 or coef2d.shape[1] != X.shape[1]:
@@ -248,9 +343,13 @@ def optimal_learning_rate(
             f"n_features={X.shape[1]} matching X; got shape {coef.shape}."
         )
     n_outputs = coef2d.shape[0]
-    intercept = np.asarray(intercept, dtype=dtype)
-    if intercept.ndim == 0:
-        intercept = np.full(n_outputs, intercept, dtype=dtype)
+    scalar_intercept = np.ndim(intercept) == 0
+    intercept = check_array(
+        np.atleast_1d(intercept), ensure_2d=False, allow_nd=True, dtype=dtype,
+        input_name="intercept",
+    )
+    if scalar_intercept:
+        intercept = np.full(n_outputs, intercept[0], dtype=dtype)
     if intercept.shape != (n_outputs,):
         raise ValueError(
             f"intercept must have shape ({n_outputs},) to match coef; got {intercept.shape}."
@@ -261,10 +360,10 @@ def optimal_learning_rate(
         raise ValueError(f"y has {Y.shape[1]} outputs but coef has {n_outputs}.")
     check_consistent_length(X, Y)
     if sample_weight is not None:
-        sample_weight = _check_sample_weight(sample_weight, X, dtype=dtype, ensure_non_negative=True)
+        sample_weight = check_sample_weight(sample_weight, X, dtype)
     weights = normalised_weights(sample_weight, X.shape[0], dtype)
     activation = resolve_activation(activation, negative_slope)
-    *_, numerator, denominator, _ = gradient_step_terms(
+    *_, numerator, denominator, _, _ = gradient_step_terms(
         X, Y, coef2d, intercept, activation, weights, alpha
     )
     return quadratic_step(-numerator, denominator)
@@ -306,6 +405,9 @@ def exact_line_step(
     coefficients, so the loss's quadratic coefficients on every piece follow from
     one sort of the breakpoints and a cumulative sum; the minimiser of each piece
     is clipped to it and the best is kept. The cost is O(B log B) for B breakpoints.
+    The choice is then checked, with the quadratic model's step and no step, against
+    the loss evaluated directly (two more passes over the units), since the running sums
+    can lose precision when the breakpoints span many orders of magnitude.
 
     Parameters
     ----------
@@ -326,7 +428,7 @@ def exact_line_step(
     step : float
         The minimising ``a`` (0.0 when no step lowers the loss).
     loss : float
-        The batch loss there.
+        The batch loss there, evaluated directly.
     """
     z = pre_activation.astype(np.float64, copy=False).ravel()
     v = change.astype(np.float64, copy=False).ravel()
@@ -339,20 +441,24 @@ def exact_line_step(
         v >= 0, np.searchsorted(knots, z, side="right"), np.searchsorted(knots, z, side="left")
     )
     terms = _quadratic_terms(*_piece_line(piece, z, v, y, activation), w)
-    c0, c1, c2 = (float(term.sum()) for term in terms)
+    penalty = (0.0, 0.0, 0.0)
     if alpha:
-        c0 += 0.5 * alpha * float(np.vdot(coef, coef))
-        c1 += alpha * float(np.vdot(coef, direction_coef))
-        c2 += alpha * float(np.vdot(direction_coef, direction_coef))
+        penalty = (
+            0.5 * alpha * sum_of_squares(coef),
+            alpha * inner(coef, direction_coef),
+            alpha * sum_of_squares(direction_coef),
+        )
+    c0, c1, c2 = (float(term.sum()) + extra for term, extra in zip(terms, penalty))
 
     # One breakpoint per (unit, knot ahead of it): crossing knot k moves a unit from
     # piece k to k + 1 when rising, from k + 1 to k when falling.
     event_steps, event_deltas = [], []
-    with np.errstate(divide="ignore", invalid="ignore"):
+    # (A subnormal change puts its crossing at an overflowing step: beyond every other.)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         for k, knot in enumerate(knots):
             step = (knot - z) / v
             rising = (v > 0) & (z < knot)
-            falling = (v < 0) & (z >= knot)
+            falling = (v < 0) & (z > knot)  # on the knot and falling: already on piece k
             crossing = rising | falling
             if not crossing.any():
                 continue
@@ -382,8 +488,31 @@ def exact_line_step(
     # A loss bounded below cannot fall forever: an unbounded piece (rounding can make
     # one where the slope should be zero) is taken at its start.
     candidate = np.where(np.isfinite(candidate), candidate, starts)
-    values = a0 + a1 * candidate + 0.5 * a2 * candidate * candidate
+    with np.errstate(over="ignore", invalid="ignore"):
+        values = a0 + a1 * candidate + 0.5 * a2 * candidate * candidate
+    # A value that overflows is no minimum (a nearly flat piece can put the vertex at 1e300).
+    values = np.where(np.isfinite(values), values, np.inf)
     # The loss can be flat along the line (every unit inactive beyond some step);
     # among minimisers equal to rounding, take the shortest step.
     best = int(np.argmax(values <= values.min() + TIE_TOLERANCE * abs(c0)))
-    return float(candidate[best]), float(values[best])
+
+    # The running sums lose precision when the breakpoints span many orders of magnitude
+    # (one unit's tiny change, another's large one: fuzzing found such lines), and can then
+    # mislead the sweep. Its choice is checked against the loss itself, and so is the
+    # quadratic model's step (the optimal rate along the direction, right-hand slopes at
+    # a = 0): the exact step is never worse than the optimal step, nor than no step.
+    def loss_along(step):
+        with np.errstate(over="ignore", invalid="ignore"):
+            residual = activation(z + step * v) - y
+            value = 0.5 * float(w @ (residual * residual))
+        return value + penalty[0] + step * penalty[1] + 0.5 * step * step * penalty[2]
+
+    _, gain = _piece_line(np.searchsorted(knots, z, side="right"), z, v, y, activation)
+    optimal = quadratic_step(
+        float(np.sum(w * (activation(z) - y) * gain)) + penalty[1],
+        float(np.sum(w * gain * gain)) + penalty[2],
+    )
+    steps = (float(candidate[best]), optimal, 0.0)
+    losses = [loss if np.isfinite(loss) else np.inf for loss in map(loss_along, steps)]
+    lowest = min(losses) + TIE_TOLERANCE * abs(c0)
+    return min((step, loss) for step, loss in zip(steps, losses) if loss <= lowest)

@@ -93,8 +93,10 @@ def test_full_batch_epochs_match_numpy_reference(activation, dtype, layout):
     coef_ref, intercept_ref = coef.copy(), intercept.copy()
     # Near the optimum the residuals are small differences of large numbers, so in
     # float32 the updated and the recomputed pre-activations give rates that agree
-    # to about 1e-3 (each path is as far from a float64 run); float64 agrees to 1e-9.
-    tolerance = TOLERANCE[dtype] if dtype == np.float64 else dict(rtol=2e-3, atol=1e-4)
+    # to a few 1e-3 (each path is as far from a float64 run; the last epochs' rates are
+    # ratios of float32 rounding noise, so the exact figure depends on the summation
+    # order); float64 agrees to 1e-9.
+    tolerance = TOLERANCE[dtype] if dtype == np.float64 else dict(rtol=5e-3, atol=1e-4)
     for _ in range(FULL_BATCH_REFRESH + 5):
         record = full_batch(coef_fast, intercept_fast)
         record_ref = numpy_epoch(

@@ -235,7 +235,9 @@ def test_step_terms_match_finite_differences(name, alpha):
     activation = resolve_activation(library_activation(name), NEGATIVE_SLOPE)
     weights = sample_weight / sample_weight.sum()
     terms = gradient_step_terms(X, Y, W, b, activation, weights, alpha)
-    value, grad_W, grad_b, numerator, denominator = terms[:5]
+    value, grad_W, grad_b, numerator, denominator, scale = terms[:6]
+    # The terms are those of g / scale (their ratio, the rate, is the same as g's).
+    numerator, denominator = scale**2 * numerator, scale**2 * denominator
     expected_W, expected_b = finite_difference_gradient(W, b, X, Y, sigma, sample_weight, alpha)
     assert_allclose(value, loss(W, b, X, Y, sigma, sample_weight, alpha), rtol=1e-13)
     assert_allclose(grad_W, expected_W, rtol=1e-6, atol=1e-9)
