@@ -41,10 +41,14 @@ class IterateAverage:
         None: average over the suffix of training described in the module
         docstring. An int: average every iterate after this many training samples
         have been seen (scikit-learn's ``average=int`` in SGDRegressor).
+    keep_better : bool, default=False
+        Let the solver use the last iterate instead of the average at the end of
+        an epoch when it fits the training data better (``average="auto"``).
     """
 
-    def __init__(self, start_sample=None):
+    def __init__(self, start_sample=None, keep_better=False):
         self.start_sample = start_sample
+        self.keep_better = keep_better
         self.n_epochs = 0
         self.total = None  # (sum of coef iterates, sum of intercept iterates, count)
         self.checkpoints = {}

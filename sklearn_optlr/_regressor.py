@@ -79,8 +79,11 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         ..., keeping the latest start at or before half the epochs run), which
         forgets the early transient and keeps shrinking the noise. An int ``N``:
         average every iterate after ``N`` training samples, as in SGDRegressor.
-        ``"auto"``: ``True`` when an epoch takes several steps (mini-batches),
-        ``False`` in full batch, where the iterates carry no noise to average.
+        ``"auto"``: with mini-batches, the average of ``True``, except that at the
+        end of an epoch where the last iterate fits the training data better (the
+        iterates still making fast progress, which the average lags), the model
+        is the last iterate; in full batch, where the iterates carry no noise to
+        average, no averaging.
     batch_size : int, "auto" or "full", default="auto"
         Samples per update. ``"auto"`` is ``min(200, n_samples)``, ``"full"`` the
         whole training set (deterministic gradient descent).
@@ -395,7 +398,8 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
 
     def _averager(self, current, batch_size, n_samples, continuing):
         """The iterate averager the ``average`` parameter asks for, kept when it exists."""
-        if self.average == "auto":
+        keep_better = self.average == "auto"
+        if keep_better:
             wanted = current is not None if continuing else batch_size < n_samples
             start_sample = None
         else:
@@ -404,8 +408,9 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         if not wanted:
             return None
         if current is not None and current.start_sample == start_sample:
+            current.keep_better = keep_better
             return current
-        return IterateAverage(start_sample)
+        return IterateAverage(start_sample, keep_better)
 
     def _weights_2d(self, dtype):
         coef = np.array(self.coef_, dtype=dtype, ndmin=2)

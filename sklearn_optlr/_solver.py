@@ -592,6 +592,12 @@ def train(
                 averager.add_epoch(*record.iterate_sum)
             model = averager.average(coef.dtype) or model
             loss = objective(X, Y, sample_weight, *model, activation, alpha)
+            if averager.keep_better and model[0] is not coef:
+                # While the iterates still make real progress their average lags behind
+                # them: keep whichever fits the training data better (one more pass).
+                last_loss = objective(X, Y, sample_weight, coef, intercept, activation, alpha)
+                if last_loss < loss:
+                    model, loss = (coef, intercept), last_loss
         score = None if validation is None else validation_score(*validation, *model, activation)
         state.history = state.history.append(record, loss, n_samples, score)
         if verbose:

@@ -144,3 +144,24 @@ def test_first_epoch_averages_only_its_second_half():
     assert averager.first_averaged_step(0, 100, 10) == 5
     feed_constant_epochs(averager, 1)
     assert averager.first_averaged_step(100, 100, 10) == 0
+
+
+@pytest.mark.parametrize("batch_size", [1, 16])
+def test_auto_keeps_the_better_of_the_average_and_the_last_iterate(batch_size):
+    # The iterates do not depend on averaging, so with the stopping rule off the
+    # "auto" model must be exactly the better-fitting of the two others.
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((200, 5)) @ rng.standard_normal((5, 5))  # correlated: slow progress
+    y = np.maximum(X @ rng.standard_normal(5), 0) + 0.1 * rng.standard_normal(200)
+    options = dict(batch_size=batch_size, max_iter=4, tol=0.0, n_iter_no_change=10, random_state=0)
+    models = {
+        average: OptimalLRRegressor("leaky_relu", average=average, **options).fit(X, y)
+        for average in ("auto", True, False)
+    }
+
+    def objective(model):
+        return 0.5 * np.mean((model.predict(X) - y) ** 2)
+
+    better = min(objective(models[True]), objective(models[False]))
+    assert objective(models["auto"]) == pytest.approx(better, rel=1e-12)
+    assert models["auto"].loss_curve_[-1] == pytest.approx(better, rel=1e-9)
