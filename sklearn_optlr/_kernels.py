@@ -252,8 +252,9 @@ def dense_epoch(
     Y : ndarray of shape (n_samples, n_outputs)
     sample_weight : ndarray of shape (n_samples,)
         All ones when the user gave none.
-    order : ndarray of shape (n_samples,), int64
-        Row visiting order.
+    order : ndarray of int64
+        Rows to visit, in order: a permutation of all of them for an epoch, or a
+        chunk of one (the loss is still weighted by the total weight of all rows).
     coef, intercept : ndarray
         Updated in place.
     knots, values, slopes : ndarray
@@ -297,8 +298,9 @@ def dense_epoch(
     loss = 0.0
     n_steps = 0
     n_zero_gradient = 0
-    for start in range(0, n_samples, batch_size):
-        stop = min(start + batch_size, n_samples)
+    n_rows = order.shape[0]  # the epoch, or a chunk of it (see the solver's progress)
+    for start in range(0, n_rows, batch_size):
+        stop = min(start + batch_size, n_rows)
         batch_weight = 0.0
         for t in range(start, stop):
             batch_weight += sample_weight[order[t]]
@@ -450,8 +452,9 @@ def csr_epoch(
     loss = 0.0
     n_steps = 0
     n_zero_gradient = 0
-    for start in range(0, n_samples, batch_size):
-        stop = min(start + batch_size, n_samples)
+    n_rows = order.shape[0]  # the epoch, or a chunk of it (see the solver's progress)
+    for start in range(0, n_rows, batch_size):
+        stop = min(start + batch_size, n_rows)
         m = stop - start
         batch_weight = 0.0
         for t in range(start, stop):

@@ -111,7 +111,10 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         Continue from the previous solution and extend its record when ``fit``
         is called again.
     verbose : int, default=0
-        Print one line per epoch (epoch, loss, mean learning rate, time).
+        1: print one line per epoch (epoch, loss, mean learning rate, time). 2 or
+        more: also show a progress bar over each epoch's batches, with tqdm when
+        it is installed (``pip install "sklearn-optlr[progress]"``), else as
+        printed lines (one per twentieth of the epoch).
 
     Attributes
     ----------

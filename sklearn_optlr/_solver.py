@@ -59,6 +59,10 @@ BLAS_MIN_OUTPUTS = 16
 #: this often so that rounding cannot accumulate.
 FULL_BATCH_REFRESH = 32
 
+#: With a progress bar (``verbose >= 2``) a mini-batch epoch runs in this many
+#: calls, so that the bar moves; the updates are the same.
+PROGRESS_UPDATES = 20
+
 #: Conjugate gradients restart from steepest descent this often (and whenever the
 #: conjugate direction fails to descend). Our prototype reached the L-BFGS optimum
 #: of badly conditioned problems within 50 steps with this period.
@@ -144,15 +148,32 @@ class TrainingState:
 
 
 def _record(loss, rates, n_zero_gradient, iterate_sum=None):
-    rates = np.asarray(rates, dtype=np.float64) if len(rates) else np.zeros(1)
+    n_batches = len(rates)
+    rates = np.asarray(rates, dtype=np.float64) if n_batches else np.zeros(1)
     return EpochRecord(
         loss=float(loss),
         step_mean=float(rates.mean()),
         step_min=float(rates.min()),
         step_max=float(rates.max()),
         n_zero_gradient=int(n_zero_gradient),
-        n_batches=len(rates),
+        n_batches=n_batches,
         iterate_sum=iterate_sum,
+    )
+
+
+def _merge(records):
+    """One record for an epoch run in consecutive chunks (each a record of its own)."""
+    n_batches = sum(record.n_batches for record in records)
+    sums = [record.iterate_sum for record in records if record.iterate_sum is not None]
+    counted = [record for record in records if record.n_batches] or records
+    return EpochRecord(
+        loss=sum(record.loss for record in records),
+        step_mean=sum(r.step_mean * r.n_batches for r in counted) / max(n_batches, 1),
+        step_min=min(record.step_min for record in counted),
+        step_max=max(record.step_max for record in counted),
+        n_zero_gradient=sum(record.n_zero_gradient for record in records),
+        n_batches=n_batches,
+        iterate_sum=tuple(map(sum, zip(*sums))) if sums else None,
     )
 
 
@@ -233,7 +254,7 @@ def numpy_epoch(
     loss = 0.0
     rates = []
     n_zero_gradient = 0
-    for batch in gen_batches(n_samples, batch_size):
+    for batch in gen_batches(n_samples if order is None else len(order), batch_size):
         rows = batch if order is None else order[batch]
         X_batch, Y_batch = X[rows], Y[rows]
         weight_batch = None if sample_weight is None else sample_weight[rows]
@@ -370,7 +391,7 @@ class FullBatchEpoch:
         self._steps_since_restart += 1
         return direction
 
-    def __call__(self, coef, intercept, order=None, average_from=None):
+    def __call__(self, coef, intercept, order=None, average_from=None, progress=None):
         X, Y, weights, alpha = self.X, self.Y, self.weights, self.alpha
         if self._pre_activation is None or self._steps_since_refresh >= FULL_BATCH_REFRESH:
             self._pre_activation = preactivation_change(X, coef, intercept)
@@ -417,6 +438,8 @@ class FullBatchEpoch:
         iterate_sum = None
         if average_from == 0:
             iterate_sum = (coef.astype(np.float64), intercept.astype(np.float64), 1)
+        if progress is not None:
+            progress(X.shape[0])
         return _record(loss, [step_along / scale], not data_gradient, iterate_sum)
 
 
@@ -454,13 +477,54 @@ def make_epoch(
     if method == "compiled" and not sparse.issparse(X):
         X = np.ascontiguousarray(X)
 
-    def run(coef, intercept, order, average_from=None):
+    def run_rows(coef, intercept, rows, average_from):
         return epoch(
-            X, Y, sample_weight, coef, intercept, batch_size=batch_size, order=order,
+            X, Y, sample_weight, coef, intercept, batch_size=batch_size, order=rows,
             average_from=average_from, **options,
         )  # fmt: skip
 
+    def run(coef, intercept, order, average_from=None, progress=None):
+        if progress is None:
+            return run_rows(coef, intercept, order, average_from)
+        # Report progress between chunks of whole batches: the same updates, in
+        # PROGRESS_UPDATES calls instead of one.
+        rows = np.arange(X.shape[0]) if order is None else order
+        n_batches = -(-len(rows) // batch_size)
+        chunk = batch_size * -(-n_batches // PROGRESS_UPDATES)
+        records = []
+        for start in range(0, len(rows), chunk):
+            steps_done = sum(record.n_batches for record in records)
+            chunk_from = None if average_from is None else max(average_from - steps_done, 0)
+            records.append(run_rows(coef, intercept, rows[start : start + chunk], chunk_from))
+            progress(min(chunk, len(rows) - start))
+            if not np.isfinite(records[-1].loss):
+                break
+        return _merge(records)
+
     return run
+
+
+def _progress(verbose, epoch, n_samples):
+    """``(bar, callback)`` reporting samples done in an epoch, for ``verbose >= 2``.
+
+    A tqdm bar when tqdm is installed (``pip install "sklearn-optlr[progress]"``),
+    else a printed line per update; ``(None, None)`` below ``verbose=2``.
+    """
+    if verbose < 2:
+        return None, None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        done = 0
+
+        def report(n_done):
+            nonlocal done
+            done += n_done
+            print(f"Epoch {epoch}: {done}/{n_samples} samples")
+
+        return None, report
+    bar = tqdm(total=n_samples, desc=f"Epoch {epoch}", unit="sample", leave=False)
+    return bar, bar.update
 
 
 def objective(X, Y, sample_weight, coef, intercept, activation, alpha):
@@ -575,7 +639,12 @@ def train(
         average_from = None
         if averager is not None:
             average_from = averager.first_averaged_step(state.history.t, n_samples, batch_size)
-        record = epoch_runner(coef, intercept, order, average_from)
+        bar, progress = _progress(verbose, len(state.history.loss_curve) + 1, n_samples)
+        try:
+            record = epoch_runner(coef, intercept, order, average_from, progress)
+        finally:
+            if bar is not None:
+                bar.close()
         finite = np.all(np.isfinite(coef)) and np.all(np.isfinite(intercept))
         if not (np.isfinite(record.loss) and finite):
             raise FloatingPointError(
