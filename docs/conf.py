@@ -73,5 +73,8 @@ sphinx_gallery_conf = {
     "remove_config_comments": True,
     "min_reported_time": 1,
     "show_memory": False,
+    # Examples print what they mean to; the repr of a cell's last value (a legend
+    # object, say) is noise.
+    "capture_repr": (),
 }
 
