@@ -239,6 +239,29 @@ def _loss_along(step, z, v, y, w, count, knots, values, slopes, penalty):
     return loss if np.isfinite(loss) else np.inf
 
 
+@njit(cache=True)
+def _batch_scratch(batch_size, n_outputs, n_knots):
+    """The per-batch buffers both kernels need, allocated once an epoch.
+
+    Returns the slopes, back-propagated residuals and intercept gradient of a batch,
+    then the exact step's scratch: one entry per (row, output) for the pre-activations,
+    their change along the direction, the targets and the weights, and the kink
+    crossings' steps and coefficient changes (see :func:`_exact_step`).
+    """
+    entries = batch_size * n_outputs
+    return (
+        np.empty((batch_size, n_outputs)),
+        np.empty((batch_size, n_outputs)),
+        np.empty(n_outputs),
+        np.empty(entries),
+        np.zeros(entries),
+        np.empty(entries),
+        np.empty(entries),
+        np.empty(entries * n_knots + 1),
+        np.empty((5, entries * n_knots + 1)),
+    )
+
+
 @njit(cache=True, fastmath=_FASTMATH)
 def dense_epoch(
     X, Y, sample_weight, order, coef, intercept, knots, values, slopes,
@@ -284,17 +307,11 @@ def dense_epoch(
     total_weight = 0.0
     for i in range(n_samples):
         total_weight += sample_weight[i]
-    slope_buffer = np.empty((batch_size, n_outputs))
-    backprop = np.empty((batch_size, n_outputs))
     grad_coef = np.empty((n_outputs, n_features))
-    grad_intercept = np.empty(n_outputs)
-    # Scratch for the exact step: one entry per (row, output) of a batch.
-    line_pre_activation = np.empty(batch_size * n_outputs)
-    line_change = np.zeros(batch_size * n_outputs)
-    line_target = np.empty(batch_size * n_outputs)
-    line_weight = np.empty(batch_size * n_outputs)
-    event_step = np.empty(batch_size * n_outputs * knots.shape[0] + 1)
-    event_delta = np.empty((5, batch_size * n_outputs * knots.shape[0] + 1))
+    (
+        slope_buffer, backprop, grad_intercept, line_pre_activation, line_change, line_target,
+        line_weight, event_step, event_delta,
+    ) = _batch_scratch(batch_size, n_outputs, knots.shape[0])  # fmt: skip
     loss = 0.0
     n_steps = 0
     n_zero_gradient = 0
@@ -439,16 +456,10 @@ def csr_epoch(
     scatter = np.zeros(n_features)
     gram = np.empty((batch_size, batch_size))
     linear = np.empty((batch_size, n_outputs))  # W x_i, without the intercept
-    slope_buffer = np.empty((batch_size, n_outputs))
-    backprop = np.empty((batch_size, n_outputs))
-    grad_intercept = np.empty(n_outputs)
-    # Scratch for the exact step: one entry per (row, output) of a batch.
-    line_pre_activation = np.empty(batch_size * n_outputs)
-    line_change = np.zeros(batch_size * n_outputs)
-    line_target = np.empty(batch_size * n_outputs)
-    line_weight = np.empty(batch_size * n_outputs)
-    event_step = np.empty(batch_size * n_outputs * knots.shape[0] + 1)
-    event_delta = np.empty((5, batch_size * n_outputs * knots.shape[0] + 1))
+    (
+        slope_buffer, backprop, grad_intercept, line_pre_activation, line_change, line_target,
+        line_weight, event_step, event_delta,
+    ) = _batch_scratch(batch_size, n_outputs, knots.shape[0])  # fmt: skip
     loss = 0.0
     n_steps = 0
     n_zero_gradient = 0
