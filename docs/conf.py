@@ -67,7 +67,6 @@ sphinx_gallery_conf = {
     "within_subsection_order": "gallery_order.ExampleOrder",
     # "Examples using ..." lists on the API pages, for our names only (nothing remote).
     "doc_module": ("sklearn_optlr",),
-    "reference_url": {"sklearn_optlr": None},
     "backreferences_dir": "gen_modules/backreferences",
     "abort_on_example_error": True,
     "remove_config_comments": True,

@@ -227,9 +227,11 @@ def main():
     print(grid_table(search))
     print(
         "\nbatch_size=1 takes the one-sample optimal step 1 / (D^2 (1 + x^T x)), which fits"
-        "\neach sample exactly, so the weights keep chasing label noise (no iterate averaging"
-        "\nyet). On leaky_relu's 0.01-slope piece D^2 = 1e-4 makes that step 10^4 times larger:"
-        "\nit jumps across the kink, where the quadratic model no longer holds."
+        "\neach sample exactly, so the iterates keep chasing label noise; the model is their"
+        "\naverage (average='auto'), which settles. On leaky_relu's 0.01-slope piece"
+        "\nD^2 = 1e-4 makes that step 10^4 times larger: it jumps across the kink, where the"
+        "\nquadratic model no longer holds. abs has two mirror-image fits (z = y and z = -y),"
+        "\nand one-sample steps leave rows on both. Use batches of 32 or more with these."
     )
 
     best = search.best_params_
