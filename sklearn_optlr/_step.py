@@ -23,8 +23,7 @@ ordinary scales every bit is as without it. Squares are summed in float64.
 """
 
 import math
-
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
