@@ -377,10 +377,13 @@ def _first_reach(train, seconds, reference):
 
 # -- Tables -----------------------------------------------------------------------
 
+# A cell with nothing to report. A lone "-" would render as a bullet point in a table.
+NOT_APPLICABLE = "n/a"
+
 
 def _excess(value):
     if np.isnan(value):
-        return "-"
+        return NOT_APPLICABLE
     if np.isinf(value):
         return "diverged"
     if abs(value) < 1e-12:
@@ -390,7 +393,7 @@ def _excess(value):
 
 def _reached(reach, limit):
     epochs, seconds = reach
-    return (f">{limit}", "-") if epochs is None else (str(epochs), f"{seconds:.3g}")
+    return (f">{limit}", NOT_APPLICABLE) if epochs is None else (str(epochs), f"{seconds:.3g}")
 
 
 def _met(ours, peers):
@@ -451,7 +454,7 @@ def targets_table(outcomes, settings):
                     outcome.problem.name, str(batch_size), str(budget),
                     _excess(summaries[batch_size, DEFAULTS].at(budget)),
                     *(_excess(summaries[batch_size, n].at(budget))
-                      if (batch_size, n) in summaries else "-" for n in PEERS),
+                      if (batch_size, n) in summaries else NOT_APPLICABLE for n in PEERS),
                     "yes" if met(summaries) else "**no**", _seeds_met(outcome, batch_size, met),
                 ])  # fmt: skip
     return header, rows
@@ -470,7 +473,7 @@ def teacher_table(outcomes, settings):
             rows.append([
                 outcome.problem.name, str(batch_size), _excess(value),
                 "yes" if value <= 1e-2 else "**no**",
-                "-" if batch_size == "full" else _seeds_met(
+                NOT_APPLICABLE if batch_size == "full" else _seeds_met(
                     outcome, batch_size,
                     lambda summaries: summaries[batch_size, DEFAULTS].at(2) <= 1e-2),
             ])  # fmt: skip
@@ -529,10 +532,10 @@ def held_out_table(outcomes, settings):
                 rows.append([
                     outcome.problem.name, str(batch_size), str(budget), f"{test[budget - 1]:.5g}",
                     *(f"{summaries[batch_size, n].test[budget - 1]:.5g}"
-                      if (batch_size, n) in summaries else "-" for n in PEERS),
+                      if (batch_size, n) in summaries else NOT_APPLICABLE for n in PEERS),
                     "yes" if met(summaries) else "**no**",
                     # Full batch has no shuffling: one seed is all seeds.
-                    "-" if batch_size == "full" else _seeds_met(outcome, batch_size, met),
+                    NOT_APPLICABLE if batch_size == "full" else _seeds_met(outcome, batch_size, met),
                 ])  # fmt: skip
     return header, rows
 
@@ -552,8 +555,8 @@ def step_rule_table(outcomes, settings):
             rows.append([
                 outcome.problem.name, str(batch_size), _excess(s[batch_size, DEFAULTS].at(budget)),
                 _excess(s[batch_size, EXACT].at(budget)),
-                "-" if full else _excess(no_average.at(budget)),
-                "-" if full else _excess(s[batch_size, EXACT_NO_AVERAGE].at(budget)),
+                NOT_APPLICABLE if full else _excess(no_average.at(budget)),
+                NOT_APPLICABLE if full else _excess(s[batch_size, EXACT_NO_AVERAGE].at(budget)),
                 f"{1e3 * s[batch_size, DEFAULTS].seconds_per_epoch:.3g}",
                 f"{1e3 * s[batch_size, EXACT].seconds_per_epoch:.3g}",
             ])  # fmt: skip
