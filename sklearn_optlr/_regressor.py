@@ -158,8 +158,9 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
     Notes
     -----
     At a kink of :math:`\sigma` the derivative is the right-hand slope. A batch
-    whose gradient is zero (every unit inactive on it) is skipped rather than
-    divided by; an epoch where that happens on every batch ends training with a
+    on which no unit is active is skipped: its gradient is zero, or the penalty's
+    alone, whose optimal step (:math:`1/\alpha`) would zero ``W``. An epoch where
+    that happens on every batch ends training with a
     :class:`~sklearn.exceptions.ConvergenceWarning`.
 
     ``W`` starts at zero and ``b`` inside the steepest piece of :math:`\sigma`
@@ -173,8 +174,10 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
     trains in float32.
 
     With mini-batches, ``sample_weight`` weights each row's loss within its
-    batch; integer weights equal repeated rows exactly only with
-    ``batch_size="full"``, because batches then differ.
+    batch, so integer weights equal repeated rows exactly in full batch, but not
+    in general with mini-batches, whose batches then differ.
+
+    ``early_stopping`` trains on a copy of the rows it does not hold out.
 
     References
     ----------
