@@ -442,11 +442,11 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         train_rows, validation_rows = train_test_split(
             np.arange(n_samples), test_size=n_validation, random_state=rng.integers(2**31)
         )
-        weight_or_none = (
-            (lambda rows: None) if sample_weight is None else (lambda rows: sample_weight[rows])
-        )
-        validation = (X[validation_rows], Y[validation_rows], weight_or_none(validation_rows))
-        return X[train_rows], Y[train_rows], weight_or_none(train_rows), validation
+        parts = [
+            (X[rows], Y[rows], None if sample_weight is None else sample_weight[rows])
+            for rows in (train_rows, validation_rows)
+        ]
+        return *parts[0], parts[1]
 
     def predict(self, X):
         """Predict with the fitted network.
