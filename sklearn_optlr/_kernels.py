@@ -5,7 +5,10 @@ With small batches the cost of a numpy step is Python overhead, not arithmetic
 these kernels run an entire epoch without returning to Python: forward pass,
 gradient, the step length (the optimal rate's curvature term, or the exact line
 search's sweep over kink crossings), and the update, for every piecewise-linear
-activation through its knots, values and slopes.
+activation through its knots, values and slopes. At batch size 1 the dense kernel
+takes the quadratic and fixed steps in closed form (two reads of the row instead of
+five, see :func:`_dense_one_row_epoch`) and asks for rows a few steps ahead
+(:mod:`._prefetch`), since fetching shuffled rows is then most of an epoch's time.
 
 Contract (every kernel): ``coef`` (n_outputs, n_features) and ``intercept``
 (n_outputs,) are updated **in place**; ``rates`` (one slot per batch) receives the
@@ -41,6 +44,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without numba
 
 import numpy as np
 
+from ._prefetch import prefetch_row
 from ._step import TIE_TOLERANCE, power_of_two_scale
 
 __all__ = ["dense_epoch", "csr_epoch"]
@@ -53,6 +57,11 @@ _FASTMATH = {"reassoc", "contract", "arcp"}
 FIXED, OPTIMAL, EXACT = 0, 1, 2
 
 _power_of_two_scale = njit(cache=True, inline="always")(power_of_two_scale)
+
+#: At batch size 1, rows are prefetched this many steps ahead (see :mod:`._prefetch`):
+#: on 100,000 x 100 a minimal one-row loop took 1.66, 1.38, 1.23 and 1.25 times one
+#: pass over X prefetching 1, 2, 4 and 8 rows ahead, against 2.48 without.
+PREFETCH_DISTANCE = 4
 
 #: Sums of squares below this may have lost entries to underflow: rescale instead.
 _SMALLEST_SAFE_SQUARE = 2.0**-960
@@ -329,11 +338,28 @@ def dense_epoch(
     n_steps : int
     n_zero_gradient : int
     """
-    n_samples, n_features = X.shape
-    n_outputs = coef.shape[0]
     total_weight = 0.0
-    for i in range(n_samples):
+    for i in range(X.shape[0]):
         total_weight += sample_weight[i]
+    if batch_size == 1 and rule != EXACT:
+        return _dense_one_row_epoch(
+            X, Y, sample_weight, order, coef, intercept, knots, values, slopes, alpha, rule,
+            fixed_rate, rates, average_from, sum_coef, sum_intercept, total_weight,
+        )  # fmt: skip
+    return _dense_batch_epoch(
+        X, Y, sample_weight, order, coef, intercept, knots, values, slopes, batch_size, alpha,
+        rule, fixed_rate, rates, average_from, sum_coef, sum_intercept, total_weight,
+    )  # fmt: skip
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def _dense_batch_epoch(
+    X, Y, sample_weight, order, coef, intercept, knots, values, slopes, batch_size, alpha,
+    rule, fixed_rate, rates, average_from, sum_coef, sum_intercept, total_weight,
+):  # fmt: skip
+    """:func:`dense_epoch` for any batch size and step rule, given the total weight."""
+    n_features = X.shape[1]
+    n_outputs = coef.shape[0]
     grad_coef = np.empty((n_outputs, n_features))
     (
         slope_buffer, backprop, grad_intercept, line_pre_activation, line_change, line_target,
@@ -460,6 +486,122 @@ def dense_epoch(
                 if averaging_weight != 0.0:
                     for j in range(n_features):
                         sum_coef[o, j] += averaging_weight * grad_coef[o, j]
+    return loss, n_steps, n_zero_gradient
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def _dense_one_row_epoch(
+    X, Y, sample_weight, order, coef, intercept, knots, values, slopes, alpha, rule,
+    fixed_rate, rates, average_from, sum_coef, sum_intercept, total_weight,
+):  # fmt: skip
+    """:func:`dense_epoch` at batch size 1 with the quadratic or a fixed step, in closed form.
+
+    With one row the gradient has rank one, ``G = r x^T + alpha W`` and ``g_b = r``
+    (``r = D e``; a one-row batch has normalised weight 1), so the rate needs only
+    ``W x``, ``||x||^2`` and ``||W||^2``:
+    ``||G||^2 = ||r||^2 ||x||^2 + 2 alpha <r, W x> + alpha^2 ||W||^2`` and
+    ``G x + g_b = r (||x||^2 + 1) + alpha W x``. The general loop reads the row five
+    times (product, gradient, its norm, curvature, update); this one reads it twice,
+    ``||x||^2`` riding along with the first product, and it is kept free of the
+    general loop's buffers and branches: on 100,000 x 100 it halves the time of an
+    epoch, most of it the latency of fetching rows in shuffled order, which a short
+    loop body lets the processor overlap. A row where a square may have overflowed or
+    underflowed (entries beyond about 1e150 or below 1e-144) is handed to the
+    general, rescaled step before anything is updated.
+    """
+    n_features = X.shape[1]
+    n_outputs = coef.shape[0]
+    linear = np.empty(n_outputs)  # W x, without the intercept
+    residual = np.empty(n_outputs)
+    row_slopes = np.empty(n_outputs)
+    loss = 0.0
+    n_steps = 0
+    n_zero_gradient = 0
+    n_rows = order.shape[0]
+    for t in range(n_rows):
+        row = order[t]
+        if t + PREFETCH_DISTANCE < n_rows:
+            prefetch_row(X, order[t + PREFETCH_DISTANCE])
+        if sample_weight[row] == 0.0:
+            continue
+        row_sq = 0.0
+        z = 0.0
+        for j in range(n_features):
+            z += coef[0, j] * X[row, j]
+            row_sq += X[row, j] * X[row, j]
+        linear[0] = z
+        for o in range(1, n_outputs):
+            z = 0.0
+            for j in range(n_features):
+                z += coef[o, j] * X[row, j]
+            linear[o] = z
+        penalty = 0.0
+        if alpha > 0.0:
+            for o in range(n_outputs):
+                for j in range(n_features):
+                    penalty += coef[o, j] * coef[o, j]
+        row_loss = 0.0
+        residual_sq = 0.0
+        residual_dot_linear = 0.0
+        data_gradient = False
+        for o in range(n_outputs):
+            value, slope = _activate(linear[o] + intercept[o], knots, values, slopes)
+            error = value - Y[row, o]
+            row_loss += error * error
+            r = slope * error
+            residual[o] = r
+            row_slopes[o] = slope
+            residual_sq += r * r
+            residual_dot_linear += r * linear[o]
+            data_gradient |= r != 0.0
+        grad_coef_sq = residual_sq * row_sq + 2.0 * alpha * residual_dot_linear
+        grad_coef_sq += alpha * alpha * penalty
+        numerator = grad_coef_sq + residual_sq
+        safe = np.isfinite(numerator) and numerator >= _SMALLEST_SAFE_SQUARE
+        denominator = 0.0
+        if rule != FIXED:
+            denominator = alpha * grad_coef_sq
+            for o in range(n_outputs):
+                change = row_slopes[o] * (residual[o] * (row_sq + 1.0) + alpha * linear[o])
+                denominator += change * change
+            safe = safe and np.isfinite(denominator) and denominator >= _SMALLEST_SAFE_SQUARE
+        if data_gradient and not safe:
+            row_result = _dense_batch_epoch(
+                X, Y, sample_weight, order[t : t + 1], coef, intercept, knots, values, slopes,
+                1, alpha, rule, fixed_rate, rates[n_steps:], average_from - n_steps, sum_coef,
+                sum_intercept, total_weight,
+            )  # fmt: skip
+            loss += row_result[0]
+            n_steps += row_result[1]
+            n_zero_gradient += row_result[2]
+            if not np.isfinite(row_result[0]):
+                return np.nan, n_steps, n_zero_gradient
+            continue
+        rate = _quadratic_rate(numerator, denominator, rule, fixed_rate, data_gradient)
+        if not (np.isfinite(row_loss) and np.isfinite(rate)):
+            return np.nan, n_steps, n_zero_gradient
+        loss += 0.5 * (row_loss + alpha * penalty) * (sample_weight[row] / total_weight)
+        n_zero_gradient += not data_gradient
+        averaging_weight = rate * (n_steps - average_from) if n_steps >= average_from else 0.0
+        rates[n_steps] = rate
+        n_steps += 1
+        if rate == 0.0:
+            continue
+        for o in range(n_outputs):
+            r = residual[o]
+            intercept[o] -= rate * r
+            sum_intercept[o] += averaging_weight * r
+            if alpha > 0.0:
+                for j in range(n_features):
+                    grad = alpha * coef[o, j] + r * X[row, j]
+                    coef[o, j] -= rate * grad
+                    sum_coef[o, j] += averaging_weight * grad
+            elif r != 0.0:
+                for j in range(n_features):
+                    coef[o, j] -= rate * r * X[row, j]
+                if averaging_weight != 0.0:
+                    for j in range(n_features):
+                        sum_coef[o, j] += averaging_weight * r * X[row, j]
     return loss, n_steps, n_zero_gradient
 
 

@@ -55,23 +55,29 @@ def test_window_from_a_sample_count_averages_everything_after_it():
 @pytest.mark.parametrize("layout", ["dense", "csr"])
 @pytest.mark.parametrize("step", ["optimal", "exact", 0.05])
 @pytest.mark.parametrize("average_from", [0, 3])
-def test_epoch_iterate_sums_equal_the_sum_of_the_iterates(epoch, layout, step, average_from):
+@pytest.mark.parametrize("batch_size, alpha", [(5, 0.02), (1, 0.02), (1, 0.0)])
+def test_epoch_iterate_sums_equal_the_sum_of_the_iterates(
+    epoch, layout, step, average_from, batch_size, alpha
+):
     rng = np.random.default_rng(3)
     X = rng.standard_normal((23, 4))
     X[rng.random(X.shape) < 0.3] = 0.0
     Y = rng.standard_normal((23, 2))
     coef, intercept = 0.3 * rng.standard_normal((2, 4)), rng.standard_normal(2)
-    options = dict(activation=resolve_activation("leaky_relu", 0.1), step=step, alpha=0.02)
+    options = dict(activation=resolve_activation("leaky_relu", 0.1), step=step, alpha=alpha)
     X_in = sparse.csr_matrix(X) if layout == "csr" else X
     # Oracle: one batch at a time, collecting every iterate.
     order = rng.permutation(23)
     c, b, iterates = coef.copy(), intercept.copy(), []
-    for start in range(0, 23, 5):
-        rows = order[start : start + 5]
-        numpy_epoch(X[rows], Y[rows], None, c, b, batch_size=5, order=None, **options)
+    for start in range(0, 23, batch_size):
+        rows = order[start : start + batch_size]
+        numpy_epoch(X[rows], Y[rows], None, c, b, batch_size=batch_size, order=None, **options)
         iterates.append((c.copy(), b.copy()))
     c, b = coef.copy(), intercept.copy()
-    record = epoch(X_in, Y, None, c, b, batch_size=5, order=order, average_from=average_from, **options)
+    record = epoch(
+        X_in, Y, None, c, b, batch_size=batch_size, order=order, average_from=average_from,
+        **options,
+    )  # fmt: skip
     sum_coef, sum_intercept, count = record.iterate_sum
     assert count == len(iterates) - average_from
     assert_allclose(sum_coef, sum(i[0] for i in iterates[average_from:]), rtol=1e-9)

@@ -128,14 +128,21 @@ def run_one_batch(path, X, Y, W, b, activation, step):
     return record.step_mean, coef, intercept
 
 
-@pytest.mark.parametrize("path", ["compiled dense", "compiled csr", "numpy", "full batch"])
+@pytest.mark.parametrize(
+    "path", ["compiled dense", "compiled dense, one row", "compiled csr", "numpy", "full batch"]
+)
 @pytest.mark.parametrize("scale, dtype", SCALES)
 def test_every_path_takes_the_exact_rate_at_extreme_scales(scale, dtype, path):
     """The compiled kernels, the BLAS path and the full-batch step each take the exact rate,
-    and for the identity (a quadratic loss) the exact line search finds the same step."""
+    and for the identity (a quadratic loss) the exact line search finds the same step.
+    A batch of one row goes through the dense kernel's closed form, which hands rows whose
+    squares overflow or underflow to the general, rescaled step."""
     tolerance = 1e-10 if dtype == np.float64 else 1e-4
     for activation, step in [("relu", "optimal"), ("abs", "optimal"), ("identity", "exact")]:
         W, b, X, Y = scaled_problem(scale, dtype, activation)
+        if path.endswith("one row"):
+            active = np.flatnonzero(np.all(X @ W.T + b > 0, axis=1))[0]  # every unit alive
+            X, Y = X[active : active + 1], Y[active : active + 1]
         rate, coef, intercept = run_one_batch(path, X, Y, W, b, activation, step)
         assert_allclose(rate, exact_rate(W, b, X, Y, activation), rtol=tolerance)
         assert coef.dtype == dtype and np.all(np.isfinite(coef))
@@ -145,10 +152,11 @@ def test_every_path_takes_the_exact_rate_at_extreme_scales(scale, dtype, path):
 
 
 # Every way the estimator can train: the compiled kernel (dense and CSR, optimal and exact
-# steps), the BLAS path for large batches with many outputs, full-batch gradient descent,
+# steps; dense one row at a time), the BLAS path for large batches with many outputs, full-batch gradient descent,
 # conjugate gradients with the optimal and the exact step.
 PATHS = {
     "compiled-dense": (dict(batch_size=8), False, 1),
+    "compiled-dense-one-row": (dict(batch_size=1), False, 1),
     "compiled-csr": (dict(batch_size=8), True, 1),
     "compiled-dense-exact": (dict(batch_size=8, step="exact"), False, 1),
     "compiled-csr-exact": (dict(batch_size=8, step="exact"), True, 1),
