@@ -13,7 +13,8 @@ bundled diabetes data and digits with one-hot targets; each split 80/20.
   (ours' initialisation, random ones, the end of a long run of ours).
 - Ours: OptimalLRRegressor at its defaults with only ``batch_size`` set, and
   variants: the seed's plain method (``solver="gd"``, ``step="optimal"``,
-  ``average=False``), ``step="exact"``, other averaging windows, and in full batch
+  ``average=False``), the seed's ``step="optimal"`` and ``step="exact"`` with the
+  default averaging, other averaging windows (none included), and in full batch
   ``average=True``.
 - Peers on the same model, initialisation and batch sizes (``_peers.py``, compiled):
   constant-rate SGD and Adam, each over 7 log-spaced rates per problem and batch
@@ -95,8 +96,10 @@ QUICK_SETTINGS = dict(
 #: Variants of ours; ``average="n"`` stands for the number of training rows.
 DEFAULTS = "ours, defaults"
 SEED = "seed: gd, optimal, average=False"
+OPTIMAL = "step='optimal'"
 EXACT = "step='exact'"
 EXACT_NO_AVERAGE = "step='exact', average=False"
+NO_AVERAGE = "average=False"
 AVERAGE_ALL = "average=1 (every iterate)"
 AVERAGE_AFTER_EPOCH = "average=n (from epoch 2)"
 AVERAGE_TRUE = "average=True"
@@ -104,8 +107,10 @@ VARIANTS = {
     "mini": {
         DEFAULTS: {},
         SEED: dict(solver="gd", step="optimal", average=False),
+        OPTIMAL: dict(step="optimal"),
         EXACT: dict(step="exact"),
         EXACT_NO_AVERAGE: dict(step="exact", average=False),
+        NO_AVERAGE: dict(average=False),
         AVERAGE_ALL: dict(average=1),
         AVERAGE_AFTER_EPOCH: dict(average="n"),
     },
@@ -541,23 +546,26 @@ def held_out_table(outcomes, settings):
 
 
 def step_rule_table(outcomes, settings):
-    """Optimal against exact step, with and without averaging, and their cost."""
+    """Pooled (default) against optimal and exact steps, with and without averaging, and
+    their cost. In full batch the pooled step is the optimal one."""
     budget = min(10, settings["epochs"])
-    header = ["problem", "batch", f"optimal, after {budget}", f"exact, after {budget}",
+    header = ["problem", "batch", f"pooled (default), after {budget}",
+              f"optimal, after {budget}", f"exact, after {budget}",
               f"optimal, no avg., after {budget}", f"exact, no avg., after {budget}",
-              "ms/epoch optimal", "ms/epoch exact"]  # fmt: skip
+              "ms/epoch pooled", "ms/epoch optimal", "ms/epoch exact"]  # fmt: skip
     rows = []
     for outcome in outcomes:
         for batch_size in BATCH_SIZES:
             s = outcome.summaries
             full = batch_size == "full"
-            no_average = s[batch_size, SEED] if not full else None
+            optimal = s[batch_size, DEFAULTS if full else OPTIMAL]
             rows.append([
                 outcome.problem.name, str(batch_size), _excess(s[batch_size, DEFAULTS].at(budget)),
-                _excess(s[batch_size, EXACT].at(budget)),
-                NOT_APPLICABLE if full else _excess(no_average.at(budget)),
+                _excess(optimal.at(budget)), _excess(s[batch_size, EXACT].at(budget)),
+                NOT_APPLICABLE if full else _excess(s[batch_size, SEED].at(budget)),
                 NOT_APPLICABLE if full else _excess(s[batch_size, EXACT_NO_AVERAGE].at(budget)),
                 f"{1e3 * s[batch_size, DEFAULTS].seconds_per_epoch:.3g}",
+                f"{1e3 * optimal.seconds_per_epoch:.3g}",
                 f"{1e3 * s[batch_size, EXACT].seconds_per_epoch:.3g}",
             ])  # fmt: skip
     return header, rows
@@ -565,7 +573,7 @@ def step_rule_table(outcomes, settings):
 
 def averaging_table(outcomes, settings):
     budgets = [b for b in BUDGETS if 2 <= b <= settings["epochs"]]
-    windows = {"suffix (default)": DEFAULTS, "none": SEED, "every iterate": AVERAGE_ALL,
+    windows = {"suffix (default)": DEFAULTS, "none": NO_AVERAGE, "every iterate": AVERAGE_ALL,
                "from epoch 2": AVERAGE_AFTER_EPOCH}  # fmt: skip
     header = ["problem", "batch", "epochs"] + list(windows) + ["lowest"]
     rows = []
@@ -620,11 +628,13 @@ def text_table(header, rows):
 STYLES = {
     DEFAULTS: dict(color="black", linewidth=2.4, zorder=5),
     SEED: dict(color="tab:blue", linewidth=1.3),
+    OPTIMAL: dict(color="tab:cyan", linewidth=1.3),
     # Drawn over the defaults and the seed's method, with markers, because they often coincide.
     EXACT: dict(color="tab:orange", linewidth=1.0, linestyle="--", marker="x", markersize=4,
                 markevery=0.05, zorder=6),
     EXACT_NO_AVERAGE: dict(color="tab:orange", linewidth=1.0, linestyle=":", marker="+",
                            markersize=5, markevery=0.05, zorder=6),
+    NO_AVERAGE: dict(color="tab:pink", linewidth=1.0),
     AVERAGE_ALL: dict(color="tab:green", linewidth=1.0),
     AVERAGE_AFTER_EPOCH: dict(color="tab:olive", linewidth=1.0),
     AVERAGE_TRUE: dict(color="tab:green", linewidth=1.0),

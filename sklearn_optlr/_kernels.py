@@ -6,7 +6,7 @@ these kernels run an entire epoch without returning to Python: forward pass,
 gradient, the step length (the optimal rate's curvature term, or the exact line
 search's sweep over kink crossings), and the update, for every piecewise-linear
 activation through its knots, values and slopes. At batch size 1 the dense kernel
-takes the quadratic and fixed steps in closed form (two reads of the row instead of
+takes the optimal, pooled and fixed steps in closed form (two reads of the row instead of
 five, see :func:`_dense_one_row_epoch`) and asks for rows a few steps ahead
 (:mod:`._prefetch`), since fetching shuffled rows is then most of an epoch's time.
 
@@ -42,8 +42,11 @@ except ImportError as exc:  # pragma: no cover - exercised only without numba
         "of sklearn-optlr, so reinstalling the package also brings it)."
     ) from exc
 
+import math
+
 import numpy as np
 
+from ._pooling import pooled_rate
 from ._prefetch import prefetch_row
 from ._step import TIE_TOLERANCE, power_of_two_scale
 
@@ -54,9 +57,10 @@ __all__ = ["dense_epoch", "csr_epoch"]
 _FASTMATH = {"reassoc", "contract", "arcp"}
 
 #: Step rules, as the kernels take them.
-FIXED, OPTIMAL, EXACT = 0, 1, 2
+FIXED, OPTIMAL, EXACT, POOLED = 0, 1, 2, 3
 
 _power_of_two_scale = njit(cache=True, inline="always")(power_of_two_scale)
+_pooled_rate = njit(cache=True)(pooled_rate)
 
 #: At batch size 1, rows are prefetched this many steps ahead (see :mod:`._prefetch`):
 #: on 100,000 x 100 a minimal one-row loop took 1.66, 1.38, 1.23 and 1.25 times one
@@ -120,7 +124,11 @@ def _activate(z, knots, values, slopes):
 
 
 @njit(cache=True, fastmath=_FASTMATH, inline="always")
-def _quadratic_rate(numerator, denominator, rule, fixed_rate, data_gradient):
+def _step_rate(
+    numerator, denominator, scale, rule, fixed_rate, data_gradient, rate_memory, window
+):  # fmt: skip
+    """The rate along ``-g`` by a fixed, optimal or pooled rule, from ``<g, g>`` and
+    ``g^T H g`` computed on ``g / scale`` (``scale`` a power of two)."""
     # As in the solver: no active unit, no step (the penalty alone is not followed).
     if numerator == 0.0 or not data_gradient:
         return 0.0
@@ -128,6 +136,9 @@ def _quadratic_rate(numerator, denominator, rule, fixed_rate, data_gradient):
         return fixed_rate
     if not denominator > 0.0:
         return 0.0
+    if rule == POOLED:
+        exponent = 2 * (math.frexp(scale)[1] - 1)  # the forms scale as scale**2
+        return _pooled_rate(rate_memory, numerator, denominator, exponent, window)
     rate = numerator / denominator
     return rate if np.isfinite(rate) else 0.0
 
@@ -301,7 +312,8 @@ def _batch_scratch(batch_size, n_outputs, n_knots):
 @njit(cache=True, fastmath=_FASTMATH)
 def dense_epoch(
     X, Y, sample_weight, order, coef, intercept, knots, values, slopes,
-    batch_size, alpha, rule, fixed_rate, rates, average_from, sum_coef, sum_intercept,
+    batch_size, alpha, rule, fixed_rate, rate_memory, window, rates, average_from, sum_coef,
+    sum_intercept,
 ):  # fmt: skip
     """One epoch of mini-batch updates on dense ``X`` (C-contiguous rows).
 
@@ -322,9 +334,14 @@ def dense_epoch(
     alpha : float
         L2 penalty.
     rule : int
-        :data:`OPTIMAL` (the quadratic model's minimiser), :data:`EXACT` (the
-        exact minimiser of the batch loss along ``-g``) or :data:`FIXED`.
+        :data:`OPTIMAL` (the quadratic model's minimiser), :data:`POOLED` (see
+        :mod:`._pooling`), :data:`EXACT` (the exact minimiser of the batch loss
+        along ``-g``) or :data:`FIXED`.
     fixed_rate : float
+    rate_memory : ndarray of shape (4,), float64
+        The pooled rule's memory, updated in place (see :mod:`._pooling`).
+    window : float
+        The pooled rule's window, in batches.
     rates : ndarray of shape (n_batches,), float64
         Receives the rate of each step.
     average_from : int
@@ -344,18 +361,21 @@ def dense_epoch(
     if batch_size == 1 and rule != EXACT:
         return _dense_one_row_epoch(
             X, Y, sample_weight, order, coef, intercept, knots, values, slopes, alpha, rule,
-            fixed_rate, rates, average_from, sum_coef, sum_intercept, total_weight,
+            fixed_rate, rate_memory, window, rates, average_from, sum_coef, sum_intercept,
+            total_weight,
         )  # fmt: skip
     return _dense_batch_epoch(
         X, Y, sample_weight, order, coef, intercept, knots, values, slopes, batch_size, alpha,
-        rule, fixed_rate, rates, average_from, sum_coef, sum_intercept, total_weight,
+        rule, fixed_rate, rate_memory, window, rates, average_from, sum_coef, sum_intercept,
+        total_weight,
     )  # fmt: skip
 
 
 @njit(cache=True, fastmath=_FASTMATH)
 def _dense_batch_epoch(
     X, Y, sample_weight, order, coef, intercept, knots, values, slopes, batch_size, alpha,
-    rule, fixed_rate, rates, average_from, sum_coef, sum_intercept, total_weight,
+    rule, fixed_rate, rate_memory, window, rates, average_from, sum_coef, sum_intercept,
+    total_weight,
 ):  # fmt: skip
     """:func:`dense_epoch` for any batch size and step rule, given the total weight."""
     n_features = X.shape[1]
@@ -463,7 +483,10 @@ def _dense_batch_epoch(
             )  # fmt: skip
             rate = step_along * inverse
         else:
-            rate = _quadratic_rate(numerator, denominator, rule, fixed_rate, data_gradient)
+            rate = _step_rate(
+                numerator, denominator, scale, rule, fixed_rate, data_gradient, rate_memory,
+                window,
+            )  # fmt: skip
             step_along = rate * scale
         if not (
             np.isfinite(batch_loss) and np.isfinite(numerator) and np.isfinite(denominator)
@@ -492,9 +515,10 @@ def _dense_batch_epoch(
 @njit(cache=True, fastmath=_FASTMATH)
 def _dense_one_row_epoch(
     X, Y, sample_weight, order, coef, intercept, knots, values, slopes, alpha, rule,
-    fixed_rate, rates, average_from, sum_coef, sum_intercept, total_weight,
+    fixed_rate, rate_memory, window, rates, average_from, sum_coef, sum_intercept, total_weight,
 ):  # fmt: skip
-    """:func:`dense_epoch` at batch size 1 with the quadratic or a fixed step, in closed form.
+    """:func:`dense_epoch` at batch size 1 with the optimal, pooled or a fixed step, in closed
+    form.
 
     With one row the gradient has rank one, ``G = r x^T + alpha W`` and ``g_b = r``
     (``r = D e``; a one-row batch has normalised weight 1), so the rate needs only
@@ -568,8 +592,8 @@ def _dense_one_row_epoch(
         if data_gradient and not safe:
             row_result = _dense_batch_epoch(
                 X, Y, sample_weight, order[t : t + 1], coef, intercept, knots, values, slopes,
-                1, alpha, rule, fixed_rate, rates[n_steps:], average_from - n_steps, sum_coef,
-                sum_intercept, total_weight,
+                1, alpha, rule, fixed_rate, rate_memory, window, rates[n_steps:],
+                average_from - n_steps, sum_coef, sum_intercept, total_weight,
             )  # fmt: skip
             loss += row_result[0]
             n_steps += row_result[1]
@@ -577,7 +601,9 @@ def _dense_one_row_epoch(
             if not np.isfinite(row_result[0]):
                 return np.nan, n_steps, n_zero_gradient
             continue
-        rate = _quadratic_rate(numerator, denominator, rule, fixed_rate, data_gradient)
+        rate = _step_rate(
+            numerator, denominator, 1.0, rule, fixed_rate, data_gradient, rate_memory, window
+        )  # fmt: skip
         if not (np.isfinite(row_loss) and np.isfinite(rate)):
             return np.nan, n_steps, n_zero_gradient
         loss += 0.5 * (row_loss + alpha * penalty) * (sample_weight[row] / total_weight)
@@ -608,7 +634,7 @@ def _dense_one_row_epoch(
 @njit(cache=True, fastmath=_FASTMATH)
 def csr_epoch(
     data, indices, indptr, n_features, Y, sample_weight, order, coef, intercept,
-    knots, values, slopes, batch_size, alpha, rule, fixed_rate, rates,
+    knots, values, slopes, batch_size, alpha, rule, fixed_rate, rate_memory, window, rates,
     average_from, sum_coef, sum_intercept,
 ):  # fmt: skip
     """One epoch of mini-batch updates on CSR ``X``, at O(nnz) cost per row.
@@ -735,7 +761,10 @@ def csr_epoch(
                 event_step, event_delta,
             )  # fmt: skip
         else:
-            rate = _quadratic_rate(numerator, denominator, rule, fixed_rate, data_gradient)
+            rate = _step_rate(
+                numerator, denominator, scale, rule, fixed_rate, data_gradient, rate_memory,
+                window,
+            )  # fmt: skip
         if not (
             np.isfinite(batch_loss) and np.isfinite(numerator) and np.isfinite(denominator)
             and np.isfinite(rate)

@@ -14,6 +14,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._activations import ACTIVATIONS, PiecewiseLinear, resolve_activation
 from ._averaging import IterateAverage
+from ._pooling import pooled_window
 from ._solver import TrainingHistory, TrainingState, train
 from ._step import check_sample_weight, forward
 
@@ -44,7 +45,10 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
 
     which, because the loss is exactly quadratic inside a linear region of
     :math:`\sigma`, minimises the batch loss along :math:`-g` (see
-    :func:`optimal_learning_rate`). There is no learning rate to tune.
+    :func:`optimal_learning_rate`). The default, ``step="pooled"``, sums both forms
+    over the last few batches, so that small noisy batches do not each dictate their
+    own step; from batches of about half the number of weights on it is the same
+    rate. There is no learning rate to tune.
 
     Parameters
     ----------
@@ -57,11 +61,20 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         and hard tanh restrict the range of the predictions.
     negative_slope : float, default=0.01
         Slope below zero of ``"leaky_relu"``; ignored by other activations.
-    step : "optimal", "exact" or float, default="optimal"
+    step : "pooled", "optimal", "exact" or float, default="pooled"
         How far to go along each search direction :math:`d` (:math:`-g` for
         ``solver="gd"``). ``"optimal"``: the minimiser of the batch loss's
         quadratic model, :math:`a^* = -\langle g, d \rangle / (d^\top H d)`, the
-        seed's rate; exact until a pre-activation crosses a kink. ``"exact"``:
+        seed's rate; exact until a pre-activation crosses a kink. ``"pooled"``:
+        :math:`\sum_t -\langle g_t, d_t \rangle / \sum_t d_t^\top H_t d_t` over a
+        window of recent batches (half as many rows as the model has weights,
+        ``n_outputs * (n_features + 1)``, and at least one batch), capped at the
+        batch's own :math:`a^*`: the one rate that is best for those batches
+        together. One row at a time, :math:`a^*` fits each row exactly, noise
+        included (on leaky ReLU's 0.01 piece it moves the pre-activation 100 times
+        the row's error, and training diverged); pooled, a row no longer dictates
+        its own step. With batches of half the number of weights or more, and in
+        full batch, it is :math:`a^*` itself. ``"exact"``:
         the exact minimiser of the batch loss along :math:`d`, found by sorting the
         points where pre-activations cross kinks (the loss is piecewise quadratic
         along the line). A positive float: a fixed learning rate, for ablations
@@ -199,7 +212,10 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
     _parameter_constraints = {
         "activation": [StrOptions(set(ACTIVATIONS)), PiecewiseLinear],
         "negative_slope": [Interval(Real, 0, None, closed="left")],
-        "step": [StrOptions({"optimal", "exact"}), Interval(Real, 0, None, closed="neither")],
+        "step": [
+            StrOptions({"pooled", "optimal", "exact"}),
+            Interval(Real, 0, None, closed="neither"),
+        ],
         "solver": [StrOptions({"auto", "gd", "cg"})],
         "average": [StrOptions({"auto"}), "boolean", Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto", "full"})],
@@ -220,7 +236,7 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         activation="identity",
         *,
         negative_slope=0.01,
-        step="optimal",
+        step="pooled",
         solver="auto",
         average="auto",
         batch_size="auto",
@@ -353,12 +369,16 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         if self.early_stopping and not incremental:
             X, Y, sample_weight, validation = self._split_validation(X, Y, sample_weight, state.rng)
             batch_size = min(batch_size, X.shape[0])
+        # The pooled rate averages out the noise of small batches; a full-batch fit has
+        # none, while partial_fit's chunks are batches of a longer stream.
+        noiseless = batch_size >= X.shape[0] and not incremental
+        window = 1.0 if noiseless else pooled_window(Y.shape[1] * (X.shape[1] + 1), batch_size)
         state, coef, intercept, converged = train(
             X, Y, sample_weight, state,
             activation=activation, step=self.step, batch_size=batch_size, alpha=self.alpha,
             conjugate=solver == "cg", max_iter=1 if incremental else self.max_iter,
             tol=None if incremental else self.tol, n_iter_no_change=self.n_iter_no_change,
-            shuffle=self.shuffle, validation=validation, verbose=self.verbose,
+            shuffle=self.shuffle, validation=validation, verbose=self.verbose, window=window,
         )  # fmt: skip
         if not converged and not incremental:
             warnings.warn(
@@ -395,7 +415,7 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
             if not isinstance(self.step, str):
                 raise ValueError(
                     "solver='cg' needs a line search along its directions: use "
-                    f"step='optimal' or step='exact', not a fixed step={self.step!r}."
+                    f"step='pooled', 'optimal' or 'exact', not a fixed step={self.step!r}."
                 )
         if self.solver == "auto":
             # A partial_fit call sees one chunk: conjugate directions would not carry over.

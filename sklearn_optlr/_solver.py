@@ -16,6 +16,7 @@ Three ways to run an epoch, all making the same updates (``tests/test_kernels.py
 """
 
 import copy
+import math
 import time
 import warnings
 from dataclasses import dataclass, field, replace
@@ -26,7 +27,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import r2_score
 from sklearn.utils import gen_batches
 
-from ._kernels import EXACT, FIXED, OPTIMAL, csr_epoch, dense_epoch
+from ._kernels import EXACT, FIXED, OPTIMAL, POOLED, csr_epoch, dense_epoch
+from ._pooling import new_rate_memory, pooled_rate
 from ._step import (
     backpropagate,
     batch_loss,
@@ -135,6 +137,8 @@ class TrainingState:
     averager : IterateAverage or None
     rng : numpy.random.Generator
         Shuffling and validation splits.
+    rate_memory : ndarray of shape (4,)
+        The pooled step rule's running sums (see :mod:`._pooling`).
     """
 
     coef: np.ndarray
@@ -142,6 +146,7 @@ class TrainingState:
     history: TrainingHistory
     averager: object
     rng: np.random.Generator
+    rate_memory: np.ndarray = field(default_factory=new_rate_memory)
 
     def copy(self):
         return copy.deepcopy(self)
@@ -193,9 +198,12 @@ def _iterate_sum(coef, intercept, buffers, n_steps, average_from):
     return n_iterates * coef + sum_coef, n_iterates * intercept + sum_intercept, n_iterates
 
 
-def _descent_step(step, X, Y, pre_activation, slope, weights, activation, coef, direction, alpha):
+def _descent_step(
+    step, X, Y, pre_activation, slope, weights, activation, coef, direction, alpha, pooling
+):  # fmt: skip
     """Step length along ``-d`` on one batch by the rule ``step``, where ``direction`` is
-    ``(d_coef, d_intercept, scale)`` from :func:`scaled_direction` (``d = g / scale``).
+    ``(d_coef, d_intercept, scale)`` from :func:`scaled_direction` (``d = g / scale``),
+    and ``pooling`` the pooled rule's ``(memory, window)``.
 
     The step along ``-d`` is ``scale`` times the learning rate along ``-g``. NaN when the
     curvature is not finite (features beyond about 1e154 make it overflow float64).
@@ -207,9 +215,14 @@ def _descent_step(step, X, Y, pre_activation, slope, weights, activation, coef, 
     curvature_along = curvature(slope * change, weights, direction_coef, alpha)
     if not np.isfinite(curvature_along):
         return np.nan
-    if step == "optimal":
+    if step in ("optimal", "pooled"):
         numerator = sum_of_squares(direction_coef) + sum_of_squares(direction_intercept)
-        return scale * quadratic_step(-numerator, curvature_along)
+        if step == "optimal":
+            return scale * quadratic_step(-numerator, curvature_along)
+        # Both forms are those of g divided by scale**2.
+        memory, window = pooling
+        exponent = 2 * (math.frexp(scale)[1] - 1)
+        return scale * pooled_rate(memory, numerator, curvature_along, exponent, window)
     return exact_line_step(
         pre_activation, -change, Y, weights, activation, coef, -direction_coef, alpha
     )[0]
@@ -217,7 +230,7 @@ def _descent_step(step, X, Y, pre_activation, slope, weights, activation, coef, 
 
 def numpy_epoch(
     X, Y, sample_weight, coef, intercept, *, activation, step, batch_size, alpha, order,
-    average_from=None,
+    average_from=None, rate_memory=None, window=1.0,
 ):  # fmt: skip
     """One pass over the rows of ``X`` in ``order`` with numpy/BLAS products per batch.
 
@@ -233,9 +246,10 @@ def numpy_epoch(
     intercept : ndarray of shape (n_outputs,)
         Updated in place.
     activation : PiecewiseLinear
-    step : "optimal", "exact" or float
-        ``"optimal"``: ``<g, g> / (g^T H g)`` on each batch; ``"exact"``: the exact
-        minimiser of the batch loss along ``-g``; a float: a fixed rate.
+    step : "optimal", "pooled", "exact" or float
+        ``"optimal"``: ``<g, g> / (g^T H g)`` on each batch; ``"pooled"``: those forms
+        summed over a window of recent batches (:mod:`._pooling`); ``"exact"``: the
+        exact minimiser of the batch loss along ``-g``; a float: a fixed rate.
     batch_size : int
     alpha : float
         L2 penalty.
@@ -243,11 +257,16 @@ def numpy_epoch(
         Row order (a permutation when shuffling); None for the natural order.
     average_from : int or None, default=None
         Average the iterates from this step of the epoch on; None: no averaging.
+    rate_memory : ndarray of shape (4,) or None, default=None
+        The pooled rule's memory, updated in place; None: a fresh one for this epoch.
+    window : float, default=1.0
+        The pooled rule's window, in batches.
 
     Returns
     -------
     EpochRecord
     """
+    pooling = (new_rate_memory() if rate_memory is None else rate_memory, window)
     n_samples = X.shape[0]
     total_weight = n_samples if sample_weight is None else float(sample_weight.sum())
     buffers = _averaging_buffers(coef, intercept)
@@ -280,7 +299,7 @@ def numpy_epoch(
             direction_coef, direction_intercept, scale = direction = scaled_direction(*gradients)
             step_along = _descent_step(
                 step, X_batch, Y_batch, pre_activation, slope, weights, activation, coef,
-                direction, alpha,
+                direction, alpha, pooling,
             )  # fmt: skip
         if not (np.isfinite(value) and np.isfinite(step_along)):
             # The first non-finite batch ends the epoch before its update; train() raises.
@@ -299,7 +318,7 @@ def numpy_epoch(
 
 def compiled_epoch(
     X, Y, sample_weight, coef, intercept, *, activation, step, batch_size, alpha, order,
-    average_from=None,
+    average_from=None, rate_memory=None, window=1.0,
 ):  # fmt: skip
     """One pass as :func:`numpy_epoch`, in one compiled call.
 
@@ -322,8 +341,10 @@ def compiled_epoch(
         slopes=activation.slopes.astype(dtype),
         batch_size=batch_size,
         alpha=float(alpha),
-        rule=FIXED if fixed else {"optimal": OPTIMAL, "exact": EXACT}[step],
+        rule=FIXED if fixed else {"optimal": OPTIMAL, "pooled": POOLED, "exact": EXACT}[step],
         fixed_rate=float(step) if fixed else 0.0,
+        rate_memory=new_rate_memory() if rate_memory is None else rate_memory,
+        window=float(window),
         rates=rates,
         average_from=n_batches if average_from is None else average_from,
         sum_coef=buffers[0],
@@ -353,15 +374,23 @@ class FullBatchEpoch:
     With ``conjugate=True`` the direction is nonlinear conjugate gradients
     (Polak-Ribiere+, ``d = -g + max(0, <g, g - g_prev> / <g_prev, g_prev>) d_prev``),
     restarted every :data:`CG_RESTART` steps and whenever ``d`` does not descend;
-    the step along ``d`` is ``-<g, d> / (d^T H d)`` (or the exact minimiser).
+    the step along ``d`` is ``-<g, d> / (d^T H d)`` (or the exact minimiser, or the
+    pooled rate of :mod:`._pooling` on those two forms: a full-batch ``fit`` runs it
+    with a window of one step, where it is the optimal step, and ``partial_fit`` on
+    small chunks pools the chunks' steps).
 
     An instance serves one run of :func:`train` on one ``(coef, intercept)`` pair;
     it is called with the same arrays every epoch.
     """
 
-    def __init__(self, X, Y, sample_weight, *, activation, step, alpha, conjugate=False):
+    def __init__(
+        self, X, Y, sample_weight, *, activation, step, alpha, conjugate=False,
+        rate_memory=None, window=1.0,
+    ):  # fmt: skip
         self.X, self.Y, self.activation, self.step, self.alpha = X, Y, activation, step, alpha
         self.conjugate = conjugate
+        self.rate_memory = new_rate_memory() if rate_memory is None else rate_memory
+        self.window = window
         self.weights = normalised_weights(sample_weight, X.shape[0], Y.dtype)
         self._pre_activation = None
         self._steps_since_refresh = 0
@@ -416,6 +445,12 @@ class FullBatchEpoch:
                 step_along = np.nan
             elif self.step == "optimal":
                 step_along = quadratic_step(slope_along, curvature_along)
+            elif self.step == "pooled":
+                # -<g, d> / scale and d^T H d, each its form divided by scale**2.
+                exponent = 2 * (math.frexp(scale)[1] - 1)
+                step_along = scale * pooled_rate(
+                    self.rate_memory, -slope_along / scale, curvature_along, exponent, self.window
+                )
             elif self.step == "exact":
                 step_along, _ = exact_line_step(
                     self._pre_activation, change, Y, weights, self.activation, coef,
@@ -444,14 +479,20 @@ class FullBatchEpoch:
 
 
 def make_epoch(
-    X, Y, sample_weight, *, activation, step, batch_size, alpha, conjugate=False, method="auto"
-):
+    X, Y, sample_weight, *, activation, step, batch_size, alpha, conjugate=False, method="auto",
+    rate_memory=None, window=1.0,
+):  # fmt: skip
     """Choose how to run an epoch and bind the data to it.
 
     Parameters
     ----------
     X, Y, sample_weight, activation, step, batch_size, alpha
         As in :func:`numpy_epoch`.
+    rate_memory : ndarray of shape (4,) or None, default=None
+        The pooled rule's memory, carried from epoch to epoch and updated in place;
+        None: a fresh one.
+    window : float, default=1.0
+        The pooled rule's window, in batches (:func:`._pooling.pooled_window`).
     conjugate : bool, default=False
         Conjugate-gradient directions; full batch only.
     method : {"auto", "compiled", "numpy"}, default="auto"
@@ -465,7 +506,10 @@ def make_epoch(
         ``epoch(coef, intercept, order, average_from) -> EpochRecord``, updating
         the weights in place.
     """
-    options = dict(activation=activation, step=step, alpha=alpha)
+    options = dict(
+        activation=activation, step=step, alpha=alpha,
+        rate_memory=new_rate_memory() if rate_memory is None else rate_memory, window=window,
+    )  # fmt: skip
     if batch_size >= X.shape[0] and method == "auto":
         return FullBatchEpoch(X, Y, sample_weight, conjugate=conjugate, **options)
     if conjugate:
@@ -586,6 +630,7 @@ def train(
     validation=None,
     verbose=0,
     method="auto",
+    window=1.0,
 ):
     """Run up to ``max_iter`` epochs from ``state``; return the new state and the model.
 
@@ -612,6 +657,8 @@ def train(
     verbose : int
     method : {"auto", "compiled", "numpy"}, default="auto"
         How epochs run (see :func:`make_epoch`).
+    window : float, default=1.0
+        The pooled step rule's window, in batches; its memory is ``state``'s.
 
     Returns
     -------
@@ -627,7 +674,8 @@ def train(
     n_samples = X.shape[0]
     epoch_runner = make_epoch(
         X, Y, sample_weight, activation=activation, step=step, batch_size=batch_size,
-        alpha=alpha, conjugate=conjugate, method=method,
+        alpha=alpha, conjugate=conjugate, method=method, rate_memory=state.rate_memory,
+        window=window,
     )  # fmt: skip
     stopper = _Stopper(tol=np.inf if tol is None else tol, n_iter_no_change=n_iter_no_change)
     model = best_model = None

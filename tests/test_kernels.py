@@ -70,9 +70,12 @@ def test_compiled_epoch_matches_numpy_reference(activation, dtype, layout, batch
     for step, alpha, sample_weight in [
         ("optimal", 0.0, None),
         ("optimal", 0.05, weights),
+        ("pooled", 0.05, weights),
         (0.01, 0.05, None),
     ]:
-        options = dict(activation=activation, step=step, batch_size=batch_size, alpha=alpha)
+        options = dict(
+            activation=activation, step=step, batch_size=batch_size, alpha=alpha, window=3.0
+        )
         expected = run(numpy_epoch, X, Y, sample_weight, coef, intercept, order, **options)
         result = run(compiled_epoch, X_kernel, Y, sample_weight, coef, intercept, order, **options)
         assert result[0].dtype == dtype

@@ -7,9 +7,8 @@ from sklearn_optlr import OptimalLRRegressor, PiecewiseLinear
 
 SAMPLE_WEIGHT_IS_NOT_REPETITION = (
     "With average=True the model is the mean of the iterates, and a repeated row adds an "
-    "iterate where an integer weight does not (as in SGDRegressor with averaging). A one-row "
-    "optimal step fits its row exactly, so a second visit changes nothing: the plain method, "
-    "and average='auto' (which keeps the last iterate here), pass this check."
+    "iterate where an integer weight does not (as in SGDRegressor with averaging); "
+    "average='auto', which keeps the last iterate here, passes this check."
 )
 
 

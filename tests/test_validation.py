@@ -262,13 +262,14 @@ def trained_twins(**params):
 
 
 def call_failing(method, model, X, y, step=None, **kwargs):
+    original = model.get_params()
     if step is not None:
         model.set_params(step=step, solver="gd")
     try:
         with pytest.raises((ValueError, TypeError, FloatingPointError)):
             getattr(model, method)(X, y, **kwargs)
     finally:
-        model.set_params(step="optimal", solver="auto")
+        model.set_params(step=original["step"], solver=original["solver"])
 
 
 @pytest.mark.parametrize("case", sorted(set(FAILING_CALLS) - {"new features, negative sample_weight", "new features, diverging run"}))
