@@ -226,12 +226,12 @@ def main():
     print("\n1. OptimalLRRegressor: grid search over activation x batch_size\n")
     print(grid_table(search))
     print(
-        "\nbatch_size=1 takes the one-sample optimal step 1 / (D^2 (1 + x^T x)), which fits"
-        "\neach sample exactly, so the iterates keep chasing label noise; the model is their"
-        "\naverage (average='auto'), which settles. On leaky_relu's 0.01-slope piece"
-        "\nD^2 = 1e-4 makes that step 10^4 times larger: it jumps across the kink, where the"
-        "\nquadratic model no longer holds. abs has two mirror-image fits (z = y and z = -y),"
-        "\nand one-sample steps leave rows on both. Use batches of 32 or more with these."
+        "\nbatch_size=1 takes one-sample steps. The seed's rate 1 / (D^2 (1 + x^T x)) would fit"
+        "\neach sample exactly, label noise included (and on leaky_relu's 0.01-slope piece jump"
+        "\n10^4 times further); the default, step='pooled', sums the rate's two terms over the"
+        "\nlast rows instead, and the model is the average of the iterates (average='auto')."
+        "\nabs has two mirror-image fits (z = y and z = -y), and one-sample steps leave rows on"
+        "\nboth: use batches of 32 or more with it."
     )
 
     best = search.best_params_

@@ -47,8 +47,8 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
     :math:`\sigma`, minimises the batch loss along :math:`-g` (see
     :func:`optimal_learning_rate`). The default, ``step="pooled"``, sums both forms
     over the last few batches, so that small noisy batches do not each dictate their
-    own step; from batches of about half the number of weights on it is the same
-    rate. There is no learning rate to tune.
+    own step; for large batches it is the same rate. There is no learning rate to
+    tune.
 
     Parameters
     ----------
@@ -67,14 +67,14 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         quadratic model, :math:`a^* = -\langle g, d \rangle / (d^\top H d)`, the
         seed's rate; exact until a pre-activation crosses a kink. ``"pooled"``:
         :math:`\sum_t -\langle g_t, d_t \rangle / \sum_t d_t^\top H_t d_t` over a
-        window of recent batches (half as many rows as the model has weights,
-        ``n_outputs * (n_features + 1)``, and at least one batch), capped at the
-        batch's own :math:`a^*`: the one rate that is best for those batches
-        together. One row at a time, :math:`a^*` fits each row exactly, noise
-        included (on leaky ReLU's 0.01 piece it moves the pre-activation 100 times
-        the row's error, and training diverged); pooled, a row no longer dictates
-        its own step. With batches of half the number of weights or more, and in
-        full batch, it is :math:`a^*` itself. ``"exact"``:
+        window of recent batches (as many rows as half the model's weights,
+        ``n_outputs * (n_features + 1)``, and at least 32 rows and one batch),
+        capped at the batch's own :math:`a^*`: the one rate that is best for
+        those batches together. One row at a time, :math:`a^*` fits each row
+        exactly, noise included (on leaky ReLU's 0.01 piece it moves the
+        pre-activation 100 times the row's error, and training diverged); pooled,
+        a row no longer dictates its own step. With batches as large as the window,
+        and in full batch, it is :math:`a^*` itself. ``"exact"``:
         the exact minimiser of the batch loss along :math:`d`, found by sorting the
         points where pre-activations cross kinks (the loss is piecewise quadratic
         along the line). A positive float: a fixed learning rate, for ablations

@@ -216,8 +216,10 @@ def test_sample_weights_at_the_edge_of_float64_give_the_same_model():
     reference = OptimalLRRegressor(**params).fit(X, y, sample_weight=weights)
     huge = OptimalLRRegressor(**params).fit(X, y, sample_weight=weights * 2.0**1000)
     assert_array_equal(huge.coef_, reference.coef_)
-    tiny = OptimalLRRegressor(**params).fit(X, y, sample_weight=weights * 2.0**-1060)  # subnormal
-    assert_allclose(tiny.coef_, reference.coef_, rtol=1e-6)
+    # Subnormal weights: about 2**-1060 keeps only 14 significant bits (a relative error of
+    # 6e-5 in each weight), so the model agrees to that precision, not to the bit.
+    tiny = OptimalLRRegressor(**params).fit(X, y, sample_weight=weights * 2.0**-1060)
+    assert_allclose(tiny.coef_, reference.coef_, rtol=1e-4)
     extreme = OptimalLRRegressor(**params).fit(X, y, sample_weight=np.full(len(X), 1e308))
     uniform = OptimalLRRegressor(**params).fit(X, y)
     assert_allclose(extreme.coef_, uniform.coef_, rtol=1e-12)

@@ -18,6 +18,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn_optlr import OptimalLRRegressor, optimal_learning_rate
 from sklearn_optlr._activations import resolve_activation
 from sklearn_optlr._pooling import (
+    POOLED_MIN_ROWS,
     POOLED_WINDOW_PER_WEIGHT,
     new_rate_memory,
     pooled_rate,
@@ -87,11 +88,14 @@ def test_forms_hundreds_of_orders_apart_stay_finite():
     assert math.isfinite(rate) and rate > 0
 
 
-def test_window_is_half_as_many_rows_as_weights():
-    assert POOLED_WINDOW_PER_WEIGHT == 0.5
+def test_window_is_half_as_many_rows_as_weights_and_at_least_32_rows():
+    assert (POOLED_WINDOW_PER_WEIGHT, POOLED_MIN_ROWS) == (0.5, 32)
     assert pooled_window(n_weights=110, batch_size=1) == 55.0
     assert pooled_window(n_weights=110, batch_size=11) == 5.0
     assert pooled_window(n_weights=110, batch_size=200) == 1.0
+    assert pooled_window(n_weights=11, batch_size=1) == 32.0
+    assert pooled_window(n_weights=11, batch_size=8) == 4.0
+    assert pooled_window(n_weights=11, batch_size=32) == 1.0
 
 
 def gradient(X, Y, coef, intercept, activation):
