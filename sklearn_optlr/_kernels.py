@@ -538,6 +538,7 @@ def _dense_one_row_epoch(
     linear = np.empty(n_outputs)  # W x, without the intercept
     residual = np.empty(n_outputs)
     row_slopes = np.empty(n_outputs)
+    weight_step = np.empty(1, dtype=coef.dtype)
     loss = 0.0
     n_steps = 0
     n_zero_gradient = 0
@@ -623,8 +624,12 @@ def _dense_one_row_epoch(
                     coef[o, j] -= rate * grad
                     sum_coef[o, j] += averaging_weight * grad
             elif r != 0.0:
+                # The step in the weights' own precision, as numpy_epoch updates them: in
+                # float32 the loop then has no conversions and stays as fast as float64.
+                weight_step[0] = rate * r
+                step_in_weights = weight_step[0]
                 for j in range(n_features):
-                    coef[o, j] -= rate * r * X[row, j]
+                    coef[o, j] -= step_in_weights * X[row, j]
                 if averaging_weight != 0.0:
                     for j in range(n_features):
                         sum_coef[o, j] += averaging_weight * r * X[row, j]

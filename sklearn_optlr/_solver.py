@@ -488,17 +488,17 @@ def make_epoch(
     ----------
     X, Y, sample_weight, activation, step, batch_size, alpha
         As in :func:`numpy_epoch`.
-    rate_memory : ndarray of shape (4,) or None, default=None
-        The pooled rule's memory, carried from epoch to epoch and updated in place;
-        None: a fresh one.
-    window : float, default=1.0
-        The pooled rule's window, in batches (:func:`._pooling.pooled_window`).
     conjugate : bool, default=False
         Conjugate-gradient directions; full batch only.
     method : {"auto", "compiled", "numpy"}, default="auto"
         ``"auto"``: full batch by :class:`FullBatchEpoch`; mini-batches by BLAS
         when they have at least :data:`BLAS_MIN_BATCH_SIZE` rows and
         :data:`BLAS_MIN_OUTPUTS` outputs, by the compiled kernel otherwise.
+    rate_memory : ndarray of shape (4,) or None, default=None
+        The pooled rule's memory, carried from epoch to epoch and updated in place;
+        None: a fresh one.
+    window : float, default=1.0
+        The pooled rule's window, in batches (:func:`._pooling.pooled_window`).
 
     Returns
     -------

@@ -18,23 +18,28 @@ pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceW
 @pytest.mark.parametrize("method", ["compiled", "numpy"])
 @pytest.mark.parametrize("layout", ["dense", "csr"])
 @pytest.mark.parametrize("average_from", [None, 0, 7])
-def test_chunked_epoch_makes_the_same_updates(method, layout, average_from):
+@pytest.mark.parametrize("step", ["optimal", "pooled"])
+def test_chunked_epoch_makes_the_same_updates(method, layout, average_from, step):
     rng = np.random.default_rng(0)
     X = rng.standard_normal((203, 4))
     Y = rng.standard_normal((203, 2))
     weights = rng.integers(0, 3, 203).astype(float)
     X_in = sparse.csr_matrix(X) if layout == "csr" else X
-    epoch = make_epoch(
-        X_in, Y, weights, activation=resolve_activation("leaky_relu", 0.1), step="optimal",
-        batch_size=3, alpha=0.01, method=method,
+    # One epoch runner each (the pooled rule's memory lives in the runner).
+    whole_epoch, chunked_epoch = (
+        make_epoch(
+            X_in, Y, weights, activation=resolve_activation("leaky_relu", 0.1), step=step,
+            batch_size=3, alpha=0.01, method=method, window=4.0,
+        )
+        for _ in range(2)
     )  # fmt: skip
     order = rng.permutation(203)
     start = (0.1 * rng.standard_normal((2, 4)), rng.standard_normal(2))
     whole_coef, whole_intercept = (part.copy() for part in start)
-    whole = epoch(whole_coef, whole_intercept, order, average_from)
+    whole = whole_epoch(whole_coef, whole_intercept, order, average_from)
     done = []
     chunked_coef, chunked_intercept = (part.copy() for part in start)
-    chunked = epoch(chunked_coef, chunked_intercept, order, average_from, done.append)
+    chunked = chunked_epoch(chunked_coef, chunked_intercept, order, average_from, done.append)
 
     # Chunks of whole batches: 68 batches of 3 in chunks of 4, so 17 updates.
     assert sum(done) == 203 and 1 < len(done) <= PROGRESS_UPDATES
