@@ -42,8 +42,6 @@ except ImportError as exc:  # pragma: no cover - exercised only without numba
         "of sklearn-optlr, so reinstalling the package also brings it)."
     ) from exc
 
-import math
-
 import numpy as np
 
 from ._pooling import pooled_rate
@@ -137,8 +135,7 @@ def _step_rate(
     if not denominator > 0.0:
         return 0.0
     if rule == POOLED:
-        exponent = 2 * (math.frexp(scale)[1] - 1)  # the forms scale as scale**2
-        return _pooled_rate(rate_memory, numerator, denominator, exponent, window)
+        return _pooled_rate(rate_memory, numerator, denominator, scale, window)
     rate = numerator / denominator
     return rate if np.isfinite(rate) else 0.0
 

@@ -66,7 +66,7 @@ def pooled_window(n_weights, batch_size):
     return max(1.0, rows / batch_size)
 
 
-def pooled_rate(memory, numerator, denominator, exponent, window):
+def pooled_rate(memory, numerator, denominator, scale, window):
     """Add one batch to the pooled sums, updating ``memory`` in place; return the rate.
 
     Parameters
@@ -74,10 +74,11 @@ def pooled_rate(memory, numerator, denominator, exponent, window):
     memory : ndarray of shape (4,), float64
         From :func:`new_rate_memory`, carried from batch to batch (and across epochs).
     numerator, denominator : float
-        The batch's ``<g, d>`` and ``d^T H d`` along its descent direction ``d``
-        (``-g`` for gradient descent), both divided by ``2**exponent``.
-    exponent : int
-        See above; 0 when they are not scaled.
+        The batch's ``-<g, d>`` and ``d^T H d`` along its descent direction ``d``
+        (``-g`` for gradient descent), both divided by ``scale**2``: the forms of
+        ``d / scale``, as the solver and the kernels compute them.
+    scale : float
+        A power of two (see :func:`._step.scaled_direction`); 1 when not scaled.
     window : float
         From :func:`pooled_window`.
 
@@ -93,6 +94,7 @@ def pooled_rate(memory, numerator, denominator, exponent, window):
     own_rate = numerator / denominator
     if not math.isfinite(own_rate):
         return 0.0
+    exponent = 2 * (math.frexp(scale)[1] - 1)  # the forms are divided by 2**exponent
     count = memory[_COUNT]
     if count == 0.0:
         memory[_NUMERATOR] = numerator

@@ -16,7 +16,6 @@ Three ways to run an epoch, all making the same updates (``tests/test_kernels.py
 """
 
 import copy
-import math
 import time
 import warnings
 from dataclasses import dataclass, field, replace
@@ -219,10 +218,8 @@ def _descent_step(
         numerator = sum_of_squares(direction_coef) + sum_of_squares(direction_intercept)
         if step == "optimal":
             return scale * quadratic_step(-numerator, curvature_along)
-        # Both forms are those of g divided by scale**2.
         memory, window = pooling
-        exponent = 2 * (math.frexp(scale)[1] - 1)
-        return scale * pooled_rate(memory, numerator, curvature_along, exponent, window)
+        return scale * pooled_rate(memory, numerator, curvature_along, scale, window)
     return exact_line_step(
         pre_activation, -change, Y, weights, activation, coef, -direction_coef, alpha
     )[0]
@@ -446,10 +443,10 @@ class FullBatchEpoch:
             elif self.step == "optimal":
                 step_along = quadratic_step(slope_along, curvature_along)
             elif self.step == "pooled":
-                # -<g, d> / scale and d^T H d, each its form divided by scale**2.
-                exponent = 2 * (math.frexp(scale)[1] - 1)
+                # The forms of the scaled direction d / scale: -<g, d> / scale**2 and
+                # d^T H d / scale**2 (slope_along is <g, d / scale>).
                 step_along = scale * pooled_rate(
-                    self.rate_memory, -slope_along / scale, curvature_along, exponent, self.window
+                    self.rate_memory, -slope_along / scale, curvature_along, scale, self.window
                 )
             elif self.step == "exact":
                 step_along, _ = exact_line_step(

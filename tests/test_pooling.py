@@ -45,46 +45,49 @@ def test_pooled_rate_follows_its_definition_whatever_the_scaling(window):
     rng = np.random.default_rng(0)
     forms = [(rng.uniform(0.1, 2.0), rng.uniform(0.1, 2.0)) for _ in range(30)]
     expected = pooled_rates_by_definition(forms, window)
-    # The kernels pass forms divided by 2**exponent, with a new exponent every batch.
+    # The kernels pass the forms of the gradient divided by a power of two, a new one
+    # every batch: the forms are divided by its square.
     memory = new_rate_memory()
     for (numerator, denominator), rate in zip(forms, expected):
-        exponent = int(rng.integers(-60, 60))
-        scaled = math.ldexp(numerator, -exponent), math.ldexp(denominator, -exponent)
-        assert_allclose(pooled_rate(memory, *scaled, exponent, window), rate, rtol=1e-12)
+        power = int(rng.integers(-30, 30))
+        scaled = math.ldexp(numerator, -2 * power), math.ldexp(denominator, -2 * power)
+        scale = math.ldexp(1.0, power)
+        assert_allclose(pooled_rate(memory, *scaled, scale, window), rate, rtol=1e-12)
     assert memory[3] == len(forms)
 
 
 def test_window_of_one_is_the_batch_own_rate():
     memory = new_rate_memory()
     for numerator, denominator in [(1.0, 4.0), (3.0, 0.5), (2.0, 2.0)]:
-        assert pooled_rate(memory, numerator, denominator, 0, 1.0) == numerator / denominator
+        assert pooled_rate(memory, numerator, denominator, 1.0, 1.0) == numerator / denominator
 
 
 def test_pooled_rate_never_exceeds_the_batch_own_rate():
     memory = new_rate_memory()
-    pooled_rate(memory, 1.0, 1.0, 0, 10.0)  # a history of rate 1
-    assert pooled_rate(memory, 1.0, 100.0, 0, 10.0) == 0.01  # a much more curved batch
+    pooled_rate(memory, 1.0, 1.0, 1.0, 10.0)  # a history of rate 1
+    assert pooled_rate(memory, 1.0, 100.0, 1.0, 10.0) == 0.01  # a much more curved batch
     # A shallow batch (both forms small) barely moves the pooled rate, however large its own.
-    assert pooled_rate(memory, 1e-4, 1e-8, 0, 10.0) < 0.2
+    assert pooled_rate(memory, 1e-4, 1e-8, 1.0, 10.0) < 0.2
 
 
 def test_batches_without_descent_are_not_pooled():
     memory = new_rate_memory()
-    pooled_rate(memory, 2.0, 1.0, 0, 5.0)
+    pooled_rate(memory, 2.0, 1.0, 1.0, 5.0)
     before = memory.copy()
-    assert pooled_rate(memory, 0.0, 0.0, 0, 5.0) == 0.0
-    assert pooled_rate(memory, 1.0, 0.0, 0, 5.0) == 0.0
+    assert pooled_rate(memory, 0.0, 0.0, 1.0, 5.0) == 0.0
+    assert pooled_rate(memory, 1.0, 0.0, 1.0, 5.0) == 0.0
     np.testing.assert_array_equal(memory, before)
 
 
 def test_forms_hundreds_of_orders_apart_stay_finite():
     # Mantissas of powers of two that no float64 can hold side by side: the old sums give
     # way to the new, larger ones instead of overflowing, and a tiny batch leaves them be.
+    tiny, huge = math.ldexp(1.0, -750), math.ldexp(1.0, 750)  # forms of 2**-1500, 2**1500
     memory = new_rate_memory()
-    assert pooled_rate(memory, 0.75, 0.5, -1500, 4.0) == 1.5
-    assert_allclose(pooled_rate(memory, 0.5, 0.25, 1500, 4.0), 2.0, rtol=1e-12)
-    assert_allclose(pooled_rate(memory, 0.5, 1.0, -1500, 4.0), 0.5, rtol=1e-12)  # its own cap
-    rate = pooled_rate(memory, 0.5, 0.125, 0, 4.0)
+    assert pooled_rate(memory, 0.75, 0.5, tiny, 4.0) == 1.5
+    assert_allclose(pooled_rate(memory, 0.5, 0.25, huge, 4.0), 2.0, rtol=1e-12)
+    assert_allclose(pooled_rate(memory, 0.5, 1.0, tiny, 4.0), 0.5, rtol=1e-12)  # its own cap
+    rate = pooled_rate(memory, 0.5, 0.125, 1.0, 4.0)
     assert math.isfinite(rate) and rate > 0
 
 
