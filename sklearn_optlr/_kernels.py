@@ -111,6 +111,16 @@ def _scale_gradient(grad_coef, grad_intercept, numerator, grad_coef_sq, zero):
 
 
 @njit(cache=True, fastmath=_FASTMATH, inline="always")
+def _squared_norm(matrix):
+    """``||matrix||_F^2``, accumulated in float64 (the penalty's ``||W||^2``)."""
+    total = 0.0
+    for i in range(matrix.shape[0]):
+        for j in range(matrix.shape[1]):
+            total += matrix[i, j] * matrix[i, j]
+    return total
+
+
+@njit(cache=True, fastmath=_FASTMATH, inline="always")
 def _activate(z, knots, values, slopes):
     """Value and right-hand slope of the piecewise-linear function at ``z``."""
     piece = 0
@@ -413,11 +423,7 @@ def _dense_batch_epoch(
                 line_pre_activation[entry] = z
                 line_target[entry] = Y[row, o]
                 line_weight[entry] = weight
-        penalty = 0.0
-        if alpha > 0.0:
-            for o in range(n_outputs):
-                for j in range(n_features):
-                    penalty += coef[o, j] * coef[o, j]
+        penalty = _squared_norm(coef) if alpha > 0.0 else 0.0
         loss += 0.5 * (batch_loss + alpha * penalty) * (batch_weight / total_weight)
         # Gradient.
         for o in range(n_outputs):
@@ -557,11 +563,7 @@ def _dense_one_row_epoch(
             for j in range(n_features):
                 z += coef[o, j] * X[row, j]
             linear[o] = z
-        penalty = 0.0
-        if alpha > 0.0:
-            for o in range(n_outputs):
-                for j in range(n_features):
-                    penalty += coef[o, j] * coef[o, j]
+        penalty = _squared_norm(coef) if alpha > 0.0 else 0.0
         row_loss = 0.0
         residual_sq = 0.0
         residual_dot_linear = 0.0
@@ -693,11 +695,7 @@ def csr_epoch(
                 line_pre_activation[t * n_outputs + o] = z + intercept[o]
                 line_target[t * n_outputs + o] = Y[row, o]
                 line_weight[t * n_outputs + o] = weight
-        penalty = 0.0
-        if alpha > 0.0:
-            for o in range(n_outputs):
-                for j in range(n_features):
-                    penalty += coef[o, j] * coef[o, j]
+        penalty = _squared_norm(coef) if alpha > 0.0 else 0.0
         loss += 0.5 * (batch_loss + alpha * penalty) * (batch_weight / total_weight)
         # Gram matrix of the batch rows.
         for t in range(m):
