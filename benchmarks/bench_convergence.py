@@ -750,7 +750,7 @@ def report(outcomes, settings, machine, source, plots, total_seconds):
         "",
         csv_table(*held_out_table(outcomes, settings)),
         "",
-        ".. rubric:: Step rule: ``step='optimal'`` (default) against ``step='exact'``",
+        ".. rubric:: Step rule: ``step='pooled'`` (default) against ``'optimal'`` and ``'exact'``",
         "",
         csv_table(*step_rule_table(outcomes, settings)),
         "",
