@@ -17,6 +17,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import SGDRegressor
 
 from _convergence_problems import initial_weights, objective
+from sklearn_optlr._kernels import _activate  # the same activation as our kernels
 
 #: Adam's moment decays and denominator offset: the defaults of PyTorch, Keras and
 #: scikit-learn's MLP.
@@ -24,16 +25,6 @@ BETA1, BETA2, EPSILON = 0.9, 0.999, 1e-8
 
 #: A run whose training loss exceeds this multiple of its initial loss has diverged.
 DIVERGED = 1e6
-
-
-@njit(cache=True)
-def _activate(z, knots, values, slopes):
-    piece = 0
-    while piece < knots.shape[0] and z >= knots[piece]:
-        piece += 1
-    anchor = max(piece - 1, 0)
-    slope = slopes[piece]
-    return values[anchor] + slope * (z - knots[anchor]), slope
 
 
 @njit(cache=True)
