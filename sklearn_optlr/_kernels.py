@@ -293,6 +293,30 @@ def _curvature_along_gradient(
     return denominator + alpha * grad_coef_sq
 
 
+@njit(cache=True, fastmath=_FASTMATH)
+def _precondition(grad_coef, grad_intercept, preconditioner, raw_coef, raw_intercept, row):
+    """Replace the gradient ``[G, g_b]`` in place by ``[G, g_b] P``, keeping it in ``raw_*``.
+
+    ``row`` is scratch of ``n_features + 1`` entries. Rows of ``P`` are visited in order
+    and skipped where the gradient's entry is zero (inactive units' features).
+    """
+    n_outputs, n_features = grad_coef.shape
+    for o in range(n_outputs):
+        raw_intercept[o] = grad_intercept[o]
+        for j in range(n_features):
+            raw_coef[o, j] = grad_coef[o, j]
+        for j in range(n_features + 1):
+            row[j] = 0.0
+        for i in range(n_features + 1):
+            entry = raw_coef[o, i] if i < n_features else raw_intercept[o]
+            if entry != 0.0:
+                for j in range(n_features + 1):
+                    row[j] += entry * preconditioner[i, j]
+        for j in range(n_features):
+            grad_coef[o, j] = row[j]
+        grad_intercept[o] = row[n_features]
+
+
 @njit(cache=True)
 def _batch_scratch(batch_size, n_outputs, n_knots):
     """The per-batch buffers both kernels need, allocated once an epoch.
@@ -319,8 +343,8 @@ def _batch_scratch(batch_size, n_outputs, n_knots):
 @njit(cache=True, fastmath=_FASTMATH)
 def dense_epoch(
     X, Y, sample_weight, order, coef, intercept, knots, values, slopes,
-    batch_size, alpha, rule, fixed_rate, rate_memory, window, rates, average_from, sum_coef,
-    sum_intercept,
+    batch_size, alpha, rule, fixed_rate, rate_memory, window, preconditioner, rates,
+    average_from, sum_coef, sum_intercept,
 ):  # fmt: skip
     """One epoch of mini-batch updates on dense ``X`` (C-contiguous rows).
 
@@ -349,6 +373,9 @@ def dense_epoch(
         The pooled rule's memory, updated in place (see :mod:`._pooling`).
     window : float
         The pooled rule's window, in batches.
+    preconditioner : ndarray of shape (n_features + 1, n_features + 1), float64
+        Descend along ``[G, g_b] P`` instead of the gradient (see
+        :mod:`._preconditioning`); an array of shape (0, 0): along the gradient.
     rates : ndarray of shape (n_batches,), float64
         Receives the rate of each step.
     average_from : int
@@ -365,7 +392,7 @@ def dense_epoch(
     total_weight = 0.0
     for i in range(X.shape[0]):
         total_weight += sample_weight[i]
-    if batch_size == 1 and rule != EXACT:
+    if batch_size == 1 and rule != EXACT and preconditioner.shape[0] == 0:
         return _dense_one_row_epoch(
             X, Y, sample_weight, order, coef, intercept, knots, values, slopes, alpha, rule,
             fixed_rate, rate_memory, window, rates, average_from, sum_coef, sum_intercept,
@@ -373,21 +400,30 @@ def dense_epoch(
         )  # fmt: skip
     return _dense_batch_epoch(
         X, Y, sample_weight, order, coef, intercept, knots, values, slopes, batch_size, alpha,
-        rule, fixed_rate, rate_memory, window, rates, average_from, sum_coef, sum_intercept,
-        total_weight,
+        rule, fixed_rate, rate_memory, window, preconditioner, rates, average_from, sum_coef,
+        sum_intercept, total_weight,
     )  # fmt: skip
 
 
 @njit(cache=True, fastmath=_FASTMATH)
 def _dense_batch_epoch(
     X, Y, sample_weight, order, coef, intercept, knots, values, slopes, batch_size, alpha,
-    rule, fixed_rate, rate_memory, window, rates, average_from, sum_coef, sum_intercept,
-    total_weight,
+    rule, fixed_rate, rate_memory, window, preconditioner, rates, average_from, sum_coef,
+    sum_intercept, total_weight,
 ):  # fmt: skip
-    """:func:`dense_epoch` for any batch size and step rule, given the total weight."""
+    """:func:`dense_epoch` for any batch size and step rule, given the total weight.
+
+    With a preconditioner, ``grad_coef`` and ``grad_intercept`` hold the direction
+    ``[G, g_b] P`` from the gradient on, and the gradient itself is kept in
+    ``raw_coef`` and ``raw_intercept`` for the rate's numerator ``<g, d>``.
+    """
     n_features = X.shape[1]
     n_outputs = coef.shape[0]
+    preconditioned = preconditioner.shape[0] > 0
     grad_coef = np.empty((n_outputs, n_features))
+    raw_coef = np.empty((n_outputs, n_features) if preconditioned else (0, 0))
+    raw_intercept = np.empty(n_outputs if preconditioned else 0)
+    direction_row = np.empty(n_features + 1 if preconditioned else 0)
     (
         slope_buffer, backprop, grad_intercept, line_pre_activation, line_change, line_target,
         line_weight, event_step, event_delta,
@@ -438,6 +474,12 @@ def _dense_batch_epoch(
                     grad_intercept[o] += r
                     for j in range(n_features):
                         grad_coef[o, j] += r * X[row, j]
+        if preconditioned:
+            _precondition(
+                grad_coef, grad_intercept, preconditioner, raw_coef, raw_intercept, direction_row
+            )
+        # ``numerator`` is ``<d, d>`` here, which sets the scale below; with a preconditioner
+        # it becomes ``<g, d>`` once the direction's scale is final.
         grad_coef_sq = 0.0
         numerator = 0.0
         for o in range(n_outputs):
@@ -472,6 +514,14 @@ def _dense_batch_epoch(
                     X, order, start, stop, sample_weight, batch_weight, slope_buffer, grad_coef,
                     grad_intercept, alpha, grad_coef_sq, False, line_change,
                 )  # fmt: skip
+        if preconditioned:
+            # <g / scale, d / scale>: the gradient over the direction's scale stays finite,
+            # since P changes magnitudes by at most about 1 / PRECONDITIONER_RIDGE.
+            numerator = 0.0
+            for o in range(n_outputs):
+                numerator += raw_intercept[o] * inverse * grad_intercept[o]
+                for j in range(n_features):
+                    numerator += raw_coef[o, j] * inverse * grad_coef[o, j]
         if rule == EXACT and data_gradient:
             coef_dot_grad = 0.0
             if alpha > 0.0:
@@ -593,8 +643,8 @@ def _dense_one_row_epoch(
         if data_gradient and not safe:
             row_result = _dense_batch_epoch(
                 X, Y, sample_weight, order[t : t + 1], coef, intercept, knots, values, slopes,
-                1, alpha, rule, fixed_rate, rate_memory, window, rates[n_steps:],
-                average_from - n_steps, sum_coef, sum_intercept, total_weight,
+                1, alpha, rule, fixed_rate, rate_memory, window, np.empty((0, 0)),
+                rates[n_steps:], average_from - n_steps, sum_coef, sum_intercept, total_weight,
             )  # fmt: skip
             loss += row_result[0]
             n_steps += row_result[1]

@@ -15,6 +15,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._activations import ACTIVATIONS, PiecewiseLinear, resolve_activation
 from ._averaging import IterateAverage
 from ._pooling import pooled_window
+from ._preconditioning import auto_preconditions, second_moment_preconditioner
 from ._solver import TrainingHistory, TrainingState, train
 from ._step import check_sample_weight, forward
 
@@ -97,6 +98,24 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         iterates still making fast progress, which the average lags), the model
         is the last iterate; in full batch, where the iterates carry no noise to
         average, no averaging.
+    precondition : "auto" or bool, default="auto"
+        Descend along the preconditioned gradient :math:`P g` instead of
+        :math:`g`, with :math:`P = (C / c + 10^{-3} I)^{-1}`, :math:`C` the second
+        moment of the rows :math:`[x, 1]` (sample-weighted, computed once per fit
+        from all the training rows, ``n_samples * (n_features + 1)**2`` operations)
+        and :math:`c` its mean eigenvalue. :math:`C` is the identity model's
+        Hessian, and that of piecewise-linear units up to which rows are active,
+        so :math:`P` undoes correlated or badly scaled features: at batch size 256
+        the convergence benchmark's ill-conditioned and correlated problems reach
+        1e-3 relative excess loss in 2 epochs instead of 100 times that. The step
+        along :math:`P g` is chosen by ``step`` as along :math:`g`, so it stays the
+        optimal (or exact) one. Each step costs ``n_outputs * (n_features + 1)**2``
+        more operations. ``"auto"``: with a step rule that is a line search, when batches have more rows than the model has inputs
+        (``n_features + 1``, so the extra cost is below the batch's own), at most
+        256 features, and fewer rows than ``X``; never in full batch (conjugate
+        gradients) nor at batch size 1. ``True`` applies it everywhere (with a
+        fixed ``step``, the rate multiplies :math:`P g`); ``False``: plain gradient
+        descent, the seed's method.
     batch_size : int, "auto" or "full", default="auto"
         Samples per update. ``"auto"`` is ``min(200, n_samples)``, ``"full"`` the
         whole training set (deterministic gradient descent).
@@ -218,6 +237,7 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         ],
         "solver": [StrOptions({"auto", "gd", "cg"})],
         "average": [StrOptions({"auto"}), "boolean", Interval(Integral, 1, None, closed="left")],
+        "precondition": [StrOptions({"auto"}), "boolean"],
         "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto", "full"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
@@ -239,6 +259,7 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         step="pooled",
         solver="auto",
         average="auto",
+        precondition="auto",
         batch_size="auto",
         alpha=0.0,
         max_iter=200,
@@ -256,6 +277,7 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         self.step = step
         self.solver = solver
         self.average = average
+        self.precondition = precondition
         self.batch_size = batch_size
         self.alpha = alpha
         self.max_iter = max_iter
@@ -369,6 +391,7 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         if self.early_stopping and not incremental:
             X, Y, sample_weight, validation = self._split_validation(X, Y, sample_weight, state.rng)
             batch_size = min(batch_size, X.shape[0])
+        preconditioner = self._preconditioner(state, X, sample_weight, batch_size)
         # The pooled rate averages out the noise of small batches; a full-batch fit has
         # none, while partial_fit's chunks are batches of a longer stream.
         noiseless = batch_size >= X.shape[0] and not incremental
@@ -379,6 +402,7 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
             conjugate=solver == "cg", max_iter=1 if incremental else self.max_iter,
             tol=None if incremental else self.tol, n_iter_no_change=self.n_iter_no_change,
             shuffle=self.shuffle, validation=validation, verbose=self.verbose, window=window,
+            preconditioner=preconditioner,
         )  # fmt: skip
         if not converged and not incremental:
             warnings.warn(
@@ -421,6 +445,22 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
             # A partial_fit call sees one chunk: conjugate directions would not carry over.
             return "cg" if full_batch and not incremental and isinstance(self.step, str) else "gd"
         return self.solver
+
+    def _preconditioner(self, state, X, sample_weight, batch_size):
+        """The preconditioner ``precondition`` asks for, or None.
+
+        Computed on the first call that needs it and kept in ``state``, so that
+        ``warm_start`` and ``partial_fit`` continue the same descent (one fit of
+        several epochs equals several fits of one).
+        """
+        wanted = self.precondition is True or (
+            self.precondition == "auto" and auto_preconditions(X, batch_size, self.step)
+        )
+        if not wanted:
+            return None
+        if state.preconditioner is None or state.preconditioner.shape[0] != X.shape[1] + 1:
+            state.preconditioner = second_moment_preconditioner(X, sample_weight)
+        return state.preconditioner
 
     def _averager(self, current, batch_size, n_samples, continuing):
         """The iterate averager the ``average`` parameter asks for, kept when it exists."""

@@ -28,6 +28,7 @@ from sklearn.utils import gen_batches
 
 from ._kernels import EXACT, FIXED, OPTIMAL, POOLED, csr_epoch, dense_epoch
 from ._pooling import new_rate_memory, pooled_rate
+from ._preconditioning import precondition
 from ._step import (
     backpropagate,
     batch_loss,
@@ -138,6 +139,9 @@ class TrainingState:
         Shuffling and validation splits.
     rate_memory : ndarray of shape (4,)
         The pooled step rule's running sums (see :mod:`._pooling`).
+    preconditioner : ndarray or None
+        The preconditioner of the descent, once one was computed
+        (see :mod:`._preconditioning`).
     """
 
     coef: np.ndarray
@@ -146,6 +150,7 @@ class TrainingState:
     averager: object
     rng: np.random.Generator
     rate_memory: np.ndarray = field(default_factory=new_rate_memory)
+    preconditioner: np.ndarray = None
 
     def copy(self):
         return copy.deepcopy(self)
@@ -198,14 +203,18 @@ def _iterate_sum(coef, intercept, buffers, n_steps, average_from):
 
 
 def _descent_step(
-    step, X, Y, pre_activation, slope, weights, activation, coef, direction, alpha, pooling
+    step, X, Y, pre_activation, slope, weights, activation, coef, direction, slope_form, alpha,
+    pooling,
 ):  # fmt: skip
     """Step length along ``-d`` on one batch by the rule ``step``, where ``direction`` is
-    ``(d_coef, d_intercept, scale)`` from :func:`scaled_direction` (``d = g / scale``),
-    and ``pooling`` the pooled rule's ``(memory, window)``.
+    ``(d_coef, d_intercept, scale)`` from :func:`scaled_direction` (``d = g / scale``,
+    or the preconditioned gradient over its scale), ``slope_form`` is ``<g, d> / scale``
+    (the descent's slope in the scaled direction), and ``pooling`` the pooled rule's
+    ``(memory, window)``.
 
-    The step along ``-d`` is ``scale`` times the learning rate along ``-g``. NaN when the
-    curvature is not finite (features beyond about 1e154 make it overflow float64).
+    The step along ``-d`` is ``scale`` times the learning rate along ``-g`` (or along
+    the preconditioned gradient). NaN when the curvature is not finite (features beyond
+    about 1e154 make it overflow float64).
     """
     direction_coef, direction_intercept, scale = direction
     if not isinstance(step, str):
@@ -214,20 +223,32 @@ def _descent_step(
     curvature_along = curvature(slope * change, weights, direction_coef, alpha)
     if not np.isfinite(curvature_along):
         return np.nan
-    if step in ("optimal", "pooled"):
-        numerator = sum_of_squares(direction_coef) + sum_of_squares(direction_intercept)
-        if step == "optimal":
-            return scale * quadratic_step(-numerator, curvature_along)
+    if step == "optimal":
+        return scale * quadratic_step(-slope_form, curvature_along)
+    if step == "pooled":
         memory, window = pooling
-        return scale * pooled_rate(memory, numerator, curvature_along, scale, window)
+        return scale * pooled_rate(memory, slope_form, curvature_along, scale, window)
     return exact_line_step(
         pre_activation, -change, Y, weights, activation, coef, -direction_coef, alpha
     )[0]
 
 
+def _direction(gradients, preconditioner):
+    """``(d_coef, d_intercept, scale)`` and ``<g, d> / scale``: the scaled gradient, or
+    the scaled preconditioned gradient (see :func:`._preconditioning.precondition`)."""
+    if preconditioner is None:
+        direction = scaled_direction(*gradients)
+        return direction, sum_of_squares(direction[0]) + sum_of_squares(direction[1])
+    direction = scaled_direction(*precondition(*gradients, preconditioner))
+    scale = direction[2]
+    # Dividing by a power of two is exact; g / scale keeps the products finite.
+    slope_form = sum(inner(g / scale, d) for g, d in zip(gradients, direction[:2]))
+    return direction, slope_form
+
+
 def numpy_epoch(
     X, Y, sample_weight, coef, intercept, *, activation, step, batch_size, alpha, order,
-    average_from=None, rate_memory=None, window=1.0,
+    average_from=None, rate_memory=None, window=1.0, preconditioner=None,
 ):  # fmt: skip
     """One pass over the rows of ``X`` in ``order`` with numpy/BLAS products per batch.
 
@@ -258,6 +279,9 @@ def numpy_epoch(
         The pooled rule's memory, updated in place; None: a fresh one for this epoch.
     window : float, default=1.0
         The pooled rule's window, in batches.
+    preconditioner : ndarray of shape (n_features + 1, n_features + 1) or None, default=None
+        Descend along the preconditioned gradient ``[G, g_b] P``
+        (:mod:`._preconditioning`); None: along the gradient.
 
     Returns
     -------
@@ -293,10 +317,11 @@ def numpy_epoch(
         n_zero_gradient += not data_gradient
         step_along, scale = 0.0, 1.0
         if data_gradient:
-            direction_coef, direction_intercept, scale = direction = scaled_direction(*gradients)
+            direction, slope_form = _direction(gradients, preconditioner)
+            direction_coef, direction_intercept, scale = direction
             step_along = _descent_step(
                 step, X_batch, Y_batch, pre_activation, slope, weights, activation, coef,
-                direction, alpha, pooling,
+                direction, slope_form, alpha, pooling,
             )  # fmt: skip
         if not (np.isfinite(value) and np.isfinite(step_along)):
             # The first non-finite batch ends the epoch before its update; train() raises.
@@ -315,13 +340,15 @@ def numpy_epoch(
 
 def compiled_epoch(
     X, Y, sample_weight, coef, intercept, *, activation, step, batch_size, alpha, order,
-    average_from=None, rate_memory=None, window=1.0,
+    average_from=None, rate_memory=None, window=1.0, preconditioner=None,
 ):  # fmt: skip
     """One pass as :func:`numpy_epoch`, in one compiled call.
 
     ``X`` must be a C-contiguous ndarray or a CSR matrix, and ``coef``,
-    ``intercept`` and ``Y`` of X's dtype.
+    ``intercept`` and ``Y`` of X's dtype. The CSR kernel takes no preconditioner.
     """
+    if preconditioner is not None and sparse.issparse(X):
+        raise ValueError("The compiled CSR kernel takes no preconditioner: use numpy_epoch.")
     n_samples = X.shape[0]
     dtype = X.dtype
     if order is None:
@@ -354,8 +381,9 @@ def compiled_epoch(
         )  # fmt: skip
     else:
         loss, n_steps, n_zero_gradient = dense_epoch(
-            X, Y, sample_weight, order, coef, intercept, **common
-        )
+            X, Y, sample_weight, order, coef, intercept, **common,
+            preconditioner=np.empty((0, 0)) if preconditioner is None else preconditioner,
+        )  # fmt: skip
     iterate_sum = _iterate_sum(coef, intercept, buffers, n_steps, average_from)
     return _record(loss, rates[:n_steps], n_zero_gradient, iterate_sum)
 
@@ -382,40 +410,51 @@ class FullBatchEpoch:
 
     def __init__(
         self, X, Y, sample_weight, *, activation, step, alpha, conjugate=False,
-        rate_memory=None, window=1.0,
+        rate_memory=None, window=1.0, preconditioner=None,
     ):  # fmt: skip
         self.X, self.Y, self.activation, self.step, self.alpha = X, Y, activation, step, alpha
         self.conjugate = conjugate
+        self.preconditioner = preconditioner
         self.rate_memory = new_rate_memory() if rate_memory is None else rate_memory
         self.window = window
         self.weights = normalised_weights(sample_weight, X.shape[0], Y.dtype)
         self._pre_activation = None
         self._steps_since_refresh = 0
-        self._previous = None  # (gradient, direction) of the last conjugate step
+        self._previous = None  # (gradient, P gradient, direction) of the last step
         self._steps_since_restart = 0
 
     def _direction(self, gradients):
-        """Steepest descent, or the Polak-Ribiere+ conjugate direction when it descends."""
-        steepest = tuple(-part for part in gradients)
+        """Steepest descent, or the Polak-Ribiere+ conjugate direction when it descends.
+
+        With a preconditioner ``P`` both are preconditioned: ``-P g``, and
+        ``beta = <g, P g - P g_prev> / <g_prev, P g_prev>`` (preconditioned CG).
+        Returns the direction and ``P g`` (``g`` itself without a preconditioner).
+        """
+        preconditioned = gradients
+        if self.preconditioner is not None:
+            preconditioned = precondition(*gradients, self.preconditioner)
+        steepest = tuple(-part for part in preconditioned)
         if not self.conjugate or self._previous is None or self._steps_since_restart >= CG_RESTART:
             self._steps_since_restart = 0
-            return steepest
-        previous_gradients, previous_direction = self._previous
+            return steepest, preconditioned
+        previous_gradients, previous_preconditioned, previous_direction = self._previous
         # The ratio and the descent test are scale-free: they are computed on everything
         # divided by the previous gradient's power-of-two scale, so that their squares
         # neither underflow (gradients of 1e-181 made the ratio 0 / 0) nor overflow.
         *previous_scaled, scale = scaled_direction(*previous_gradients)
         with np.errstate(over="ignore", invalid="ignore"):
             scaled = [part / scale for part in gradients]
-            overlap = sum(inner(g, g - p) for g, p in zip(scaled, previous_scaled))
-            beta = overlap / sum(sum_of_squares(p) for p in previous_scaled)
+            now = [part / scale for part in preconditioned]
+            before = [part / scale for part in previous_preconditioned]
+            overlap = sum(inner(g, z - p) for g, z, p in zip(scaled, now, before))
+            beta = overlap / sum(inner(g, p) for g, p in zip(previous_scaled, before))
             direction = tuple(s + max(0.0, beta) * d for s, d in zip(steepest, previous_direction))
             descends = sum(inner(g, d / scale) for g, d in zip(scaled, direction)) < 0
         if not (np.isfinite(beta) and descends):
             self._steps_since_restart = 0
-            return steepest
+            return steepest, preconditioned
         self._steps_since_restart += 1
-        return direction
+        return direction, preconditioned
 
     def __call__(self, coef, intercept, order=None, average_from=None, progress=None):
         X, Y, weights, alpha = self.X, self.Y, self.weights, self.alpha
@@ -432,7 +471,7 @@ class FullBatchEpoch:
         step_along, scale = 0.0, 1.0
         if data_gradient:
             gradients = gradient(X, backprop, coef, alpha)
-            direction = self._direction(gradients)
+            direction, preconditioned = self._direction(gradients)
             direction_coef, direction_intercept, scale = scaled_direction(*direction)
             slope_along = inner(gradients[0], direction_coef)
             slope_along += inner(gradients[1], direction_intercept)
@@ -455,7 +494,7 @@ class FullBatchEpoch:
                 )  # fmt: skip
             else:
                 step_along = self.step * scale
-            self._previous = (gradients, direction) if step_along else None
+            self._previous = (gradients, preconditioned, direction) if step_along else None
         else:
             self._previous = None
         if not (np.isfinite(loss) and np.isfinite(step_along)):
@@ -477,7 +516,7 @@ class FullBatchEpoch:
 
 def make_epoch(
     X, Y, sample_weight, *, activation, step, batch_size, alpha, conjugate=False, method="auto",
-    rate_memory=None, window=1.0,
+    rate_memory=None, window=1.0, preconditioner=None,
 ):  # fmt: skip
     """Choose how to run an epoch and bind the data to it.
 
@@ -496,6 +535,8 @@ def make_epoch(
         None: a fresh one.
     window : float, default=1.0
         The pooled rule's window, in batches (:func:`._pooling.pooled_window`).
+    preconditioner : ndarray or None, default=None
+        See :func:`numpy_epoch`. Sparse ``X`` with a preconditioner runs by numpy.
 
     Returns
     -------
@@ -506,6 +547,7 @@ def make_epoch(
     options = dict(
         activation=activation, step=step, alpha=alpha,
         rate_memory=new_rate_memory() if rate_memory is None else rate_memory, window=window,
+        preconditioner=preconditioner,
     )  # fmt: skip
     if batch_size >= X.shape[0] and method == "auto":
         return FullBatchEpoch(X, Y, sample_weight, conjugate=conjugate, **options)
@@ -513,7 +555,8 @@ def make_epoch(
         raise ValueError("Conjugate directions need the full batch.")
     if method == "auto":
         large = batch_size >= BLAS_MIN_BATCH_SIZE and Y.shape[1] >= BLAS_MIN_OUTPUTS
-        method = "numpy" if large else "compiled"
+        sparse_preconditioned = sparse.issparse(X) and preconditioner is not None
+        method = "numpy" if large or sparse_preconditioned else "compiled"
     epoch = compiled_epoch if method == "compiled" else numpy_epoch
     if method == "compiled" and not sparse.issparse(X):
         X = np.ascontiguousarray(X)
@@ -628,6 +671,7 @@ def train(
     verbose=0,
     method="auto",
     window=1.0,
+    preconditioner=None,
 ):
     """Run up to ``max_iter`` epochs from ``state``; return the new state and the model.
 
@@ -656,6 +700,8 @@ def train(
         How epochs run (see :func:`make_epoch`).
     window : float, default=1.0
         The pooled step rule's window, in batches; its memory is ``state``'s.
+    preconditioner : ndarray or None, default=None
+        Descend along the preconditioned gradient (see :func:`numpy_epoch`).
 
     Returns
     -------
@@ -672,7 +718,7 @@ def train(
     epoch_runner = make_epoch(
         X, Y, sample_weight, activation=activation, step=step, batch_size=batch_size,
         alpha=alpha, conjugate=conjugate, method=method, rate_memory=state.rate_memory,
-        window=window,
+        window=window, preconditioner=preconditioner,
     )  # fmt: skip
     stopper = _Stopper(tol=np.inf if tol is None else tol, n_iter_no_change=n_iter_no_change)
     model = best_model = None

@@ -21,7 +21,7 @@ ignore_convergence = pytest.mark.filterwarnings("ignore::sklearn.exceptions.Conv
 
 # The seed's plain method: optimal-step gradient descent, no averaging, no conjugate
 # directions. Tests that write the algorithm out pin it explicitly.
-SEED_METHOD = dict(solver="gd", step="optimal", average=False)
+SEED_METHOD = dict(solver="gd", step="optimal", average=False, precondition=False)
 
 
 def linear_data(n_outputs=None, n_samples=60, seed=0):
