@@ -2,7 +2,7 @@
 
 Run by hand (not in CI)::
 
-    python benchmarks/bench_convergence.py            # the full run, about 3 minutes
+    python benchmarks/bench_convergence.py            # the full run, about 4 minutes
     python benchmarks/bench_convergence.py --quick    # smaller data, 15 s; writes nothing
 
 Five problems (``_convergence_problems.py``): a ReLU teacher, a leaky-ReLU teacher
@@ -13,9 +13,10 @@ bundled diabetes data and digits with one-hot targets; each split 80/20.
   (ours' initialisation, random ones, the end of a long run of ours).
 - Ours: OptimalLRRegressor at its defaults with only ``batch_size`` set, and
   variants: the seed's plain method (``solver="gd"``, ``step="optimal"``,
-  ``average=False``), the seed's ``step="optimal"`` and ``step="exact"`` with the
-  default averaging, other averaging windows (none included), and in full batch
-  ``average=True``.
+  ``average=False``, ``precondition=False``), the seed's ``step="optimal"`` and
+  ``step="exact"`` with the default averaging, other averaging windows (none
+  included), ``precondition=False`` and ``True``, and in full batch ``average=True``
+  and ``precondition=True``.
 - Peers on the same model, initialisation and batch sizes (``_peers.py``, compiled):
   constant-rate SGD and Adam, each over 7 log-spaced rates per problem and batch
   size; SGDRegressor (constant ``eta0`` over SGD's rates, no penalty) at batch
@@ -103,22 +104,27 @@ NO_AVERAGE = "average=False"
 AVERAGE_ALL = "average=1 (every iterate)"
 AVERAGE_AFTER_EPOCH = "average=n (from epoch 2)"
 AVERAGE_TRUE = "average=True"
+NO_PRECONDITION = "precondition=False"
+PRECONDITION = "precondition=True"
 VARIANTS = {
     "mini": {
         DEFAULTS: {},
-        SEED: dict(solver="gd", step="optimal", average=False),
+        SEED: dict(solver="gd", step="optimal", average=False, precondition=False),
         OPTIMAL: dict(step="optimal"),
         EXACT: dict(step="exact"),
         EXACT_NO_AVERAGE: dict(step="exact", average=False),
         NO_AVERAGE: dict(average=False),
         AVERAGE_ALL: dict(average=1),
         AVERAGE_AFTER_EPOCH: dict(average="n"),
+        NO_PRECONDITION: dict(precondition=False),
+        PRECONDITION: dict(precondition=True),
     },
     "full": {
         DEFAULTS: {},
-        SEED: dict(solver="gd", step="optimal", average=False),
+        SEED: dict(solver="gd", step="optimal", average=False, precondition=False),
         EXACT: dict(step="exact"),
         AVERAGE_TRUE: dict(average=True),
+        PRECONDITION: dict(precondition=True),
     },
 }
 SGD, ADAM, SGD_REGRESSOR, LBFGS = (
@@ -571,6 +577,34 @@ def step_rule_table(outcomes, settings):
     return header, rows
 
 
+def preconditioning_table(outcomes, settings):
+    """Defaults (``precondition="auto"``) against never and always preconditioning: the
+    relative excess training loss after 2 and 10 epochs, and the cost of an epoch."""
+    budgets = [b for b in (2, 10) if b <= settings["epochs"]]
+    variants = {"auto (default)": DEFAULTS, "False": NO_PRECONDITION, "True": PRECONDITION}
+    header = ["problem", "batch"] + [
+        f"{label}, after {budget}" for budget in budgets for label in variants
+    ] + [f"ms/epoch {label}" for label in variants]
+    rows = []
+    for outcome in outcomes:
+        for batch_size in BATCH_SIZES:
+            s = outcome.summaries
+            full = batch_size == "full"
+            # Full batch runs no preconditioner by default: "False" is the defaults there.
+            names = {
+                label: DEFAULTS if full and name == NO_PRECONDITION else name
+                for label, name in variants.items()
+            }
+            rows.append(
+                [outcome.problem.name, str(batch_size)]
+                + [_excess(s[batch_size, names[label]].at(budget))
+                   for budget in budgets for label in variants]
+                + [f"{1e3 * s[batch_size, names[label]].seconds_per_epoch:.3g}"
+                   for label in variants]
+            )  # fmt: skip
+    return header, rows
+
+
 def averaging_table(outcomes, settings):
     budgets = [b for b in BUDGETS if 2 <= b <= settings["epochs"]]
     windows = {"suffix (default)": DEFAULTS, "none": NO_AVERAGE, "every iterate": AVERAGE_ALL,
@@ -638,6 +672,8 @@ STYLES = {
     AVERAGE_ALL: dict(color="tab:green", linewidth=1.0),
     AVERAGE_AFTER_EPOCH: dict(color="tab:olive", linewidth=1.0),
     AVERAGE_TRUE: dict(color="tab:green", linewidth=1.0),
+    NO_PRECONDITION: dict(color="tab:gray", linewidth=1.0, linestyle=":"),
+    PRECONDITION: dict(color="gold", linewidth=1.0),
     SGD: dict(color="tab:red", linewidth=1.8, linestyle="--"),
     ADAM: dict(color="tab:purple", linewidth=1.8, linestyle="--"),
     SGD_REGRESSOR: dict(color="tab:brown", linewidth=1.5, linestyle="-."),
@@ -754,6 +790,13 @@ def report(outcomes, settings, machine, source, plots, total_seconds):
         "",
         csv_table(*step_rule_table(outcomes, settings)),
         "",
+        ".. rubric:: Preconditioning: ``precondition='auto'`` (default) against ``False`` and ``True``",
+        "",
+        "``'auto'`` preconditions mini-batches with more rows than the model has inputs "
+        "(``n_features + 1``); never batch size 1 nor full batch.",
+        "",
+        csv_table(*preconditioning_table(outcomes, settings)),
+        "",
         ".. rubric:: Averaging windows (mini-batches)",
         "",
         csv_table(*averaging_table(outcomes, settings)),
@@ -814,6 +857,7 @@ def print_tables(outcomes, settings):
         ("full batch: passes to 1e-6", passes_table(outcomes, settings)),
         ("held-out loss", held_out_table(outcomes, settings)),
         ("step rule", step_rule_table(outcomes, settings)),
+        ("preconditioning", preconditioning_table(outcomes, settings)),
         ("averaging windows", averaging_table(outcomes, settings)),
         ("full batch", full_batch_table(outcomes, settings)),
     ] + [(o.problem.title, problem_table(o, settings)) for o in outcomes]:  # fmt: skip

@@ -66,7 +66,7 @@ def extra_epoch_seconds(fit, long=LONG):
 def ours(X, y, *, batch_size, step=None, activation="relu"):
     """Seconds per epoch of the seed's plain method with ``step`` (optimal or fixed),
     or of the default settings when ``step`` is None."""
-    plain = {} if step is None else dict(step=step, solver="gd", average=False)
+    plain = {} if step is None else dict(step=step, solver="gd", average=False, precondition=False)
 
     def fit(n_epochs):
         model = OptimalLRRegressor(
@@ -84,7 +84,7 @@ def typical_rate(X, y, batch_size):
     n_epochs = LONG_FULL_BATCH if batch_size == "full" else LONG
     model = OptimalLRRegressor(
         "relu", batch_size=batch_size, step="optimal", solver="gd", average=False,
-        max_iter=n_epochs, tol=0.0, n_iter_no_change=n_epochs + 1, random_state=0,
+        precondition=False, max_iter=n_epochs, tol=0.0, n_iter_no_change=n_epochs + 1, random_state=0,
     ).fit(X, y)  # fmt: skip
     return float(np.median(model.learning_rate_curve_))
 

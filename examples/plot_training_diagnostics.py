@@ -110,7 +110,8 @@ ax.legend()
 # The seed's method against the defaults
 # --------------------------------------
 # The original derivation takes the optimal step on each batch and keeps the last
-# weights: ``solver="gd", step="optimal", average=False``. Its ``loss_curve_`` is
+# weights: ``solver="gd", step="optimal", average=False`` (and no preconditioner,
+# ``precondition=False``). Its ``loss_curve_`` is
 # the mean of its batches' losses, so to compare like with like the training loss
 # of each model's weights is computed here after every epoch, by continuing one
 # model an epoch at a time (``warm_start``).
@@ -132,7 +133,10 @@ def loss_per_epoch(model, n_epochs=8):
 
 
 seed = loss_per_epoch(
-    OptimalLRRegressor("relu", batch_size=32, solver="gd", step="optimal", average=False, random_state=0)
+    OptimalLRRegressor(
+        "relu", batch_size=32, solver="gd", step="optimal", average=False, precondition=False,
+        random_state=0,
+    )
 )
 defaults = loss_per_epoch(OptimalLRRegressor("relu", batch_size=32, random_state=0))
 fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")

@@ -56,22 +56,18 @@ _CHUNK_ROWS = 4096
 def auto_preconditions(X, batch_size, step):
     """Whether ``precondition="auto"`` preconditions this fit.
 
-    Yes for mini-batches of more rows than the model has inputs
-    (``n_features + 1``), at most :data:`AUTO_MAX_FEATURES` features, and a step
-    that is a line search (not a fixed rate, whose meaning would change). Then
-    multiplying a batch's gradient by ``P`` costs ``n_outputs * (n_features + 1)**2``,
-    less than the batch's own three products with its rows,
-    ``3 * batch_size * (n_features + 1) * n_outputs``. Batch size 1 meets its targets
-    without it, and full batch runs conjugate gradients. Sparse ``X`` is treated as
-    dense ``X`` is, so that the two fit the same model; its preconditioned batches
-    run through numpy.
+    Yes for batches of more rows than the model has inputs (``n_features + 1``), full
+    batch included, at most :data:`AUTO_MAX_FEATURES` features, and a step that is a
+    line search (not a fixed rate, whose meaning would change). Then multiplying a
+    batch's gradient by ``P`` costs ``n_outputs * (n_features + 1)**2``, less than the
+    batch's own three products with its rows, ``3 * batch_size * (n_features + 1) *
+    n_outputs``. Smaller batches are left alone: at batch size 1 ``P`` would cost
+    ``n_features`` times a step, and the pooled rate meets its targets without it.
+    Sparse ``X`` is treated as dense ``X`` is, so that the two fit the same model; its
+    preconditioned mini-batches run through numpy.
     """
-    n_samples, n_features = X.shape
-    return (
-        isinstance(step, str)
-        and n_features <= AUTO_MAX_FEATURES
-        and n_features + 1 <= batch_size < n_samples
-    )
+    n_features = X.shape[1]
+    return isinstance(step, str) and n_features <= AUTO_MAX_FEATURES and n_features < batch_size
 
 
 def second_moment(X, sample_weight=None):

@@ -110,12 +110,13 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         1e-3 relative excess loss in 2 epochs instead of 100 times that. The step
         along :math:`P g` is chosen by ``step`` as along :math:`g`, so it stays the
         optimal (or exact) one. Each step costs ``n_outputs * (n_features + 1)**2``
-        more operations. ``"auto"``: with a step rule that is a line search, when batches have more rows than the model has inputs
-        (``n_features + 1``, so the extra cost is below the batch's own), at most
-        256 features, and fewer rows than ``X``; never in full batch (conjugate
-        gradients) nor at batch size 1. ``True`` applies it everywhere (with a
-        fixed ``step``, the rate multiplies :math:`P g`); ``False``: plain gradient
-        descent, the seed's method.
+        more operations. ``"auto"``: with a step rule that is a line search, when
+        batches have more rows than the model has inputs (``n_features + 1``, so
+        the extra cost is below the batch's own), full batch included (as
+        preconditioned conjugate gradients), and at most 256 features; never at
+        batch size 1. ``True`` applies it everywhere (with a fixed ``step``, the
+        rate multiplies :math:`P g`); ``False``: plain gradient descent, the
+        seed's method.
     batch_size : int, "auto" or "full", default="auto"
         Samples per update. ``"auto"`` is ``min(200, n_samples)``, ``"full"`` the
         whole training set (deterministic gradient descent).

@@ -213,7 +213,7 @@ def test_auto_rule():
     X = np.zeros((1000, 9))
     assert auto_preconditions(X, 10, "pooled")  # 10 rows a batch for 10 inputs
     assert not auto_preconditions(X, 9, "pooled")  # fewer rows than inputs
-    assert not auto_preconditions(X, 1000, "optimal")  # full batch
+    assert auto_preconditions(X, 1000, "optimal")  # full batch: preconditioned CG
     assert not auto_preconditions(X, 64, 0.01)  # a fixed rate keeps its meaning
     assert auto_preconditions(sparse.csr_matrix(X), 64, "exact")
     wide = np.zeros((5000, AUTO_MAX_FEATURES + 1))
