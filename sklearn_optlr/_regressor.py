@@ -106,8 +106,9 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         and :math:`c` its mean eigenvalue. :math:`C` is the identity model's
         Hessian, and that of piecewise-linear units up to which rows are active,
         so :math:`P` undoes correlated or badly scaled features: at batch size 256
-        the convergence benchmark's ill-conditioned and correlated problems reach
-        1e-3 relative excess loss in 2 epochs instead of 100 times that. The step
+        the convergence benchmark's ill-conditioned and correlated problems are
+        within 0.1% of the optimal loss after 2 epochs, against 90% and 300%
+        without it. The step
         along :math:`P g` is chosen by ``step`` as along :math:`g`, so it stays the
         optimal (or exact) one. Each step costs ``n_outputs * (n_features + 1)**2``
         more operations. ``"auto"``: with a step rule that is a line search, when
@@ -454,9 +455,10 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         ``warm_start`` and ``partial_fit`` continue the same descent (one fit of
         several epochs equals several fits of one).
         """
-        wanted = self.precondition is True or (
-            self.precondition == "auto" and auto_preconditions(X, batch_size, self.step)
-        )
+        if isinstance(self.precondition, str):  # "auto"
+            wanted = auto_preconditions(X, batch_size, self.step)
+        else:
+            wanted = bool(self.precondition)  # also numpy booleans, as from a grid
         if not wanted:
             return None
         if state.preconditioner is None or state.preconditioner.shape[0] != X.shape[1] + 1:

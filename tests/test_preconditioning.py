@@ -245,3 +245,11 @@ def test_extreme_feature_scales_fit_as_plain_descent_does(scale):
         ).fit(X * scale, Y[:, 0])
         scores[precondition] = model.score(X * scale, Y[:, 0])
     assert scores[True] >= scores[False] - 1e-3
+
+
+@ignore_convergence
+def test_numpy_booleans_from_a_grid_are_honoured():
+    X, Y = correlated_data(n_samples=100)
+    for value, expected in [(np.True_, True), (np.False_, False)]:
+        model = OptimalLRRegressor(batch_size=4, precondition=value, max_iter=1).fit(X, Y)
+        assert (model._state.preconditioner is not None) == expected
