@@ -17,9 +17,11 @@ on the ill-conditioned design the relative excess training loss after 2 epochs w
 from 0.9 to under 0.001, on the leaky-ReLU teacher with correlated features from 3 to
 0.001, while on uncorrelated features it changed nothing.
 
-``C`` is computed once, from all the training rows: a random subset was tried and
-failed badly on digits, where pixels that are rarely non-zero were missing from the
-subset, so the preconditioner magnified them a thousand times and training stalled.
+``C`` is computed from all the training rows: a random subset was tried and failed
+badly on digits, where pixels that are rarely non-zero were missing from the subset,
+so the preconditioner magnified them a thousand times and training stalled. For the
+same reason ``partial_fit`` sums the moment over every chunk seen so far
+(:func:`moment_sum`), rather than keeping the first chunk's.
 ``C`` is normalised to a mean eigenvalue of 1 first, so the ridge is relative and
 the preconditioned gradient has the gradient's magnitude within a factor of about
 ``1 / PRECONDITIONER_RIDGE``.
@@ -33,7 +35,9 @@ __all__ = [
     "AUTO_MAX_FEATURES",
     "PRECONDITIONER_RIDGE",
     "auto_preconditions",
+    "moment_sum",
     "precondition",
+    "preconditioner_from_moment",
     "second_moment",
     "second_moment_preconditioner",
 ]
@@ -70,8 +74,10 @@ def auto_preconditions(X, batch_size, step):
     return isinstance(step, str) and n_features <= AUTO_MAX_FEATURES and n_features < batch_size
 
 
-def second_moment(X, sample_weight=None):
-    """``C = sum_i w_i x~_i x~_i^T / sum_i w_i`` with ``x~ = [x, 1]``, in float64.
+def moment_sum(X, sample_weight=None):
+    """``S = sum_i w_i x~_i x~_i^T`` with ``x~ = [x, 1]``, in float64; ``S[-1, -1]`` is
+    the total weight, so ``S / S[-1, -1]`` is the second moment and sums of ``S`` over
+    chunks of rows are the sum over all of them.
 
     Parameters
     ----------
@@ -97,28 +103,57 @@ def second_moment(X, sample_weight=None):
                 weighted = chunk * weights[rows, None]
                 moment[:-1, :-1] += weighted.T @ chunk
                 moment[-1, :-1] += weighted.sum(axis=0)
-        moment[:-1, -1] = moment[-1, :-1]
-        moment[-1, -1] = weights.sum()
-        return moment / weights.sum()
+    moment[:-1, -1] = moment[-1, :-1]
+    moment[-1, -1] = weights.sum()
+    return moment
 
 
-def second_moment_preconditioner(X, sample_weight=None, ridge=PRECONDITIONER_RIDGE):
-    """``P = (C / c + ridge I)^{-1}`` with ``C`` from :func:`second_moment` and ``c``
-    its mean eigenvalue, or None where that is not finite (features beyond about
-    1e154 overflow the squares; then training runs unpreconditioned).
+def second_moment(X, sample_weight=None):
+    """``C = sum_i w_i x~_i x~_i^T / sum_i w_i`` with ``x~ = [x, 1]``, in float64.
+
+    Parameters
+    ----------
+    X : {ndarray, CSR matrix} of shape (n_samples, n_features)
+    sample_weight : ndarray of shape (n_samples,) or None
+
+    Returns
+    -------
+    ndarray of shape (n_features + 1, n_features + 1)
+    """
+    moment = moment_sum(X, sample_weight)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return moment / moment[-1, -1]
+
+
+def preconditioner_from_moment(moment, ridge=PRECONDITIONER_RIDGE):
+    """``P = (C / c + ridge I)^{-1}`` for ``C = moment / moment[-1, -1]`` (a second moment
+    or a :func:`moment_sum`; the normalisation makes them the same) and ``c`` the mean
+    eigenvalue of ``C``; None where that is not finite (features beyond about 1e154
+    overflow the squares, or no weight yet: then training runs unpreconditioned).
 
     Returns
     -------
     ndarray of shape (n_features + 1, n_features + 1), float64, or None
     """
-    moment = second_moment(X, sample_weight)
-    mean_eigenvalue = np.trace(moment) / moment.shape[0]
-    if not (np.all(np.isfinite(moment)) and np.isfinite(mean_eigenvalue) and mean_eigenvalue > 0):
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        mean_eigenvalue = np.trace(moment) / moment.shape[0]
+        normalised = moment / mean_eigenvalue
+    if not (np.all(np.isfinite(normalised)) and mean_eigenvalue > 0):
         return None
-    eigenvalues, eigenvectors = np.linalg.eigh(moment / mean_eigenvalue)
+    eigenvalues, eigenvectors = np.linalg.eigh(normalised)
     # The moment is positive semi-definite; rounding can leave eigenvalues of -1e-16.
     inverse = 1.0 / (np.maximum(eigenvalues, 0.0) + ridge)
     return np.ascontiguousarray((eigenvectors * inverse) @ eigenvectors.T)
+
+
+def second_moment_preconditioner(X, sample_weight=None, ridge=PRECONDITIONER_RIDGE):
+    """:func:`preconditioner_from_moment` of the rows of ``X``.
+
+    Returns
+    -------
+    ndarray of shape (n_features + 1, n_features + 1), float64, or None
+    """
+    return preconditioner_from_moment(moment_sum(X, sample_weight), ridge)
 
 
 def precondition(grad_coef, grad_intercept, preconditioner):

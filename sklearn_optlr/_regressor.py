@@ -15,7 +15,12 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._activations import ACTIVATIONS, PiecewiseLinear, resolve_activation
 from ._averaging import IterateAverage
 from ._pooling import pooled_window
-from ._preconditioning import auto_preconditions, second_moment_preconditioner
+from ._preconditioning import (
+    auto_preconditions,
+    moment_sum,
+    preconditioner_from_moment,
+    second_moment_preconditioner,
+)
 from ._solver import TrainingHistory, TrainingState, train
 from ._step import check_sample_weight, forward
 
@@ -117,7 +122,8 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         preconditioned conjugate gradients), and at most 256 features; never at
         batch size 1. ``True`` applies it everywhere (with a fixed ``step``, the
         rate multiplies :math:`P g`); ``False``: plain gradient descent, the
-        seed's method.
+        seed's method. ``warm_start`` keeps the first fit's :math:`P`;
+        ``partial_fit`` computes it from all the chunks seen so far.
     batch_size : int, "auto" or "full", default="auto"
         Samples per update. ``"auto"`` is ``min(200, n_samples)``, ``"full"`` the
         whole training set (deterministic gradient descent).
@@ -393,7 +399,7 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         if self.early_stopping and not incremental:
             X, Y, sample_weight, validation = self._split_validation(X, Y, sample_weight, state.rng)
             batch_size = min(batch_size, X.shape[0])
-        preconditioner = self._preconditioner(state, X, sample_weight, batch_size)
+        preconditioner = self._preconditioner(state, X, sample_weight, batch_size, incremental)
         # The pooled rate averages out the noise of small batches; a full-batch fit has
         # none, while partial_fit's chunks are batches of a longer stream.
         noiseless = batch_size >= X.shape[0] and not incremental
@@ -448,12 +454,14 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
             return "cg" if full_batch and not incremental and isinstance(self.step, str) else "gd"
         return self.solver
 
-    def _preconditioner(self, state, X, sample_weight, batch_size):
+    def _preconditioner(self, state, X, sample_weight, batch_size, incremental):
         """The preconditioner ``precondition`` asks for, or None.
 
-        Computed on the first call that needs it and kept in ``state``, so that
-        ``warm_start`` and ``partial_fit`` continue the same descent (one fit of
-        several epochs equals several fits of one).
+        ``fit`` computes it from its training rows on the first call that needs it,
+        and ``warm_start`` keeps it, so that one fit of several epochs makes the same
+        updates as several fits of one. ``partial_fit`` sums the rows' moment over
+        every chunk that used it, and recomputes ``P`` from that sum: a first chunk
+        that lacks some feature's values must not set ``P`` for the whole stream.
         """
         if isinstance(self.precondition, str):  # "auto"
             wanted = auto_preconditions(X, batch_size, self.step)
@@ -461,7 +469,13 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
             wanted = bool(self.precondition)  # also numpy booleans, as from a grid
         if not wanted:
             return None
-        if state.preconditioner is None or state.preconditioner.shape[0] != X.shape[1] + 1:
+        width = X.shape[1] + 1
+        if incremental:
+            chunk = moment_sum(X, sample_weight)
+            known = state.moment is not None and state.moment.shape[0] == width
+            state.moment = state.moment + chunk if known else chunk
+            state.preconditioner = preconditioner_from_moment(state.moment)
+        elif state.preconditioner is None or state.preconditioner.shape[0] != width:
             state.preconditioner = second_moment_preconditioner(X, sample_weight)
         return state.preconditioner
 

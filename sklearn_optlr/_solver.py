@@ -142,6 +142,9 @@ class TrainingState:
     preconditioner : ndarray or None
         The preconditioner of the descent, once one was computed
         (see :mod:`._preconditioning`).
+    moment : ndarray or None
+        ``partial_fit``'s running :func:`._preconditioning.moment_sum` of the chunks
+        it preconditioned.
     """
 
     coef: np.ndarray
@@ -151,6 +154,7 @@ class TrainingState:
     rng: np.random.Generator
     rate_memory: np.ndarray = field(default_factory=new_rate_memory)
     preconditioner: np.ndarray = None
+    moment: np.ndarray = None
 
     def copy(self):
         return copy.deepcopy(self)

@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
 from scipy import sparse
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LinearRegression
@@ -193,7 +193,7 @@ def test_preconditioning_overcomes_bad_conditioning(activation):
 
 
 @ignore_convergence
-def test_preconditioner_is_kept_across_warm_start_and_partial_fit():
+def test_preconditioner_is_kept_across_warm_start():
     X, Y = correlated_data(n_samples=200)
     params = dict(batch_size=16, random_state=0, tol=0.0)
     once = OptimalLRRegressor(max_iter=3, **params).fit(X, Y)
@@ -201,13 +201,10 @@ def test_preconditioner_is_kept_across_warm_start_and_partial_fit():
     for _ in range(3):
         warm.fit(X, Y)
     assert_allclose(warm.coef_, once.coef_, rtol=1e-12)
-    # partial_fit on chunks: the first chunk's preconditioner serves every later chunk.
-    streamed = OptimalLRRegressor(batch_size=16, random_state=0, shuffle=False)
-    streamed.partial_fit(X[:100], Y[:100])
-    first = streamed._state.preconditioner.copy()
-    streamed.partial_fit(X[100:], Y[100:])
-    assert_allclose(streamed._state.preconditioner, first, rtol=0)
-    assert_allclose(first, second_moment_preconditioner(X[:100]), rtol=1e-12)
+    # On other rows, warm_start continues with the first fit's preconditioner.
+    first = warm._state.preconditioner.copy()
+    warm.fit(X[:50] * 2.0, Y[:50])
+    assert_array_equal(warm._state.preconditioner, first)
 
 
 def test_auto_rule():
@@ -254,3 +251,33 @@ def test_numpy_booleans_from_a_grid_are_honoured():
     for value, expected in [(np.True_, True), (np.False_, False)]:
         model = OptimalLRRegressor(batch_size=4, precondition=value, max_iter=1).fit(X, Y)
         assert (model._state.preconditioner is not None) == expected
+
+
+@ignore_convergence
+def test_partial_fit_preconditions_with_every_chunk_seen():
+    # A feature that is zero throughout the first chunk: that chunk's P alone would
+    # magnify it a thousand times for the rest of the stream (measured: 2% to 37%
+    # relative excess loss after 3 passes, against 0.1% to 1% with every chunk's).
+    rng = np.random.default_rng(6)
+    X, _ = correlated_data(n_samples=3000, n_features=8, n_outputs=1)
+    X[:300, 0] = 0.0
+    y = X @ rng.standard_normal(8) + 0.1 * rng.standard_normal(3000)
+    weights = rng.uniform(0.5, 2.0, X.shape[0])
+    chunks = [slice(start, start + 300) for start in range(0, 3000, 300)]
+    stream = OptimalLRRegressor(batch_size=32, precondition=True, random_state=0)
+    for n_passes in range(3):
+        for chunk in chunks:
+            stream.partial_fit(X[chunk], y[chunk], sample_weight=weights[chunk])
+            if n_passes == 0:
+                assert_allclose(
+                    stream._state.preconditioner,
+                    written_out_preconditioner(X[: chunk.stop], weights[: chunk.stop]),
+                    rtol=1e-8,
+                    atol=1e-8,
+                )
+    best = LinearRegression().fit(X, y, sample_weight=weights)
+
+    def loss(model):
+        return np.average((model.predict(X) - y) ** 2, weights=weights)
+
+    assert loss(stream) / loss(best) - 1 < 0.02
