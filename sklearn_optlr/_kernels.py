@@ -515,8 +515,8 @@ def _dense_batch_epoch(
                     grad_intercept, alpha, grad_coef_sq, False, line_change,
                 )  # fmt: skip
         if preconditioned:
-            # <g / scale, d / scale>: the gradient over the direction's scale stays finite,
-            # since P changes magnitudes by at most about 1 / PRECONDITIONER_RIDGE.
+            # <g / scale, d / scale>, with the direction's scale: g / scale stays finite
+            # wherever the features' squares do (P divides by their scales squared).
             numerator = 0.0
             for o in range(n_outputs):
                 numerator += raw_intercept[o] * inverse * grad_intercept[o]

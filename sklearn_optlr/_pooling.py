@@ -96,7 +96,9 @@ def pooled_rate(memory, numerator, denominator, scale, window):
         return 0.0
     exponent = 2 * (math.frexp(scale)[1] - 1)  # the forms are divided by 2**exponent
     count = memory[_COUNT]
-    if count == 0.0:
+    newest = 1.0 / min(count + 1.0, window)
+    if newest == 1.0:
+        # Nothing of the old sums is kept (the first batch, or a window of one batch).
         memory[_NUMERATOR] = numerator
         memory[_DENOMINATOR] = denominator
         memory[_EXPONENT] = exponent
@@ -109,7 +111,6 @@ def pooled_rate(memory, numerator, denominator, scale, window):
             memory[_DENOMINATOR] = math.ldexp(memory[_DENOMINATOR], -shift)
             memory[_EXPONENT] = exponent
             shift = 0
-        newest = 1.0 / min(count + 1.0, window)
         memory[_NUMERATOR] = (1.0 - newest) * memory[_NUMERATOR] + newest * math.ldexp(
             numerator, shift
         )
@@ -117,7 +118,11 @@ def pooled_rate(memory, numerator, denominator, scale, window):
             denominator, shift
         )
     memory[_COUNT] = count + 1.0
+    if not memory[_DENOMINATOR] > 0.0:
+        # Every pooled form underflowed: the batch's direction is smaller than the
+        # remembered ones by more than float64's range, and the batch decides alone.
+        return own_rate
     rate = memory[_NUMERATOR] / memory[_DENOMINATOR]
-    if not (rate >= 0.0 and rate < own_rate):  # also catches 0 / 0 and overflow (NaN, inf)
+    if not (rate >= 0.0 and rate < own_rate):  # also catches overflow (inf)
         return own_rate
     return rate

@@ -6,8 +6,9 @@ their distance per step. For the models here the Hessian of a batch is
 ``sum_i w_i D_i^2 x~_i x~_i^T`` per output (``x~ = [x, 1]``, ``D_i`` the slopes of
 the pieces the units are on): for the identity activation it is the rows' second
 moment ``C = sum_i w_i x~_i x~_i^T / sum_i w_i``, and for piecewise-linear units it
-is that moment over the active rows. ``P = (C + ridge I)^{-1}`` therefore undoes most
-of the spread, whatever the activation. The step along ``d = P g`` is still the exact
+is that moment over the active rows. ``P``, about ``C^{-1}`` (see
+:func:`preconditioner_from_moment`), therefore undoes most of the spread, whatever
+the activation. The step along ``d = P g`` is still the exact
 one, ``<g, d> / (d^T H d)`` (or its pooled or exact-line-search version), so the
 model keeps its one guarantee: within a linear region every step minimises the
 batch loss along its direction.
@@ -22,9 +23,10 @@ badly on digits, where pixels that are rarely non-zero were missing from the sub
 so the preconditioner magnified them a thousand times and training stalled. For the
 same reason ``partial_fit`` sums the moment over every chunk seen so far
 (:func:`moment_sum`), rather than keeping the first chunk's.
-``C`` is normalised to a mean eigenvalue of 1 first, so the ridge is relative and
-the preconditioned gradient has the gradient's magnitude within a factor of about
-``1 / PRECONDITIONER_RIDGE``.
+
+The ridge is relative to each feature's own second moment, which bounds what ``P``
+can magnify (a constant column, say) to ``1 / PRECONDITIONER_RIDGE`` times what the
+feature's scale calls for.
 """
 
 import numpy as np
@@ -42,7 +44,7 @@ __all__ = [
     "second_moment_preconditioner",
 ]
 
-#: The ridge added to the normalised second moment (mean eigenvalue 1). On the
+#: The ridge added to the second moment scaled to a unit diagonal. On the
 #: convergence benchmark at batch sizes 32 and 256, 1e-6, 1e-3 and 1e-2 gave about the
 #: same losses; 0.1 to 1 was ten to a hundred times slower on the ill-conditioned
 #: design. It bounds what the preconditioner can magnify, e.g. a constant column.
@@ -126,24 +128,36 @@ def second_moment(X, sample_weight=None):
 
 
 def preconditioner_from_moment(moment, ridge=PRECONDITIONER_RIDGE):
-    """``P = (C / c + ridge I)^{-1}`` for ``C = moment / moment[-1, -1]`` (a second moment
-    or a :func:`moment_sum`; the normalisation makes them the same) and ``c`` the mean
-    eigenvalue of ``C``; None where that is not finite (features beyond about 1e154
-    overflow the squares, or no weight yet: then training runs unpreconditioned).
+    """``P = J (J C J + ridge I)^{-1} J`` for ``C = moment / moment[-1, -1]`` (a second
+    moment or a :func:`moment_sum`; the normalisation makes them the same) and
+    ``J = diag(C)^{-1/2}`` (1 for an all-zero column); None where that is not finite
+    (features beyond about 1e154 overflow the squares, or no weight yet: then training
+    runs unpreconditioned).
+
+    ``J C J`` has a unit diagonal, so the ridge is relative to each feature's own
+    second moment, and features of any scale are preconditioned alike: with a ridge
+    relative to the mean of all of them instead, features a thousand times smaller
+    than the largest fell under the ridge, and on unscaled data (scales 1e-3 to 1e4)
+    the fit stayed 1,500 times above the optimal loss, where this one reached it.
 
     Returns
     -------
     ndarray of shape (n_features + 1, n_features + 1), float64, or None
     """
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        mean_eigenvalue = np.trace(moment) / moment.shape[0]
-        normalised = moment / mean_eigenvalue
-    if not (np.all(np.isfinite(normalised)) and mean_eigenvalue > 0):
+        second = moment / moment[-1, -1]
+        diagonal = np.diag(second).copy()
+        diagonal[diagonal == 0] = 1.0
+        inverse_root = 1.0 / np.sqrt(diagonal)
+        correlation = second * inverse_root[:, None] * inverse_root[None, :]
+    if not (np.all(np.isfinite(correlation)) and np.all(np.isfinite(inverse_root))):
         return None
-    eigenvalues, eigenvectors = np.linalg.eigh(normalised)
+    eigenvalues, eigenvectors = np.linalg.eigh(correlation)
     # The moment is positive semi-definite; rounding can leave eigenvalues of -1e-16.
     inverse = 1.0 / (np.maximum(eigenvalues, 0.0) + ridge)
-    return np.ascontiguousarray((eigenvectors * inverse) @ eigenvectors.T)
+    preconditioner = (eigenvectors * inverse) @ eigenvectors.T
+    preconditioner *= inverse_root[:, None] * inverse_root[None, :]
+    return np.ascontiguousarray(preconditioner)
 
 
 def second_moment_preconditioner(X, sample_weight=None, ridge=PRECONDITIONER_RIDGE):

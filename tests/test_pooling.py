@@ -91,6 +91,14 @@ def test_forms_hundreds_of_orders_apart_stay_finite():
     assert math.isfinite(rate) and rate > 0
 
 
+def test_window_of_one_forgets_a_direction_far_larger_than_the_new_one():
+    # Preconditioned full batch at 1e-150 features: a first direction of about 2**500 and
+    # later ones of about 2**-300. The old memory must not turn the new forms into 0 / 0.
+    memory = new_rate_memory()
+    assert pooled_rate(memory, 0.5, 0.25, math.ldexp(1.0, 500), 1.0) == 2.0
+    assert pooled_rate(memory, 0.75, 0.25, math.ldexp(1.0, -300), 1.0) == 3.0
+
+
 def test_window_is_half_as_many_rows_as_weights_and_at_least_32_rows():
     assert (POOLED_WINDOW_PER_WEIGHT, POOLED_MIN_ROWS) == (0.5, 32)
     assert pooled_window(n_weights=110, batch_size=1) == 55.0
