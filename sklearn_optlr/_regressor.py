@@ -105,10 +105,11 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         average, no averaging.
     precondition : "auto" or bool, default="auto"
         Descend along the preconditioned gradient :math:`P g` instead of
-        :math:`g`, with :math:`P = (C / c + 10^{-3} I)^{-1}`, :math:`C` the second
-        moment of the rows :math:`[x, 1]` (sample-weighted, computed once per fit
-        from all the training rows, ``n_samples * (n_features + 1)**2`` operations)
-        and :math:`c` its mean eigenvalue. :math:`C` is the identity model's
+        :math:`g`, with :math:`P = J (J C J + 10^{-3} I)^{-1} J`, :math:`C` the
+        second moment of the rows :math:`[x, 1]` (sample-weighted, computed from
+        all the training rows, ``n_samples * (n_features + 1)**2`` operations) and
+        :math:`J = \operatorname{diag}(C)^{-1/2}`, so that features of every scale
+        are treated alike. :math:`C` is the identity model's
         Hessian, and that of piecewise-linear units up to which rows are active,
         so :math:`P` undoes correlated or badly scaled features: at batch size 256
         the convergence benchmark's ill-conditioned and correlated problems are
