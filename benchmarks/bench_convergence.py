@@ -792,7 +792,7 @@ def report(outcomes, settings, machine, source, plots, total_seconds):
         "",
         ".. rubric:: Preconditioning: ``precondition='auto'`` (default) against ``False`` and ``True``",
         "",
-        "``'auto'`` preconditions batches with more rows than the model has inputs "
+        "``'auto'`` preconditions batches with at least as many rows as the model has inputs "
         "(``n_features + 1``), full batch included (there it is the defaults' column "
         "under ``True``); never batch size 1.",
         "",

@@ -16,10 +16,11 @@ from ._activations import ACTIVATIONS, PiecewiseLinear, resolve_activation
 from ._averaging import IterateAverage
 from ._pooling import pooled_window
 from ._preconditioning import (
+    AUTO_MAX_FEATURES,
+    MAX_FEATURES,
     auto_preconditions,
-    moment_sum,
-    preconditioner_from_moment,
-    second_moment_preconditioner,
+    moments,
+    preconditioner_from_moments,
 )
 from ._solver import TrainingHistory, TrainingState, train
 from ._step import check_sample_weight, forward
@@ -105,26 +106,28 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         average, no averaging.
     precondition : "auto" or bool, default="auto"
         Descend along the preconditioned gradient :math:`P g` instead of
-        :math:`g`, with :math:`P = J (J C J + 10^{-3} I)^{-1} J`, :math:`C` the
-        second moment of the rows :math:`[x, 1]` (sample-weighted, computed from
-        all the training rows, ``n_samples * (n_features + 1)**2`` operations) and
-        :math:`J = \operatorname{diag}(C)^{-1/2}`, so that features of every scale
-        are treated alike. :math:`C` is the identity model's
+        :math:`g`, with :math:`P = (C + 10^{-3} \operatorname{diag}(v, 0))^{-1}`:
+        :math:`C` the second moment of the rows :math:`[x, 1]` and :math:`v` the
+        features' variances (sample-weighted, from all the training rows,
+        ``n_samples * (n_features + 1)**2`` operations), so that features of every
+        scale and offset are treated alike. :math:`C` is the identity model's
         Hessian, and that of piecewise-linear units up to which rows are active,
-        so :math:`P` undoes correlated or badly scaled features: at batch size 256
-        the convergence benchmark's ill-conditioned and correlated problems are
-        within 0.1% of the optimal loss after 2 epochs, against 90% and 300%
-        without it. The step
-        along :math:`P g` is chosen by ``step`` as along :math:`g`, so it stays the
-        optimal (or exact) one. Each step costs ``n_outputs * (n_features + 1)**2``
-        more operations. ``"auto"``: with a step rule that is a line search, when
-        batches have more rows than the model has inputs (``n_features + 1``, so
-        the extra cost is below the batch's own), full batch included (as
-        preconditioned conjugate gradients), and at most 256 features; never at
-        batch size 1. ``True`` applies it everywhere (with a fixed ``step``, the
-        rate multiplies :math:`P g`); ``False``: plain gradient descent, the
-        seed's method. ``warm_start`` keeps the first fit's :math:`P`;
-        ``partial_fit`` computes it from all the chunks seen so far.
+        so :math:`P` undoes correlated, unscaled or uncentred features: at batch
+        size 256 the convergence benchmark's ill-conditioned and correlated
+        problems are within 0.1% of the optimal loss after 2 epochs, against 90%
+        and 300% without it. The step along :math:`P g` is chosen by ``step`` as
+        along :math:`g`, so it stays the optimal (or exact) one. Each step costs
+        ``n_outputs * (n_features + 1)**2`` more operations. ``"auto"``: with a
+        step rule that is a line search, when batches have at least as many rows
+        as the model has inputs (``n_features + 1``, so the extra cost is at most a
+        third of the batch's own), full batch included (as preconditioned
+        conjugate gradients), and at most 256 features; never at batch size 1.
+        ``True`` applies it everywhere, up to 8,192 features (with a fixed
+        ``step``, the rate multiplies :math:`P g`); ``False``: plain gradient
+        descent, the seed's method.
+        ``warm_start`` keeps the first fit's :math:`P`; ``partial_fit`` computes it
+        from all the chunks seen so far (each chunk counting by its rows, sample
+        weights being relative within a call, as within a batch).
     batch_size : int, "auto" or "full", default="auto"
         Samples per update. ``"auto"`` is ``min(200, n_samples)``, ``"full"`` the
         whole training set (deterministic gradient descent).
@@ -460,25 +463,33 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
 
         ``fit`` computes it from its training rows on the first call that needs it,
         and ``warm_start`` keeps it, so that one fit of several epochs makes the same
-        updates as several fits of one. ``partial_fit`` sums the rows' moment over
-        every chunk that used it, and recomputes ``P`` from that sum: a first chunk
-        that lacks some feature's values must not set ``P`` for the whole stream.
+        updates as several fits of one. ``partial_fit`` combines the moments of every
+        chunk (and of the ``fit`` before it), whether or not the chunk was
+        preconditioned, and recomputes ``P`` from them: a first chunk that lacks some
+        feature's values must not set ``P`` for the whole stream.
         """
         if isinstance(self.precondition, str):  # "auto"
+            enabled = X.shape[1] <= AUTO_MAX_FEATURES
             wanted = auto_preconditions(X, batch_size, self.step)
         else:
-            wanted = bool(self.precondition)  # also numpy booleans, as from a grid
-        if not wanted:
-            return None
+            enabled = wanted = bool(self.precondition)  # also numpy booleans, from a grid
+            if wanted and X.shape[1] > MAX_FEATURES:
+                raise ValueError(
+                    f"precondition=True needs dense matrices of (n_features + 1)**2 entries, "
+                    f"and X has {X.shape[1]:,} features (at most {MAX_FEATURES:,}): use "
+                    "precondition='auto' or False for wide data."
+                )
         width = X.shape[1] + 1
-        if incremental:
-            chunk = moment_sum(X, sample_weight)
-            known = state.moment is not None and state.moment.shape[0] == width
-            state.moment = state.moment + chunk if known else chunk
-            state.preconditioner = preconditioner_from_moment(state.moment)
-        elif state.preconditioner is None or state.preconditioner.shape[0] != width:
-            state.preconditioner = second_moment_preconditioner(X, sample_weight)
-        return state.preconditioner
+        known = state.moments is not None and state.moments.mean.shape[0] + 1 == width
+        if incremental and enabled:
+            chunk = moments(X, sample_weight)
+            state.moments = state.moments + chunk if known else chunk
+            if wanted:
+                state.preconditioner = preconditioner_from_moments(state.moments)
+        elif wanted and (state.preconditioner is None or state.preconditioner.shape[0] != width):
+            state.moments = moments(X, sample_weight)
+            state.preconditioner = preconditioner_from_moments(state.moments)
+        return state.preconditioner if wanted else None
 
     def _averager(self, current, batch_size, n_samples, continuing):
         """The iterate averager the ``average`` parameter asks for, kept when it exists."""

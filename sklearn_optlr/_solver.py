@@ -142,9 +142,9 @@ class TrainingState:
     preconditioner : ndarray or None
         The preconditioner of the descent, once one was computed
         (see :mod:`._preconditioning`).
-    moment : ndarray or None
-        ``partial_fit``'s running :func:`._preconditioning.moment_sum` of the chunks
-        it preconditioned.
+    moments : Moments or None
+        The rows' moments the preconditioner was computed from, combined over
+        ``partial_fit``'s chunks (see :mod:`._preconditioning`).
     """
 
     coef: np.ndarray
@@ -154,7 +154,7 @@ class TrainingState:
     rng: np.random.Generator
     rate_memory: np.ndarray = field(default_factory=new_rate_memory)
     preconditioner: np.ndarray = None
-    moment: np.ndarray = None
+    moments: object = None
 
     def copy(self):
         return copy.deepcopy(self)
@@ -245,8 +245,11 @@ def _direction(gradients, preconditioner):
         return direction, sum_of_squares(direction[0]) + sum_of_squares(direction[1])
     direction = scaled_direction(*precondition(*gradients, preconditioner))
     scale = direction[2]
-    # Dividing by a power of two is exact; g / scale keeps the products finite.
-    slope_form = sum(inner(g / scale, d) for g, d in zip(gradients, direction[:2]))
+    # Dividing by a power of two is exact; g / scale keeps the products finite, in float64
+    # (with tiny float32 features P g is large, and g / scale would underflow float32).
+    slope_form = sum(
+        inner(g.astype(np.float64) / scale, d) for g, d in zip(gradients, direction[:2])
+    )
     return direction, slope_form
 
 
