@@ -386,6 +386,7 @@ def test_unscaled_and_uncentred_features_are_preconditioned_to_their_own_scale(o
         assert np.mean((model.predict(X) - y) ** 2) / best_loss - 1 < 1e-3
 
 
+@ignore_convergence
 def test_precondition_true_refuses_data_too_wide_for_a_dense_preconditioner():
     X = sparse.random(20, MAX_FEATURES + 1, density=0.01, format="csr", random_state=0)
     model = OptimalLRRegressor(precondition=True)
