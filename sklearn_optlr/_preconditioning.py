@@ -59,8 +59,8 @@ __all__ = [
 #: design. It bounds what the preconditioner can magnify, e.g. a constant column.
 PRECONDITIONER_RIDGE = 1e-3
 
-#: ``precondition="auto"`` stops at this many features: the second moment costs
-#: ``n_samples * (n_features + 1)**2`` operations once per fit (BLAS), and a step
+#: ``precondition="auto"`` stops at this many features: the moments cost
+#: ``n_samples * n_features**2`` operations once per fit (BLAS), and a step
 #: ``n_outputs * (n_features + 1)**2``, both growing faster than an epoch does.
 AUTO_MAX_FEATURES = 256
 
