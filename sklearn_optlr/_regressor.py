@@ -469,7 +469,8 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         feature's values must not set ``P`` for the whole stream.
         """
         if isinstance(self.precondition, str):  # "auto"
-            enabled = X.shape[1] <= AUTO_MAX_FEATURES
+            # Moments are kept whenever some batch size would use them.
+            enabled = X.shape[1] <= AUTO_MAX_FEATURES and isinstance(self.step, str)
             wanted = auto_preconditions(X, batch_size, self.step)
         else:
             enabled = wanted = bool(self.precondition)  # also numpy booleans, from a grid
