@@ -108,9 +108,9 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         Descend along the preconditioned gradient :math:`P g` instead of
         :math:`g`, with :math:`P = (C + 10^{-3} \operatorname{diag}(v, 0))^{-1}`:
         :math:`C` the second moment of the rows :math:`[x, 1]` and :math:`v` the
-        features' variances (sample-weighted, from all the training rows,
-        ``n_samples * (n_features + 1)**2`` operations), so that features of every
-        scale and offset are treated alike. :math:`C` is the identity model's
+        features' variances (sample-weighted, from all the training rows: on
+        100,000 rows, 0.8 to 2 times an epoch's time for 50 to 256 features), so
+        that features of every scale and offset are treated alike. :math:`C` is the identity model's
         Hessian, and that of piecewise-linear units up to which rows are active,
         so :math:`P` undoes correlated, unscaled or uncentred features: at batch
         size 256 the convergence benchmark's ill-conditioned and correlated
@@ -469,8 +469,10 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         feature's values must not set ``P`` for the whole stream.
         """
         if isinstance(self.precondition, str):  # "auto"
-            # Moments are kept whenever some batch size would use them.
-            enabled = X.shape[1] <= AUTO_MAX_FEATURES and isinstance(self.step, str)
+            # partial_fit keeps the moments of every chunk that a large enough chunk at
+            # this batch_size would precondition (they cost a pass over the chunk).
+            largest_batch = self._resolved_batch_size(np.inf)
+            enabled = auto_preconditions(np.empty((0, X.shape[1])), largest_batch, self.step)
             wanted = auto_preconditions(X, batch_size, self.step)
         else:
             enabled = wanted = bool(self.precondition)  # also numpy booleans, from a grid

@@ -354,15 +354,18 @@ def test_partial_fit_preconditions_with_every_chunk_seen():
 def test_partial_fit_after_fit_keeps_the_fit_rows_in_the_preconditioner():
     X, Y = correlated_data(n_samples=400)
     model = OptimalLRRegressor(batch_size=16, random_state=0, max_iter=2).fit(X[:300], Y[:300])
-    # Batches of 4 rows for 7 inputs: "auto" does not precondition them, but their rows
-    # still count in the preconditioner of the later, larger batches.
-    model.set_params(batch_size=4).partial_fit(X[300:310], Y[300:310])
-    model.set_params(batch_size=16).partial_fit(X[310:], Y[310:])
+    # A chunk of 5 rows for 7 inputs: "auto" does not precondition its batch, but its
+    # rows still count in the preconditioner of the later, larger chunks.
+    model.partial_fit(X[300:305], Y[300:305])
+    model.partial_fit(X[305:], Y[305:])
     weights = np.ones(len(X))
-    chunks = [slice(0, 300), slice(300, 310), slice(310, 400)]
+    chunks = [slice(0, 300), slice(300, 305), slice(305, 400)]
     assert_allclose(
         model._state.preconditioner, written_out_preconditioner(X, weights, chunks), rtol=1e-8
     )
+    # At a batch size that can never be preconditioned, chunks cost no moments.
+    narrow = OptimalLRRegressor(batch_size=4, random_state=0).partial_fit(X, Y)
+    assert narrow._state.moments is None and narrow._state.preconditioner is None
 
 
 @ignore_convergence
