@@ -16,7 +16,6 @@ from ._activations import ACTIVATIONS, PiecewiseLinear, resolve_activation
 from ._averaging import IterateAverage
 from ._pooling import pooled_window
 from ._preconditioning import (
-    AUTO_MAX_FEATURES,
     MAX_FEATURES,
     auto_preconditions,
     moments,
