@@ -790,7 +790,8 @@ def report(outcomes, settings, machine, source, plots, total_seconds):
         "",
         csv_table(*step_rule_table(outcomes, settings)),
         "",
-        ".. rubric:: Preconditioning: ``precondition='auto'`` (default) against ``False`` and ``True``",
+        ".. rubric:: Preconditioning: ``precondition='auto'`` (default) against ``False`` "
+        "and ``True``",
         "",
         "``'auto'`` preconditions batches with at least as many rows as the model has inputs "
         "(``n_features + 1``), full batch included (there it is the defaults' column "

@@ -30,9 +30,9 @@ unpreconditioned. A ridge relative to the average second moment instead left fea
 a thousand times smaller than the largest under it (on unscaled features of scales
 1e-3 to 1e4, 1,500 times the optimal loss after 5 epochs), and one relative to each
 feature's second moment left features whose offsets are a thousand times their spread
-(8 times the optimal loss after 5 epochs at batch size 64, 420 times in full batch). The ridge bounds what ``P`` can magnify (a
-constant column, say) to ``1 / PRECONDITIONER_RIDGE`` times what the feature's scale
-calls for.
+(8 times the optimal loss after 5 epochs at batch size 64, 420 times in full batch).
+The ridge bounds what ``P`` can magnify (a constant column, say) to
+``1 / PRECONDITIONER_RIDGE`` times what the feature's scale calls for.
 """
 
 from dataclasses import dataclass

@@ -470,8 +470,7 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         if isinstance(self.precondition, str):  # "auto"
             # partial_fit keeps the moments of every chunk that a large enough chunk at
             # this batch_size would precondition (they cost a pass over the chunk).
-            largest_batch = self._resolved_batch_size(np.inf)
-            enabled = auto_preconditions(np.empty((0, X.shape[1])), largest_batch, self.step)
+            enabled = auto_preconditions(X, self._resolved_batch_size(np.inf), self.step)
             wanted = auto_preconditions(X, batch_size, self.step)
         else:
             enabled = wanted = bool(self.precondition)  # also numpy booleans, from a grid

@@ -211,7 +211,9 @@ def test_full_batch_preconditioned_steepest_descent_matches_numpy_reference():
     W_ref, b_ref = W.copy(), b.copy()
     for _ in range(5):
         full_batch(W, b)
-        numpy_epoch(X, Y, None, W_ref, b_ref, batch_size=len(X), order=None, preconditioner=P, **options)
+        numpy_epoch(
+            X, Y, None, W_ref, b_ref, batch_size=len(X), order=None, preconditioner=P, **options
+        )
     assert_allclose(W, W_ref, rtol=1e-9, atol=1e-12)
     assert_allclose(b, b_ref, rtol=1e-9, atol=1e-12)
 
