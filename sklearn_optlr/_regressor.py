@@ -102,7 +102,9 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         end of an epoch where the last iterate fits the training data better (the
         iterates still making fast progress, which the average lags), the model
         is the last iterate; in full batch, where the iterates carry no noise to
-        average, no averaging.
+        average, no averaging. ``partial_fit`` under ``"auto"`` averages as with
+        ``True``: its chunks are batches of a longer stream, and the chunk the
+        last iterate was just fitted to cannot tell which of the two is better.
     precondition : "auto" or bool, default="auto"
         Descend along the preconditioned gradient :math:`P g` instead of
         :math:`g`, with :math:`P = (C + 10^{-3} \operatorname{diag}(v, 0))^{-1}`:
@@ -369,6 +371,11 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         )
         if sparse.issparse(X):
             X = X.tocsr()  # batches are row slices
+            if not X.has_canonical_format:
+                # The kernels take each stored entry as a whole value: duplicates of an
+                # entry would each count in a row's norm. Summed on a copy, not the user's.
+                X = X.copy()
+                X.sum_duplicates()
         Y = np.asarray(y, dtype=X.dtype)
         single_output = Y.ndim == 1
         Y = Y.reshape(-1, 1) if single_output else Y
@@ -396,7 +403,9 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
                 averager=None,
                 rng=np.random.default_rng(check_random_state(self.random_state).randint(2**31)),
             )
-        state.averager = self._averager(state.averager, batch_size, X.shape[0], continuing)
+        state.averager = self._averager(
+            state.averager, batch_size, X.shape[0], continuing, incremental
+        )
 
         validation = None
         if self.early_stopping and not incremental:
@@ -492,15 +501,24 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
             state.preconditioner = preconditioner_from_moments(state.moments)
         return state.preconditioner if wanted else None
 
-    def _averager(self, current, batch_size, n_samples, continuing):
+    def _averager(self, current, batch_size, n_samples, continuing, incremental):
         """The iterate averager the ``average`` parameter asks for, kept when it exists."""
-        keep_better = self.average == "auto"
-        if keep_better:
-            wanted = current is not None if continuing else batch_size < n_samples
+        if isinstance(self.average, str):  # "auto"
+            # partial_fit's chunks are batches of a longer stream: always averaged. The
+            # last iterate has just fitted the chunk, so the chunk cannot tell which of
+            # the two is better: only fit keeps the better one.
+            keep_better = not incremental
+            if incremental:
+                wanted = True
+            else:
+                wanted = current is not None if continuing else batch_size < n_samples
             start_sample = None
         else:
-            wanted = self.average is not False
-            start_sample = None if self.average is True else int(self.average)
+            keep_better = False
+            # numpy booleans too (a grid from an array), which `is True` would take for ints.
+            is_bool = isinstance(self.average, (bool, np.bool_))
+            wanted = bool(self.average) if is_bool else True
+            start_sample = None if is_bool else int(self.average)
         if not wanted:
             return None
         if current is not None and current.start_sample == start_sample:
@@ -536,6 +554,13 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
             (X[rows], Y[rows], None if sample_weight is None else sample_weight[rows])
             for rows in (train_rows, validation_rows)
         ]
+        for (_, _, weights), name in zip(parts, ("training", "validation")):
+            if weights is not None and not weights.sum() > 0:
+                raise ValueError(
+                    f"early_stopping's random split left the {name} rows with zero total "
+                    "sample_weight: change random_state or validation_fraction, or give "
+                    "more rows a positive weight."
+                )
         return *parts[0], parts[1]
 
     def predict(self, X):

@@ -659,6 +659,16 @@ class _Stopper:
         return self.epochs_without_improvement > self.n_iter_no_change
 
 
+def _weighted_batches(sample_weight, order, batch_size, n_samples):
+    """How many of an epoch's batches carry weight, and so take a step."""
+    n_batches = -(-n_samples // batch_size)
+    if sample_weight is None:
+        return n_batches
+    weights = sample_weight if order is None else sample_weight[order]
+    batch_weights = np.add.reduceat(weights, np.arange(0, n_samples, batch_size))
+    return int(np.count_nonzero(batch_weights > 0))
+
+
 def train(
     X,
     Y,
@@ -736,7 +746,10 @@ def train(
         order = rng.permutation(n_samples) if shuffle and batch_size < n_samples else None
         average_from = None
         if averager is not None:
-            average_from = averager.first_averaged_step(state.history.t, n_samples, batch_size)
+            average_from = averager.first_averaged_step(
+                state.history.t, _weighted_batches(sample_weight, order, batch_size, n_samples),
+                batch_size,
+            )  # fmt: skip
         bar, progress = _progress(verbose, len(state.history.loss_curve) + 1, n_samples)
         try:
             record = epoch_runner(coef, intercept, order, average_from, progress)

@@ -116,11 +116,17 @@ def test_grid_search_picks_relu_for_a_relu_teacher():
 @ignore_convergence
 @pytest.mark.parametrize("shuffle", [False, True])
 @pytest.mark.parametrize("activation", ["identity", "relu"])
-def test_one_partial_fit_equals_fit_with_one_epoch(activation, shuffle):
+# partial_fit's "auto" averages as True does (a chunk cannot choose between the average
+# and the last iterate it was just fitted to); fit's "auto" may keep the last iterate.
+@pytest.mark.parametrize("fit_average, partial_average", [(True, "auto"), (False, False)])
+def test_one_partial_fit_equals_fit_with_one_epoch(
+    activation, shuffle, fit_average, partial_average
+):
     X, y = linear_data(n_outputs=2)
     params = dict(batch_size=10, shuffle=shuffle, random_state=3)
-    fitted = OptimalLRRegressor(activation, max_iter=1, **params).fit(X, y)
-    incremental = OptimalLRRegressor(activation, **params).partial_fit(X, y)
+    fitted = OptimalLRRegressor(activation, max_iter=1, average=fit_average, **params).fit(X, y)
+    incremental = OptimalLRRegressor(activation, average=partial_average, **params)
+    incremental.partial_fit(X, y)
     for name in ("coef_", "intercept_", "loss_curve_", "learning_rate_curve_"):
         assert_allclose(getattr(incremental, name), getattr(fitted, name), rtol=1e-12)
     assert incremental.t_ == fitted.t_ == X.shape[0]

@@ -342,3 +342,45 @@ def test_failing_first_call_leaves_an_unfitted_model():
             call(X, y)
         assert not hasattr(model, "coef_") and not hasattr(model, "_state")
         assert not hasattr(model, "n_features_in_")
+
+
+@pytest.mark.parametrize("batch_size", [1, "full"])
+def test_early_stopping_split_with_no_weight_on_one_side_raises(batch_size):
+    # One row carries all the weight, so whichever side of the split it lands on, the
+    # other has none. That used to train on 0/0 (NaN losses, a fit that "succeeded" at the
+    # initial weights), report a divergence, or blame the user's weights from r2_score.
+    X, y, _ = good_data()
+    sample_weight = np.zeros(N_SAMPLES)
+    sample_weight[7] = 1.0
+    sides = set()
+    for seed in range(12):
+        model = OptimalLRRegressor(
+            batch_size=batch_size, early_stopping=True, validation_fraction=0.5, random_state=seed
+        )
+        with pytest.raises(ValueError, match="left the .* rows with zero total sample_weight") as error:
+            model.fit(X, y, sample_weight=sample_weight)
+        sides.add(str(error.value).split(" rows")[0].rsplit(" ", 1)[1])
+        assert not hasattr(model, "coef_")
+    assert sides == {"training", "validation"}
+
+
+def test_csr_with_duplicate_entries_fits_as_its_sum():
+    # scipy sums duplicate (row, column) entries; the kernels took each stored entry as a
+    # whole value, so rows' norms and the rates were wrong (R^2 of -1e196 at batch size 1).
+    rng = np.random.default_rng(19)
+    X = rng.standard_normal((200, 6))
+    y = X @ np.arange(1.0, 7.0) + 1.0 + 0.1 * rng.standard_normal(200)
+    columns = np.tile(np.repeat(np.arange(6), 4), 200)  # each entry stored as 4 quarters
+    duplicated = sparse.csr_matrix(
+        (np.repeat(X.ravel() / 4, 4), columns, np.arange(0, 200 * 24 + 1, 24)), shape=X.shape
+    )
+    assert not duplicated.has_canonical_format
+    stored = duplicated.data.copy()
+    for batch_size in [1, 16]:
+        params = dict(batch_size=batch_size, max_iter=3, tol=0.0, random_state=0)
+        reference = OptimalLRRegressor(**params).fit(sparse.csr_matrix(X), y)
+        model = OptimalLRRegressor(**params).fit(duplicated, y)
+        np.testing.assert_allclose(model.coef_, reference.coef_, rtol=1e-10)
+    # The user's matrix is left as it was.
+    assert not duplicated.has_canonical_format
+    assert_array_equal(duplicated.data, stored)
