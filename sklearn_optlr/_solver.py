@@ -578,7 +578,8 @@ def make_epoch(
         if progress is None:
             return run_rows(coef, intercept, order, average_from)
         # Report progress between chunks of whole batches: the same updates, in
-        # PROGRESS_UPDATES calls instead of one.
+        # PROGRESS_UPDATES calls instead of one (the iterates' sums, added per chunk,
+        # may differ in the last bit).
         rows = np.arange(X.shape[0]) if order is None else order
         n_batches = -(-len(rows) // batch_size)
         chunk = batch_size * -(-n_batches // PROGRESS_UPDATES)
