@@ -532,8 +532,8 @@ def held_out_table(outcomes, settings):
 
     "peer below optimum" marks budgets where a peer's held-out loss is below that of
     the weights minimising the training loss (``L*``'s): there the peer is ahead by
-    under-fitting, and a method that meets the training-loss target, getting close to
-    those weights, cannot match it as well.
+    under-fitting, and a method that converges to those weights, as the training-loss
+    target asks, ends up behind it.
     """
     n_seeds = len(settings["seeds"])
     header = ["problem", "batch", "epochs", "ours", "SGD", "Adam", "SGDRegressor",
@@ -797,8 +797,8 @@ def report(outcomes, settings, machine, source, plots, total_seconds):
         "",
         "\"optimum's\": the held-out loss of the weights that minimise the training loss "
         "(``L*``). Where a peer is below it (\"peer below optimum\"), the peer is ahead by "
-        "fitting the training data less: a method that meets the training-loss target "
-        "gets close to those weights and cannot match the peer there too.",
+        "fitting the training data less, and a method that converges to those weights, as "
+        "the training-loss target asks, ends up behind it.",
         "",
         csv_table(*held_out_table(outcomes, settings)),
         "",
