@@ -80,7 +80,9 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         exactly, noise included (on leaky ReLU's 0.01 piece it moves the
         pre-activation 100 times the row's error, and training diverged); pooled,
         a row no longer dictates its own step. With batches as large as the window,
-        and in full batch, it is :math:`a^*` itself. ``"exact"``:
+        and in full batch, it is :math:`a^*` itself; in full batch, where
+        :math:`a^*` would raise the training loss (past a kink), the exact step is
+        taken instead, so the loss never rises. ``"exact"``:
         the exact minimiser of the batch loss along :math:`d`, found by sorting the
         points where pre-activations cross kinks (the loss is piecewise quadratic
         along the line). A positive float: a fixed learning rate, for ablations

@@ -409,7 +409,8 @@ class FullBatchEpoch:
     the step along ``d`` is ``-<g, d> / (d^T H d)`` (or the exact minimiser, or the
     pooled rate of :mod:`._pooling` on those two forms: a full-batch ``fit`` runs it
     with a window of one step, where it is the optimal step, and ``partial_fit`` on
-    small chunks pools the chunks' steps).
+    small chunks pools the chunks' steps). A pooled step that would raise the loss is
+    replaced by the exact one (:meth:`_no_higher_loss`).
 
     An instance serves one run of :func:`train` on one ``(coef, intercept)`` pair;
     it is called with the same arrays every epoch.
@@ -463,6 +464,28 @@ class FullBatchEpoch:
         self._steps_since_restart += 1
         return direction, preconditioned
 
+    def _no_higher_loss(self, step_along, loss, change, coef, direction_coef):
+        """The quadratic model's step, or the exact line search's where it raises the loss.
+
+        The model is exact until a pre-activation crosses a knot; beyond one, a unit's
+        slope can change sign (abs), and the step can land higher than it started: on a
+        linear target, full-batch abs fits cycled between two such points, ending at R^2
+        -0.99. In full batch the loss is the objective, and the new pre-activations are
+        ``z + a v`` without touching ``X``, so the check costs one activation pass; the
+        exact step, never above the model's step or no step, is searched only then.
+        """
+        Y, weights, alpha = self.Y, self.weights, self.alpha
+        step_ = coef.dtype.type(step_along)
+        output, _ = self.activation.value_and_slope(self._pre_activation + step_ * change)
+        new_loss = batch_loss(output - Y, weights, coef + step_ * direction_coef, alpha)
+        # Rounding aside: at convergence both losses agree to a few ulps.
+        if new_loss <= loss * (1.0 + 64 * float(np.finfo(coef.dtype).eps)):
+            return step_along
+        exact_step, _ = exact_line_step(
+            self._pre_activation, change, Y, weights, self.activation, coef, direction_coef, alpha
+        )
+        return exact_step
+
     def __call__(self, coef, intercept, order=None, average_from=None, progress=None):
         X, Y, weights, alpha = self.X, self.Y, self.weights, self.alpha
         if self._pre_activation is None or self._steps_since_refresh >= FULL_BATCH_REFRESH:
@@ -501,6 +524,9 @@ class FullBatchEpoch:
                 )  # fmt: skip
             else:
                 step_along = self.step * scale
+            if self.step == "pooled" and step_along and np.isfinite(step_along):
+                # The default rule checks its step; "optimal" stays the seed's formula.
+                step_along = self._no_higher_loss(step_along, loss, change, coef, direction_coef)
             self._previous = (gradients, preconditioned, direction) if step_along else None
         else:
             self._previous = None
