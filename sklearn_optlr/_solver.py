@@ -430,6 +430,9 @@ class FullBatchEpoch:
         self._steps_since_refresh = 0
         self._previous = None  # (gradient, P gradient, direction) of the last step
         self._steps_since_restart = 0
+        # Set when no step along steepest descent lowers the loss (a minimum at kinks):
+        # the weights stay where they are, and so would every later search.
+        self._stalled = False
 
     def _direction(self, gradients):
         """Steepest descent, or the Polak-Ribiere+ conjugate direction when it descends.
@@ -526,7 +529,13 @@ class FullBatchEpoch:
                 step_along = self.step * scale
             if self.step == "pooled" and step_along and np.isfinite(step_along):
                 # The default rule checks its step; "optimal" stays the seed's formula.
-                step_along = self._no_higher_loss(step_along, loss, change, coef, direction_coef)
+                if self._stalled:
+                    step_along = 0.0
+                else:
+                    step_along = self._no_higher_loss(
+                        step_along, loss, change, coef, direction_coef
+                    )
+                    self._stalled = not step_along and self._steps_since_restart == 0
             self._previous = (gradients, preconditioned, direction) if step_along else None
         else:
             self._previous = None
