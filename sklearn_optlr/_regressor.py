@@ -384,6 +384,15 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         if sample_weight is not None:
             sample_weight = check_sample_weight(sample_weight, X, X.dtype)
         activation = resolve_activation(self.activation, self.negative_slope)
+        with np.errstate(over="ignore"):
+            parts = (activation.knots, activation.values, activation.slopes)
+            representable = all(np.all(np.isfinite(part.astype(X.dtype))) for part in parts)
+        if not representable:
+            # Otherwise the kernels would see inf knots and report a divergence.
+            raise ValueError(
+                f"The activation's knots, values or slopes overflow {X.dtype.name}, the dtype "
+                f"of X: {activation!r}. Pass float64 X, or rescale the activation."
+            )
         batch_size = self._resolved_batch_size(X.shape[0])
         solver = self._resolved_solver(batch_size, X.shape[0], incremental)
 

@@ -384,3 +384,15 @@ def test_csr_with_duplicate_entries_fits_as_its_sum():
     # The user's matrix is left as it was.
     assert not duplicated.has_canonical_format
     assert_array_equal(duplicated.data, stored)
+
+
+def test_activation_beyond_the_range_of_float32_x_raises_a_clear_error():
+    # Knots of 1e40 are finite in float64 but inf in float32: the fit used to report a
+    # divergence and advise rescaling X and y.
+    X, y, _ = good_data()
+    activation = PiecewiseLinear([-1e40, 1e40], [-1e40, 1e40], 0.0, 0.0)
+    model = OptimalLRRegressor(activation, max_iter=2)
+    with pytest.raises(ValueError, match="overflow float32, the dtype of X"):
+        model.fit(X.astype(np.float32), y.astype(np.float32))
+    model.fit(X, y)  # float64 represents it
+    assert np.all(np.isfinite(model.predict(X)))
