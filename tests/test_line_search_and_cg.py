@@ -196,3 +196,29 @@ def test_full_batch_abs_on_a_linear_target_ends_below_its_start():
     model = OptimalLRRegressor("abs", batch_size="full", random_state=0).fit(X, y)
     assert model.loss_curve_[-1] < model.loss_curve_[0]
     assert model.score(X, y) > 0.1
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_full_batch_stops_searching_a_line_that_has_no_lower_point(monkeypatch):
+    # At a minimum where ReLU rows sit on their kink, the quadratic step raises the loss
+    # and the exact search along steepest descent finds nothing lower. The weights then
+    # stay put, so searching again every epoch (64 searches in 80 epochs, each costing a
+    # sort of the kink crossings) only costs time.
+    import sklearn_optlr._solver as solver
+
+    searches = []
+
+    def counting_search(*args, **kwargs):
+        searches.append(1)
+        return exact_line_step(*args, **kwargs)
+
+    monkeypatch.setattr(solver, "exact_line_step", counting_search)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((2000, 10))
+    Y = np.maximum(X @ rng.standard_normal((10, 3)) / np.sqrt(10), 0.0)
+    Y += 0.05 * rng.standard_normal(Y.shape)
+    model = OptimalLRRegressor("relu", batch_size="full", max_iter=80, tol=0.0, n_iter_no_change=100)
+    model.fit(X, Y)
+    assert 0 < len(searches) <= 10
+    losses = np.array(model.loss_curve_)
+    assert np.all(np.diff(losses) <= 1e-12 * losses[:-1])
