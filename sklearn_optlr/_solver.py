@@ -430,6 +430,9 @@ class FullBatchEpoch:
         self._steps_since_refresh = 0
         self._previous = None  # (gradient, P gradient, direction) of the last step
         self._steps_since_restart = 0
+        # The pooled step is checked against the loss at the new point only where the
+        # quadratic model can be wrong: an activation whose slope changes somewhere.
+        self._check_steps = step == "pooled" and bool(np.ptp(activation.slopes) > 0)
         # Set when no step along steepest descent lowers the loss (a minimum at kinks):
         # the weights stay where they are, and so would every later search.
         self._stalled = False
@@ -527,7 +530,7 @@ class FullBatchEpoch:
                 )  # fmt: skip
             else:
                 step_along = self.step * scale
-            if self.step == "pooled" and step_along and np.isfinite(step_along):
+            if self._check_steps and step_along and np.isfinite(step_along):
                 # The default rule checks its step; "optimal" stays the seed's formula.
                 if self._stalled:
                     step_along = 0.0
