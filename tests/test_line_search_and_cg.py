@@ -217,8 +217,9 @@ def test_full_batch_stops_searching_a_line_that_has_no_lower_point(monkeypatch):
     X = rng.standard_normal((2000, 10))
     Y = np.maximum(X @ rng.standard_normal((10, 3)) / np.sqrt(10), 0.0)
     Y += 0.05 * rng.standard_normal(Y.shape)
-    model = OptimalLRRegressor("relu", batch_size="full", max_iter=80, tol=0.0, n_iter_no_change=100)
-    model.fit(X, Y)
+    model = OptimalLRRegressor(
+        "relu", batch_size="full", max_iter=80, tol=0.0, n_iter_no_change=100
+    ).fit(X, Y)
     assert 0 < len(searches) <= 10
     losses = np.array(model.loss_curve_)
     assert np.all(np.diff(losses) <= 1e-12 * losses[:-1])

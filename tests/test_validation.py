@@ -357,7 +357,8 @@ def test_early_stopping_split_with_no_weight_on_one_side_raises(batch_size):
         model = OptimalLRRegressor(
             batch_size=batch_size, early_stopping=True, validation_fraction=0.5, random_state=seed
         )
-        with pytest.raises(ValueError, match="left the .* rows with zero total sample_weight") as error:
+        message = "left the .* rows with zero total sample_weight"
+        with pytest.raises(ValueError, match=message) as error:
             model.fit(X, y, sample_weight=sample_weight)
         sides.add(str(error.value).split(" rows")[0].rsplit(" ", 1)[1])
         assert not hasattr(model, "coef_")
