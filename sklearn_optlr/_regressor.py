@@ -414,9 +414,7 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
                 averager=None,
                 rng=np.random.default_rng(check_random_state(self.random_state).randint(2**31)),
             )
-        state.averager = self._averager(
-            state.averager, batch_size, X.shape[0], continuing, incremental
-        )
+        state.averager = self._averager(state.averager, batch_size, X.shape[0], incremental)
 
         validation = None
         if self.early_stopping and not incremental:
@@ -512,17 +510,15 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
             state.preconditioner = preconditioner_from_moments(state.moments)
         return state.preconditioner if wanted else None
 
-    def _averager(self, current, batch_size, n_samples, continuing, incremental):
+    def _averager(self, current, batch_size, n_samples, incremental):
         """The iterate averager the ``average`` parameter asks for, kept when it exists."""
         if isinstance(self.average, str):  # "auto"
             # partial_fit's chunks are batches of a longer stream: always averaged. The
             # last iterate has just fitted the chunk, so the chunk cannot tell which of
-            # the two is better: only fit keeps the better one.
+            # the two is better: only fit keeps the better one. A full-batch fit has no
+            # noise to average, also after partial_fit calls or mini-batch fits.
             keep_better = not incremental
-            if incremental:
-                wanted = True
-            else:
-                wanted = current is not None if continuing else batch_size < n_samples
+            wanted = incremental or batch_size < n_samples
             start_sample = None
         else:
             keep_better = False

@@ -239,3 +239,19 @@ def test_numpy_booleans_mean_what_python_booleans_do(value):
     python = OptimalLRRegressor(average=value, **params).fit(X, y)
     numpy_ = OptimalLRRegressor(average=np.bool_(value), **params).fit(X, y)
     assert_allclose(numpy_.coef_, python.coef_, rtol=0, atol=0)
+
+
+def test_full_batch_fit_does_not_average_after_partial_fit():
+    # partial_fit under "auto" averages; a warm-started full-batch fit afterwards has no
+    # noise to average, and used to keep averaging (the average mixing in the chunk's
+    # iterates) because an averager existed.
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((200, 4))
+    y = X @ [1.0, -1.0, 2.0, 0.5] + 0.1 * rng.standard_normal(200)
+    model = OptimalLRRegressor(batch_size="full", warm_start=True, max_iter=5, random_state=0)
+    model.fit(X, y)
+    model.partial_fit(X[:50], y[:50])
+    assert model._state.averager is not None
+    model.fit(X, y)
+    assert model._state.averager is None
+    assert_allclose(model.coef_, model._state.coef[0], rtol=0, atol=0)
