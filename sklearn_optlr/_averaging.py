@@ -53,31 +53,34 @@ class IterateAverage:
         self.total = None  # (sum of coef iterates, sum of intercept iterates, count)
         self.checkpoints = {}
 
-    def first_averaged_step(self, samples_seen, n_steps, batch_size):
+    def first_averaged_step(self, samples_seen, steps, batch_size):
         """Index of the first step of the coming epoch whose iterate is averaged.
 
         Parameters
         ----------
         samples_seen : int
             Training samples seen before the epoch.
-        n_steps : int
-            Steps the epoch will take: its batches that carry weight (a batch of
-            zero-weight rows takes none).
+        steps : ndarray of bool, one per batch of the epoch
+            Which batches take a step: those that carry weight (a batch of zero-weight
+            rows takes none).
         batch_size : int
 
         Returns
         -------
         int
-            0 to average every step; ``n_steps`` or more averages none.
+            0 to average every step; the number of steps or more averages none.
         """
+        n_steps = int(np.count_nonzero(steps))
         if self.start_sample is None:
             # The suffix rule inside the first epoch too: its first half is the transient
             # from the initial weights (what a first partial_fit call would average).
             return n_steps // 2 if self.n_epochs == 0 else 0
         if samples_seen >= self.start_sample:
             return 0
+        # The start sample lies in this epoch's batch number k: the steps before it are
+        # those of the first k batches that carry weight.
         remaining = self.start_sample - samples_seen
-        return min(n_steps, -(-remaining // batch_size))
+        return int(np.count_nonzero(steps[: -(-remaining // batch_size)]))
 
     def add_epoch(self, iterate_sum_coef, iterate_sum_intercept, n_iterates):
         """Add one epoch's sum of iterates (in float64) and count."""

@@ -699,13 +699,11 @@ class _Stopper:
 
 
 def _weighted_batches(sample_weight, order, batch_size, n_samples):
-    """How many of an epoch's batches carry weight, and so take a step."""
-    n_batches = -(-n_samples // batch_size)
+    """Which of an epoch's batches carry weight, and so take a step (bool per batch)."""
     if sample_weight is None:
-        return n_batches
+        return np.ones(-(-n_samples // batch_size), dtype=bool)
     weights = sample_weight if order is None else sample_weight[order]
-    batch_weights = np.add.reduceat(weights, np.arange(0, n_samples, batch_size))
-    return int(np.count_nonzero(batch_weights > 0))
+    return np.add.reduceat(weights, np.arange(0, n_samples, batch_size)) > 0
 
 
 def train(

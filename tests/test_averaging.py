@@ -44,9 +44,12 @@ def test_window_from_a_sample_count_averages_everything_after_it():
     averager = IterateAverage(start_sample=25)
     # 10 samples an epoch in batches of 4 (3 steps): the third epoch starts at sample 20,
     # so its steps from index ceil(5 / 4) = 2 on are averaged.
-    assert averager.first_averaged_step(0, 3, 4) == 3
-    assert averager.first_averaged_step(20, 3, 4) == 2
-    assert averager.first_averaged_step(30, 3, 4) == 0
+    every_batch = np.ones(3, dtype=bool)
+    assert averager.first_averaged_step(0, every_batch, 4) == 3
+    assert averager.first_averaged_step(20, every_batch, 4) == 2
+    assert averager.first_averaged_step(30, every_batch, 4) == 0
+    # A batch without weight before the start takes no step: one step fewer precedes it.
+    assert averager.first_averaged_step(20, np.array([False, True, True]), 4) == 1
     assert averager.average(np.float64) is None
     feed_constant_epochs(averager, 4)
     assert_allclose(averager.average(np.float64)[0], 2.5)
@@ -148,9 +151,9 @@ def test_first_epoch_averages_only_its_second_half():
     # Its first half is the transient from the initial weights: a first partial_fit
     # call averaging it would be far off (measured 30x the plain method's error).
     averager = IterateAverage()
-    assert averager.first_averaged_step(0, 10, 10) == 5
+    assert averager.first_averaged_step(0, np.ones(10, dtype=bool), 10) == 5
     feed_constant_epochs(averager, 1)
-    assert averager.first_averaged_step(100, 10, 10) == 0
+    assert averager.first_averaged_step(100, np.ones(10, dtype=bool), 10) == 0
 
 
 @pytest.mark.parametrize("batch_size", [1, 16])
@@ -255,3 +258,20 @@ def test_full_batch_fit_does_not_average_after_partial_fit():
     model.fit(X, y)
     assert model._state.averager is None
     assert_allclose(model.coef_, model._state.coef[0], rtol=0, atol=0)
+
+
+def test_sample_count_start_skips_zero_weight_rows_as_the_steps_do():
+    # average=N starts after N samples seen, zero-weight ones included, but those take no
+    # step: with 40 such rows first (no shuffling), average=40 + m must average the same
+    # iterates as average=m on the rows that carry weight. The start used to be counted
+    # in batches and read as a step index, 40 steps too late.
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((140, 3))
+    y = X @ [1.0, -2.0, 0.5] + 0.2 * rng.standard_normal(140)
+    sample_weight = np.ones(140)
+    sample_weight[:40] = 0.0
+    params = dict(batch_size=1, shuffle=False, max_iter=1, precondition=False)
+    weighted = OptimalLRRegressor(average=40 + 30, **params).fit(X, y, sample_weight=sample_weight)
+    dropped = OptimalLRRegressor(average=30, **params).fit(X[40:], y[40:])
+    assert_allclose(weighted.coef_, dropped.coef_, rtol=1e-12)
+    assert_allclose(weighted.intercept_, dropped.intercept_, rtol=1e-12)
