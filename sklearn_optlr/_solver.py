@@ -487,10 +487,14 @@ class FullBatchEpoch:
         # Rounding aside: at convergence both losses agree to a few ulps.
         if new_loss <= loss * (1.0 + 64 * float(np.finfo(coef.dtype).eps)):
             return step_along
-        exact_step, _ = exact_line_step(
-            self._pre_activation, change, Y, weights, self.activation, coef, direction_coef, alpha
-        )
-        return exact_step
+        return self._exact_step(change, coef, direction_coef)
+
+    def _exact_step(self, change, coef, direction_coef):
+        """The exact minimiser of the loss along the direction, from the cached ``z``."""
+        return exact_line_step(
+            self._pre_activation, change, self.Y, self.weights, self.activation, coef,
+            direction_coef, self.alpha,
+        )[0]  # fmt: skip
 
     def __call__(self, coef, intercept, order=None, average_from=None, progress=None):
         X, Y, weights, alpha = self.X, self.Y, self.weights, self.alpha
@@ -524,10 +528,7 @@ class FullBatchEpoch:
                     self.rate_memory, -slope_along / scale, curvature_along, scale, self.window
                 )
             elif self.step == "exact":
-                step_along, _ = exact_line_step(
-                    self._pre_activation, change, Y, weights, self.activation, coef,
-                    direction_coef, alpha,
-                )  # fmt: skip
+                step_along = self._exact_step(change, coef, direction_coef)
             else:
                 step_along = self.step * scale
             if self._check_steps and step_along and np.isfinite(step_along):
