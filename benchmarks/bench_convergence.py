@@ -533,11 +533,14 @@ def held_out_table(outcomes, settings):
     "peer below optimum" marks budgets where a peer's held-out loss is below that of
     the weights minimising the training loss (``L*``'s): there the peer is ahead by
     under-fitting, and a method that converges to those weights, as the training-loss
-    target asks, ends up behind it.
+    target asks, ends up behind it. Where the target is missed, "ahead fit worse" says
+    whether every peer below ours on held-out loss is above ours on training loss at
+    that budget (ours fitting the training data better and generalising worse).
     """
     n_seeds = len(settings["seeds"])
     header = ["problem", "batch", "epochs", "ours", "SGD", "Adam", "SGDRegressor",
-              "optimum's", "peer below optimum", "met", f"met, {n_seeds} seeds"]  # fmt: skip
+              "optimum's", "peer below optimum", "met", "ahead fit worse",
+              f"met, {n_seeds} seeds"]  # fmt: skip
     rows = []
     for outcome in outcomes:
         summaries = outcome.summaries
@@ -551,11 +554,15 @@ def held_out_table(outcomes, settings):
                 peers = [summaries[batch_size, n].test[budget - 1] if (batch_size, n) in summaries
                          else None for n in PEERS]  # fmt: skip
                 below = min(p for p in peers if p is not None) < optimum
+                ours_train = summaries[batch_size, DEFAULTS].at(budget)
+                ahead = [n for n, p in zip(PEERS, peers) if p is not None and p < test[budget - 1]]
+                fit_worse = all(summaries[batch_size, n].at(budget) > ours_train for n in ahead)
                 rows.append([
                     outcome.problem.name, str(batch_size), str(budget), f"{test[budget - 1]:.5g}",
                     *(NOT_APPLICABLE if p is None else f"{p:.5g}" for p in peers),
                     f"{optimum:.5g}", "yes" if below else "no",
                     "yes" if met(summaries) else "**no**",
+                    NOT_APPLICABLE if not ahead else ("yes" if fit_worse else "no"),
                     # Full batch has no shuffling: one seed is all seeds.
                     NOT_APPLICABLE if batch_size == "full" else _seeds_met(outcome, batch_size, met),
                 ])  # fmt: skip
