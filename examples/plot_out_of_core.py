@@ -99,7 +99,7 @@ ax.set(
 ax.legend()
 
 # %%
-# The error against the truth falls by four orders of magnitude along the
+# The error against the truth falls by three orders of magnitude along the
 # first pass and ends close to that of the full-batch fit in memory, which needs
 # all of the data at once. Each step fits its batch of 500 greedily, noise
 # included; the model averages its iterates over the latter part of training,

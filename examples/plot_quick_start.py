@@ -5,8 +5,9 @@ Quick start
 
 Fit :class:`~sklearn_optlr.OptimalLRRegressor` on scikit-learn's bundled diabetes
 data, score it, and look at the learning rates it chose. There is no learning rate
-to tune: every step takes the rate that minimises the batch loss along the
-gradient, :math:`\\alpha^* = \\langle g, g \\rangle / g^\\top H g`.
+to tune: every step takes the rate that minimises the batch loss along its
+direction; along the gradient :math:`g` that is the seed's
+:math:`\\alpha^* = \\langle g, g \\rangle / g^\\top H g`.
 """
 
 # %%
@@ -36,26 +37,37 @@ print(f"Test R^2: {model.score(X_test, y_test):.3f}")
 # What the solver did
 # -------------------
 # The fitted model records, for every epoch, its training loss and the learning
-# rates it took. With one step per epoch, each epoch has one rate.
+# rates it took. With one step per epoch, each epoch has one rate, and the loss
+# recorded for an epoch is that of the weights it started from (no extra pass).
 regressor = model[-1]
-print(f"{regressor.n_iter_} epochs, final training loss {regressor.loss_:.1f}")
+print(f"{regressor.n_iter_} epochs, training loss {regressor.loss_:.1f} before the last step")
 print("First learning rates:", [round(rate, 3) for rate in regressor.learning_rate_curve_[:5]])
 
 # %%
-# The first step is along the gradient, so its rate can be checked by hand with
-# :func:`~sklearn_optlr.optimal_learning_rate`, the public function that computes
-# it for one batch. The weights start at zero and the intercept inside ReLU's
-# active piece, at 1.
+# The defaults step along the preconditioned gradient (and, in full batch, along
+# conjugate directions), with the optimal rate along that direction. The seed's
+# plain method, ``solver="gd"``, ``step="optimal"``, ``precondition=False``,
+# ``average=False``, steps along the gradient itself, so its first rate can be
+# checked by hand with :func:`~sklearn_optlr.optimal_learning_rate`, the public
+# function that computes it for one batch. The weights start at zero and the
+# intercept inside ReLU's active piece, at 1.
 import numpy as np
 
 from sklearn_optlr import optimal_learning_rate
 
-X_scaled = model[0].transform(X_train)
+seed_method = make_pipeline(
+    StandardScaler(),
+    OptimalLRRegressor(
+        "relu", batch_size="full", solver="gd", step="optimal", precondition=False,
+        average=False, random_state=0,
+    ),
+).fit(X_train, y_train)
+X_scaled = seed_method[0].transform(X_train)
 first_rate = optimal_learning_rate(
     np.zeros(X.shape[1]), 1.0, X_scaled, y_train, activation="relu"
 )
 print(f"optimal_learning_rate at the start: {first_rate:.6f}")
-print(f"rate of the first epoch:            {regressor.learning_rate_curve_[0]:.6f}")
+print(f"seed's rate of the first epoch:     {seed_method[-1].learning_rate_curve_[0]:.6f}")
 
 # %%
 # Predictions and training curves

@@ -156,7 +156,7 @@ def exact_step_is_never_worse_than_the_optimal_step_or_no_step(problem):
 def training_problems(draw):
     problem = draw(batches())
     batch_size = draw(st.sampled_from([1, 3, "full"]))
-    step = draw(st.sampled_from(["optimal", "exact"]))
+    step = draw(st.sampled_from(["pooled", "optimal", "exact"]))
     y = problem["Y"][:, 0] if draw(st.booleans()) else problem["Y"]
     return problem, dict(batch_size=batch_size, step=step, alpha=problem["alpha"]), y
 
