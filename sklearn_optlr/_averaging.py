@@ -125,5 +125,9 @@ class IterateAverage:
             return None
         return (total_coef / count).astype(dtype), (total_intercept / count).astype(dtype)
 
+    def fresh(self):
+        """An averager with the same settings and nothing averaged yet."""
+        return IterateAverage(self.start_sample, self.keep_better)
+
     def copy(self):
         return copy.deepcopy(self)

@@ -92,7 +92,8 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         full-batch nonlinear conjugate gradients (Polak-Ribiere+, restarted every
         50 steps and whenever the direction does not descend), which does not
         zig-zag on badly conditioned data; needs ``batch_size="full"``.
-        ``"auto"``: ``"cg"`` for full-batch ``fit``, ``"gd"`` otherwise.
+        ``"auto"``: ``"cg"`` for full-batch ``fit`` with a line-search ``step``,
+        ``"gd"`` otherwise (``partial_fit``, mini-batches, a fixed rate).
     average : "auto", bool or int, default="auto"
         Polyak-Ruppert averaging of the iterates; ``coef_`` and ``intercept_``
         then hold the averaged weights. ``True``: average over roughly the last
@@ -156,7 +157,9 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         Seeds the shuffling and the validation split.
     warm_start : bool, default=False
         Continue from the previous solution and extend its record when ``fit``
-        is called again.
+        is called again: from the solver's last iterate (``coef_`` is the average
+        with averaging), or, where ``early_stopping`` kept an earlier epoch's
+        model, from that model, as ``partial_fit`` does too.
     verbose : int, default=0
         1: print one line per epoch (epoch, loss, mean learning rate, time). 2 or
         more: also show a progress bar over each epoch's batches, with tqdm when
@@ -175,17 +178,23 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
     t_ : int
         Training samples seen by the solver over the model's life.
     loss_ : float
-        Training loss of the last epoch.
+        Training loss of the last epoch, ``loss_curve_[-1]``.
     loss_curve_ : list of float
-        Training objective (penalty included) after each epoch. With averaging,
-        that of the averaged weights on the training data; without, the mean of
-        the batches' losses, each taken before its update (no extra pass).
+        Training objective (penalty included), one entry per epoch. With averaging,
+        that of the averaged weights on the training data after the epoch; without,
+        the mean of the batches' losses, each taken before its update (no extra
+        pass). In full batch (no averaging by default) an entry is therefore the
+        loss of the weights the epoch started from, one step behind the fitted
+        model.
     best_loss_ : float or None
         Lowest value in ``loss_curve_``; None with ``early_stopping``.
     validation_scores_ : list of float or None
-        Validation R^2 after each epoch with ``early_stopping``, else None.
+        Validation R^2 after each epoch with ``early_stopping``, else None; NaN
+        for the epochs of earlier ``partial_fit`` calls or warm-started fits
+        without it, so that there is one entry per epoch, as in ``loss_curve_``.
     best_validation_score_ : float or None
-        Best of ``validation_scores_``; None without ``early_stopping``.
+        Validation R^2 of the model kept, the best epoch of the last ``fit``;
+        None without ``early_stopping``.
     learning_rate_curve_ : list of float
         Mean learning rate taken in each epoch.
     learning_rate_bounds_ : list of tuple (float, float)
@@ -197,7 +206,7 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
 
     See Also
     --------
-    optimal_learning_rate : The rate taken at every step, for one batch.
+    optimal_learning_rate : The seed's rate for one batch (``step="optimal"``).
     PiecewiseLinear : Custom piecewise-linear activations.
     sklearn.linear_model.SGDRegressor : Linear model by SGD with a tuned schedule.
     sklearn.neural_network.MLPRegressor : Multi-layer networks with tuned optimisers.
@@ -425,11 +434,16 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         # none, while partial_fit's chunks are batches of a longer stream.
         noiseless = batch_size >= X.shape[0] and not incremental
         window = 1.0 if noiseless else pooled_window(Y.shape[1] * (X.shape[1] + 1), batch_size)
+        epochs_before = len(state.history.loss_curve)
+        # Python scalars: numpy ones (a grid from an array) would set the precision of
+        # float64 arithmetic (np.float32) or wrap in integer arithmetic (np.uint8).
+        step = self.step if isinstance(self.step, str) else float(self.step)
         state, coef, intercept, converged = train(
             X, Y, sample_weight, state,
-            activation=activation, step=self.step, batch_size=batch_size, alpha=self.alpha,
-            conjugate=solver == "cg", max_iter=1 if incremental else self.max_iter,
-            tol=None if incremental else self.tol, n_iter_no_change=self.n_iter_no_change,
+            activation=activation, step=step, batch_size=batch_size, alpha=float(self.alpha),
+            conjugate=solver == "cg", max_iter=1 if incremental else int(self.max_iter),
+            tol=None if incremental else float(self.tol),
+            n_iter_no_change=int(self.n_iter_no_change),
             shuffle=self.shuffle, validation=validation, verbose=self.verbose, window=window,
             preconditioner=preconditioner,
         )  # fmt: skip
@@ -451,7 +465,11 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         self.learning_rate_curve_ = list(history.learning_rate_curve)
         self.learning_rate_bounds_ = list(history.learning_rate_bounds)
         self.validation_scores_ = list(history.validation_scores) if validation else None
-        self.best_validation_score_ = max(history.validation_scores) if validation else None
+        # The score of the model kept: the best epoch of this fit (a warm-started fit
+        # splits off new validation rows, and keeps only its own best epoch).
+        self.best_validation_score_ = (
+            max(history.validation_scores[epochs_before:]) if validation else None
+        )
         self.best_loss_ = None if validation else min(history.loss_curve)
         return self
 
@@ -543,7 +561,9 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
             return n_samples
         if self.batch_size == "auto":
             return min(200, n_samples)
-        return min(self.batch_size, n_samples)
+        # int(): a numpy unsigned or narrow integer (a grid from an array) would wrap
+        # in the solver's arithmetic on batch counts.
+        return min(int(self.batch_size), n_samples)
 
     def _split_validation(self, X, Y, sample_weight, rng):
         n_samples = X.shape[0]
@@ -581,12 +601,17 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         Returns
         -------
         ndarray of shape (n_samples,) or (n_samples, n_outputs)
-            ``sigma(X W^T + b)``; 1-D when the model was fitted on 1-D ``y``.
+            ``sigma(X W^T + b)``; 1-D when the model was fitted on 1-D ``y``. In the
+            wider of the model's and ``X``'s dtypes.
         """
         check_is_fitted(self)
+        # In the wider of the model's and X's dtypes, as Ridge does: a float64 model
+        # rounded to float32 X's precision would lose digits silently.
+        wide_model = np.asarray(self.coef_).dtype == np.float64
         X = validate_data(
-            self, X, reset=False, accept_sparse=["csr", "csc"], dtype=[np.float64, np.float32]
-        )
+            self, X, reset=False, accept_sparse=["csr", "csc"],
+            dtype=np.float64 if wide_model else [np.float64, np.float32],
+        )  # fmt: skip
         coef, intercept = self._weights_2d(X.dtype)
         output, _ = forward(X, coef, intercept, resolve_activation(self.activation, self.negative_slope))
         return output[:, 0] if self._single_output else output

@@ -119,8 +119,10 @@ class TrainingHistory:
             loss_curve=self.loss_curve + (loss,),
             learning_rate_curve=self.learning_rate_curve + (record.step_mean,),
             learning_rate_bounds=self.learning_rate_bounds + ((record.step_min, record.step_max),),
+            # NaN for an epoch without held-out data (partial_fit, a fit without
+            # early stopping), so that the scores stay one per epoch over warm starts.
             validation_scores=self.validation_scores
-            + (() if validation_score is None else (validation_score,)),
+            + (np.nan if validation_score is None else validation_score,),
             t=self.t + n_samples,
         )
 
@@ -761,6 +763,8 @@ def train(
     Returns
     -------
     state : TrainingState
+        Its iterate is the last one, or, where early stopping rejected the epochs
+        after its best, the model kept (with a fresh averager).
     coef, intercept : ndarray
         The model: the averaged weights with averaging, the best epoch's under
         early stopping, else the last iterate.
@@ -847,5 +851,12 @@ def train(
         if should_stop:
             converged = True
             break
+    if best_model is not None and stopper.best_epoch != epoch:
+        # Early stopping rejected the epochs after the best one: a later warm-started
+        # fit or partial_fit continues from the model kept, not from the rejected
+        # iterate (as MLPRegressor does), and averages afresh from there.
+        state.coef, state.intercept = (part.copy() for part in best_model)
+        if averager is not None:
+            state.averager = averager.fresh()
     model = best_model or tuple(part.copy() for part in model)
     return state, *model, converged

@@ -311,7 +311,8 @@ def optimal_learning_rate(
 
     See Also
     --------
-    OptimalLRRegressor : The estimator that takes this step at every update.
+    OptimalLRRegressor : The estimator; with ``solver="gd"``, ``step="optimal"``,
+        ``precondition=False`` and ``average=False`` it takes this step at every update.
 
     Notes
     -----
@@ -362,8 +363,9 @@ def optimal_learning_rate(
         sample_weight = check_sample_weight(sample_weight, X, dtype)
     weights = normalised_weights(sample_weight, X.shape[0], dtype)
     activation = resolve_activation(activation, negative_slope)
+    # float(): an np.float32 alpha would pull float64 sums down to float32 (numpy 2).
     *_, numerator, denominator, _, _ = gradient_step_terms(
-        X, Y, coef2d, intercept, activation, weights, alpha
+        X, Y, coef2d, intercept, activation, weights, float(alpha)
     )
     return quadratic_step(-numerator, denominator)
 

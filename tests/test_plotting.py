@@ -106,6 +106,18 @@ def test_early_stopping_adds_the_validation_scores(fitted_early_stopping):
     assert labels == ["Training loss", "Validation R$^2$"]
 
 
+def test_validation_scores_after_epochs_without_them(data):
+    # A partial_fit epoch, then early stopping: the first epoch has no score (NaN, a
+    # gap in the line), and the scores still line up with the losses.
+    model = OptimalLRRegressor(batch_size=32, warm_start=True, random_state=0)
+    model.partial_fit(*data).set_params(early_stopping=True).fit(*data)
+    display = TrainingCurveDisplay.from_estimator(model)
+    drawn = display.validation_line_.get_ydata()
+    assert len(drawn) == len(display.loss_line_.get_ydata()) == model.n_iter_
+    assert np.isnan(drawn[0])
+    np.testing.assert_allclose(drawn[1:], model.validation_scores_[1:])
+
+
 def test_pipeline_is_unwrapped(data):
     pipeline = make_pipeline(StandardScaler(), OptimalLRRegressor(batch_size="full", max_iter=20))
     with warnings.catch_warnings():

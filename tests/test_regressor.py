@@ -15,7 +15,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import get_tags
 
-from sklearn_optlr import OptimalLRRegressor, PiecewiseLinear
+from sklearn_optlr import OptimalLRRegressor, PiecewiseLinear, optimal_learning_rate
 
 ignore_convergence = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -224,6 +224,51 @@ def test_early_stopping_records_validation_scores():
     assert model.t_ == model.n_iter_ * (100 - 10)
 
 
+def overfitting_data(seed=0):
+    """Few noisy rows and many features: validation R^2 peaks early, then falls."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((120, 80))
+    y = X[:, :5].sum(axis=1) + rng.standard_normal(120)
+    return X, y
+
+
+@ignore_convergence
+@pytest.mark.parametrize("average", [False, True])
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_training_after_early_stopping_continues_from_the_model_kept(average, method):
+    X, y = overfitting_data()
+    model = OptimalLRRegressor(
+        batch_size=8, average=average, early_stopping=True, validation_fraction=0.25,
+        n_iter_no_change=30, max_iter=500, warm_start=True, random_state=0,
+    ).fit(X, y)  # fmt: skip
+    best = int(np.argmax(model.validation_scores_))
+    assert best < model.n_iter_ - 30  # the epochs after the best were rejected
+    kept = model.coef_.copy(), model.intercept_
+    # A step of 1e-300 leaves the weights where training resumes (and the average of
+    # iterates that do not move is those iterates): they must be the model kept, not
+    # the rejected last iterate, nor mixed with the rejected iterates' average.
+    model.set_params(step=1e-300, solver="gd", early_stopping=False, max_iter=1)
+    getattr(model, method)(X, y)
+    assert_allclose(model.coef_, kept[0], rtol=0, atol=1e-12)
+    assert_allclose(model.intercept_, kept[1], rtol=0, atol=1e-12)
+
+
+def test_validation_scores_stay_one_per_epoch_across_warm_starts():
+    X, y = linear_data(n_samples=100)
+    model = OptimalLRRegressor(batch_size=16, warm_start=True, random_state=0)
+    model.partial_fit(X, y)
+    model.set_params(early_stopping=True).fit(X, y)
+    scores = model.validation_scores_
+    assert len(scores) == len(model.loss_curve_) == model.n_iter_
+    # The partial_fit epoch had no held-out data.
+    assert np.isnan(scores[0]) and not np.any(np.isnan(scores[1:]))
+    assert model.best_validation_score_ == max(scores[1:])
+    # A second early-stopped fit splits off new rows: its best is the model's score.
+    n_before = model.n_iter_
+    model.fit(X, y)
+    assert model.best_validation_score_ == max(model.validation_scores_[n_before:])
+
+
 def test_early_stopping_with_too_little_data_raises():
     X, y = linear_data(n_samples=10)
     with pytest.raises(ValueError, match="validation_fraction"):
@@ -256,6 +301,24 @@ def test_float32_stays_float32(n_outputs):
         assert model.intercept_.dtype == np.float32
     reference = OptimalLRRegressor(batch_size=16, random_state=0).fit(X, y)
     assert_allclose(model.coef_, reference.coef_, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("sparse_format", [None, "csr"])
+def test_float64_model_predicts_float32_x_in_float64(sparse_format):
+    # Targets near 1e5 with a small signal: float32 weights would lose the signal's digits.
+    rng = np.random.default_rng(0)
+    X = rng.integers(-8, 8, size=(200, 3)).astype(np.float64)  # exact in float32
+    y = 1e5 + X @ [0.3, -0.2, 0.1]
+    model = OptimalLRRegressor(batch_size="full", max_iter=50, random_state=0).fit(X, y)
+    X32 = X.astype(np.float32)
+    if sparse_format:
+        X, X32 = sparse.csr_matrix(X), sparse.csr_matrix(X32)
+    predictions = model.predict(X32)
+    assert predictions.dtype == np.float64
+    assert_array_equal(predictions, model.predict(X))
+    # The float32 model, in turn, predicts float64 X in float64 (as Ridge does).
+    small = OptimalLRRegressor(batch_size=16, random_state=0).fit(X32, y.astype(np.float32))
+    assert small.predict(X).dtype == np.float64
 
 
 @ignore_convergence
@@ -370,6 +433,48 @@ def test_invalid_params_raise_naming_the_parameter(params, name):
     X, y = linear_data()
     with pytest.raises(ValueError, match=f"'{name}' parameter"):
         OptimalLRRegressor(**params).fit(X, y)
+
+
+ALPHA32 = np.float32(0.1)
+
+
+@ignore_convergence
+@pytest.mark.parametrize(
+    "numpy_params, python_params",
+    [
+        # Numpy scalars, as a grid built from an array gives them.
+        (dict(batch_size=np.uint32(8)), dict(batch_size=8)),
+        (dict(batch_size=np.int8(8)), dict(batch_size=8)),
+        (dict(batch_size=np.uint64(1)), dict(batch_size=1)),
+        (
+            dict(max_iter=np.uint8(4), n_iter_no_change=np.uint8(2)),
+            dict(max_iter=4, n_iter_no_change=2),
+        ),
+        (dict(average=np.uint16(30)), dict(average=30)),
+        (dict(alpha=ALPHA32, batch_size="full"), dict(alpha=float(ALPHA32), batch_size="full")),
+        (dict(alpha=ALPHA32, step="exact"), dict(alpha=float(ALPHA32), step="exact")),
+        (
+            dict(step=np.float32(0.05), tol=np.float32(1e-3)),
+            dict(step=float(np.float32(0.05)), tol=float(np.float32(1e-3))),
+        ),
+    ],
+)
+def test_numpy_scalar_params_fit_as_python_ones(numpy_params, python_params):
+    X, y = linear_data(n_outputs=2)
+    fitted = OptimalLRRegressor(random_state=0, **numpy_params).fit(X, y)
+    reference = OptimalLRRegressor(random_state=0, **python_params).fit(X, y)
+    assert_array_equal(fitted.coef_, reference.coef_)
+    assert fitted.coef_.dtype == np.float64
+    assert fitted.loss_curve_ == reference.loss_curve_
+    assert type(fitted.loss_) is float
+
+
+def test_optimal_learning_rate_with_a_float32_alpha_stays_in_float64():
+    X, y = linear_data()
+    coef = np.full(4, 0.5)
+    rate = optimal_learning_rate(coef, 0.0, X, y, activation="identity", alpha=ALPHA32)
+    reference = optimal_learning_rate(coef, 0.0, X, y, activation="identity", alpha=float(ALPHA32))
+    assert rate == reference and np.asarray(rate).dtype == np.float64
 
 
 @pytest.mark.parametrize("activation", ["identity", "relu"])
