@@ -73,9 +73,13 @@ MAX_FEATURES = 8192
 # Rows per chunk when the moments are accumulated in float64 from float32 data.
 _CHUNK_ROWS = 4096
 
-# A feature whose variance is below this share of its second moment is constant up to
-# rounding (the mean's square cancels about 1e-16 of it).
-_CONSTANT_TOLERANCE = 1e-12
+# A feature is constant up to rounding when its spread is below this many rounding
+# units of its offset per row summarised: the variances are taken about the mean, whose
+# rounding error (summing n rows) is at most n units of the offset, so a constant column
+# can show a spread of that size and nothing larger. A timestamp in seconds spread over
+# minutes (a spread 1e-7 of its offset) is a feature; a ratio of 1e-12 used to call it
+# constant, and preconditioned it by its second moment, 1e10 times too little to move.
+_CONSTANT_SPREAD_ULPS = 1.0
 
 
 def auto_preconditions(X, batch_size, step):
@@ -127,6 +131,22 @@ class Moments:
         )
 
 
+def _sparse_variances(X, weights, mean, total):
+    """Each column's weighted variance about ``mean``, from the stored entries of CSR ``X``."""
+    X = sparse.csr_matrix(X)
+    if not X.has_canonical_format:  # a duplicate entry counts as its sum, on a copy
+        X = X.copy()
+        X.sum_duplicates()
+    columns = X.indices
+    entry_weights = np.repeat(weights, np.diff(X.indptr))
+    centred = X.data.astype(np.float64) - mean[columns]
+    n_features = X.shape[1]
+    stored = np.bincount(columns, entry_weights * centred * centred, minlength=n_features)
+    stored_weight = np.bincount(columns, entry_weights, minlength=n_features)
+    # Implicit zeros sit at -mean from the mean.
+    return (stored + mean * mean * np.maximum(total - stored_weight, 0.0)) / total
+
+
 def moments(X, sample_weight=None):
     """:class:`Moments` of the rows of ``X``, in float64.
 
@@ -152,6 +172,10 @@ def moments(X, sample_weight=None):
             # subtract the mean's part (sparse data seldom has large offsets).
             second = (X.T @ (sparse.diags(weights) @ X)).toarray() / total
             covariance = second - np.outer(mean, mean)
+            # The variances, though, are taken about the mean as for dense rows (stored
+            # entries centred, plus the mean's square for each implicit zero): they
+            # decide which columns are constant, and the subtraction cancels.
+            np.fill_diagonal(covariance, _sparse_variances(X, weights, mean, total))
         else:
             mean = np.zeros(n_features)
             for rows in gen_batches(n_samples, _CHUNK_ROWS):
@@ -198,7 +222,8 @@ def preconditioner_from_moments(summary, ridge=PRECONDITIONER_RIDGE):
         variance = np.diag(covariance).copy()
         second = variance + mean * mean
         # A constant column (variance 0 up to rounding) is scaled by its second moment.
-        constant = ~(variance > _CONSTANT_TOLERANCE * second)
+        rounding = _CONSTANT_SPREAD_ULPS * max(summary.count, 1.0) * np.finfo(np.float64).eps
+        constant = ~(variance > rounding * rounding * second)
         variance[constant] = second[constant]
         variance[variance == 0] = 1.0
         inverse_root = 1.0 / np.sqrt(variance)

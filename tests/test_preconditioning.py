@@ -40,11 +40,12 @@ def correlated_data(n_samples=300, n_features=6, n_outputs=2, seed=0, rho=0.95):
     return X, Y
 
 
-def ridge_scales(mean, covariance):
-    """Each feature's variance; its second moment if it is constant; 1 if it is zero."""
+def ridge_scales(mean, covariance, n_rows):
+    """Each feature's variance; its second moment if it is constant (a spread below
+    ``n_rows`` rounding units of its offset); 1 if it is zero."""
     variance = np.diag(covariance).copy()
     second = variance + mean**2
-    constant = variance <= 1e-12 * second
+    constant = np.sqrt(variance) <= n_rows * np.finfo(float).eps * np.sqrt(second)
     variance[constant] = second[constant]
     variance[variance == 0] = 1.0
     return variance
@@ -69,7 +70,7 @@ def written_out_preconditioner(X, sample_weight, chunks=None):
     moment[:-1, :-1] = covariance + np.outer(mean, mean)
     moment[:-1, -1] = moment[-1, :-1] = mean
     moment[-1, -1] = 1.0
-    ridge = np.append(ridge_scales(mean, covariance), 0.0)
+    ridge = np.append(ridge_scales(mean, covariance, X.shape[0]), 0.0)
     return np.linalg.inv(moment + PRECONDITIONER_RIDGE * np.diag(ridge))
 
 
@@ -389,6 +390,36 @@ def test_unscaled_and_uncentred_features_are_preconditioned_to_their_own_scale(o
         model = OptimalLRRegressor(batch_size=batch_size, max_iter=5, tol=0.0, random_state=0)
         model.fit(X, y)
         assert np.mean((model.predict(X) - y) ** 2) / best_loss - 1 < 1e-3
+
+
+@ignore_convergence
+@pytest.mark.parametrize("fmt", ["dense", "csr"])
+@pytest.mark.parametrize("batch_size", [32, "auto"])
+def test_a_feature_whose_offset_dwarfs_its_spread_is_still_a_feature(fmt, batch_size):
+    # Unix times in seconds within half an hour: a spread 1e-7 of the offset. Taken for
+    # a constant column, it was preconditioned by its second moment, 1e10 times too
+    # little, and mini-batch fits ignored it (R^2 0.1 against 0.97).
+    rng = np.random.default_rng(0)
+    seconds = rng.uniform(0, 1800, 1000)
+    other = rng.standard_normal(1000)
+    X = np.column_stack([1.7e9 + seconds, other, np.full(1000, 1.7e9)])  # and a constant
+    y = 0.01 * seconds + 2 * other + rng.standard_normal(1000)
+    best = LinearRegression().fit(X, y)
+    data = sparse.csr_matrix(X) if fmt == "csr" else X
+    model = OptimalLRRegressor(batch_size=batch_size, random_state=0).fit(data, y)
+    assert model.score(data, y) > best.score(X, y) - 1e-3
+    assert_allclose(model.coef_[:2], best.coef_[:2], rtol=0.02)
+
+
+def test_sparse_variances_are_taken_about_the_mean():
+    # x x^T minus m m^T cancels for an offset column; the diagonal must not.
+    rng = np.random.default_rng(4)
+    X = np.column_stack([1e8 + rng.standard_normal(500), rng.standard_normal(500)])
+    X[rng.random(500) < 0.3, 1] = 0.0
+    weights = rng.uniform(0.5, 2.0, 500)
+    expected = np.cov(X, rowvar=False, aweights=weights, bias=True).diagonal()
+    summary = moments(sparse.csr_matrix(X), weights)
+    assert_allclose(np.diag(summary.scatter) / 500, expected, rtol=1e-9)
 
 
 @ignore_convergence
