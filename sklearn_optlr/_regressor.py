@@ -16,13 +16,14 @@ from ._activations import ACTIVATIONS, PiecewiseLinear, resolve_activation
 from ._averaging import IterateAverage
 from ._pooling import pooled_window
 from ._preconditioning import (
+    AUTO_MAX_FEATURES,
     MAX_FEATURES,
     auto_preconditions,
     moments,
     preconditioner_from_moments,
 )
 from ._solver import TrainingHistory, TrainingState, train
-from ._step import check_sample_weight, forward
+from ._step import batch_loss, check_sample_weight, forward, normalised_weights
 
 __all__ = ["OptimalLRRegressor"]
 
@@ -453,6 +454,12 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
                 "converged yet.",
                 ConvergenceWarning,
             )
+        if not incremental:
+            # Under early stopping the model is the best epoch's, not the last.
+            recorded = None if validation else state.history.loss_curve[-1]
+            self._warn_if_worse_than_the_mean(
+                X, Y, sample_weight, coef, intercept, activation, preconditioner, recorded
+            )
 
         history = state.history
         self._state, self._single_output = state, single_output
@@ -527,6 +534,47 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
             state.moments = moments(X, sample_weight)
             state.preconditioner = preconditioner_from_moments(state.moments)
         return state.preconditioner if wanted else None
+
+    def _warn_if_worse_than_the_mean(
+        self, X, Y, sample_weight, coef, intercept, activation, preconditioner, recorded_loss
+    ):
+        """Warn when the fit predicts its training targets worse than their mean.
+
+        The stopping rule only sees the loss stop falling: on badly scaled features
+        without the preconditioner, plain gradient descent crawls, and the loss can stop
+        falling by ``tol`` far above that of a constant. ``recorded_loss``, the last
+        epoch's (an upper bound of the model's data loss by default: that of the
+        averaged weights, or in full batch of the weights before the last step), spares
+        the forward pass when it is already below; None forces the pass.
+        """
+        weights = normalised_weights(sample_weight, X.shape[0], np.float64)
+        centred = Y - weights @ Y
+        mean_loss = 0.5 * float(weights @ np.einsum("ij,ij->i", centred, centred))
+        if not mean_loss > 0 or (recorded_loss is not None and recorded_loss <= mean_loss):
+            return
+        output, slope = forward(X, coef, intercept, activation)
+        if not np.any(slope):
+            return  # every unit flat on every row: train() has said so, and how to fix it
+        loss = batch_loss(output - Y, weights, coef, 0.0)
+        if not loss > mean_loss:
+            return
+        if preconditioner is None:
+            advice = (
+                "Features on very different scales or far from zero make plain gradient "
+                "descent crawl (the preconditioner, precondition='auto', needs batches of "
+                f"at least n_features + 1 = {X.shape[1] + 1} rows and at most "
+                f"{AUTO_MAX_FEATURES} features): standardise X (e.g. StandardScaler) or "
+                "pass precondition=True."
+            )
+        else:
+            advice = "Standardise X (e.g. StandardScaler) or train for more epochs."
+        warnings.warn(
+            "The fitted model predicts its training targets worse than their mean "
+            f"(variance-weighted training R^2 = {1.0 - loss / mean_loss:.3g}). {advice} "
+            "Targets outside the activation's range (e.g. negative targets with 'relu') "
+            "have the same effect.",
+            ConvergenceWarning,
+        )
 
     def _averager(self, current, batch_size, n_samples, incremental):
         """The iterate averager the ``average`` parameter asks for, kept when it exists."""

@@ -402,6 +402,35 @@ def test_dead_relu_warns_and_still_predicts():
     assert_array_equal(prediction, 0.0)
 
 
+def test_a_fit_worse_than_the_mean_warns_and_says_why():
+    # Raw linnerud (features from 30 to 250, targets up to 200) one row at a time: the
+    # preconditioner is off, plain descent crawls, and the loss stops falling by tol
+    # far above that of predicting the mean. The stopping rule alone would call it done.
+    from sklearn.datasets import load_linnerud
+
+    X, Y = load_linnerud(return_X_y=True)
+    model = OptimalLRRegressor(batch_size=1, random_state=0)
+    with pytest.warns(ConvergenceWarning, match=r"worse than their mean.*precondition=True"):
+        model.fit(X, Y)
+    assert model.score(X, Y) < 0
+    # Standardised, the same fit is fine and says nothing.
+    scaled = make_pipeline(StandardScaler(), OptimalLRRegressor(batch_size=1, random_state=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        scaled.fit(X, Y)
+    assert scaled.score(X, Y) > 0
+
+
+def test_a_dead_network_is_not_also_called_worse_than_the_mean():
+    X, y = linear_data()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        OptimalLRRegressor("relu", batch_size="full", random_state=0).fit(X, -100.0 - np.abs(y))
+    messages = [str(warning.message) for warning in caught]
+    assert any("inactive" in message for message in messages)
+    assert not any("worse than their mean" in message for message in messages)
+
+
 def test_verbose_prints_one_line_per_epoch(capsys):
     X, y = linear_data()
     model = OptimalLRRegressor(batch_size=16, verbose=1, random_state=0).fit(X, y)
