@@ -46,15 +46,28 @@ from ._step import (
 
 __all__ = ["EpochRecord", "TrainingHistory", "TrainingState", "make_epoch", "train"]
 
-#: Mini-batches go to BLAS products only when both the batch and the number of
-#: outputs are large; everything else runs in the compiled kernel. Measured on
-#: 100,000 x 100 (2 cores, OpenBLAS): at 1 to 10 outputs the kernel is as fast or
-#: faster at every batch size up to 16,384 (1 output, batch 1,024: 18 ms against
-#: 27 ms an epoch); at 50 outputs BLAS wins from batch 1,024 (163 ms against 278 ms).
-#: The kernel is single-threaded, so it also escapes OpenBLAS's slowdowns when the
-#: cores are shared.
-BLAS_MIN_BATCH_SIZE = 256
-BLAS_MIN_OUTPUTS = 16
+# Mini-batches run by numpy (BLAS, scipy.sparse) where a batch's products are large
+# enough to pay back numpy's fixed cost per batch, and in the compiled kernel otherwise:
+# a cost model whose constants were fitted to benchmarks/bench_dispatch.py (one thread;
+# docs/benchmarks/dispatch_results.rst). The kernel is single-threaded, so it also
+# escapes BLAS's slowdowns when the cores are shared.
+
+#: Dense: the kernel's time and BLAS's both grow as rows x features x outputs, BLAS's
+#: more slowly once there are this many outputs (with fewer, the kernel was as fast or
+#: faster at every batch size)...
+NUMPY_MIN_OUTPUTS = 16
+#: ...and from this many of those products a batch, BLAS wins back numpy's fixed cost
+#: (about 55 microseconds a batch).
+NUMPY_MIN_PRODUCTS = 160_000
+
+#: CSR: the kernel never forms the dense gradient; it gets a batch's products from the
+#: batch's Gram matrix, about this many nanoseconds x rows^2 x (stored entries per row +
+#: 2 x outputs)...
+SPARSE_GRAM_NS = 1.5
+#: ...where numpy forms the dense gradient: about this fixed cost a batch...
+SPARSE_NUMPY_BATCH_NS = 160_000
+#: ...plus this many nanoseconds per entry of the gradient (features x outputs).
+SPARSE_GRADIENT_ENTRY_NS = 10
 
 #: Full batch keeps the pre-activations ``X W^T + b`` between steps and updates them
 #: with the change computed for the step length; they are recomputed from scratch
@@ -562,6 +575,22 @@ class FullBatchEpoch:
         return _record(loss, [step_along / scale], not data_gradient, iterate_sum)
 
 
+def uses_numpy(X, batch_size, n_outputs):
+    """Whether ``make_epoch(method="auto")`` runs these mini-batches by numpy.
+
+    By the cost model of :data:`NUMPY_MIN_PRODUCTS` (dense) and
+    :data:`SPARSE_GRAM_NS` (CSR): numpy where it is the cheaper of the two paths.
+    """
+    n_samples, n_features = X.shape
+    if sparse.issparse(X):
+        per_row = X.nnz / max(n_samples, 1)
+        gram = SPARSE_GRAM_NS * float(batch_size) ** 2 * (per_row + 2 * n_outputs)
+        dense_gradient = SPARSE_NUMPY_BATCH_NS + SPARSE_GRADIENT_ENTRY_NS * n_features * n_outputs
+        return gram > dense_gradient
+    products = batch_size * n_features * n_outputs
+    return n_outputs >= NUMPY_MIN_OUTPUTS and products >= NUMPY_MIN_PRODUCTS
+
+
 def make_epoch(
     X, Y, sample_weight, *, activation, step, batch_size, alpha, conjugate=False, method="auto",
     rate_memory=None, window=1.0, preconditioner=None,
@@ -576,8 +605,8 @@ def make_epoch(
         Conjugate-gradient directions; full batch only.
     method : {"auto", "compiled", "numpy"}, default="auto"
         ``"auto"``: full batch by :class:`FullBatchEpoch`; mini-batches by BLAS
-        when they have at least :data:`BLAS_MIN_BATCH_SIZE` rows and
-        :data:`BLAS_MIN_OUTPUTS` outputs, by the compiled kernel otherwise.
+        where :func:`uses_numpy`'s cost model finds them cheaper (large dense
+        batches with many outputs, large CSR batches), by the compiled kernel otherwise.
     rate_memory : ndarray of shape (4,) or None, default=None
         The pooled rule's memory, carried from epoch to epoch and updated in place;
         None: a fresh one.
@@ -602,9 +631,9 @@ def make_epoch(
     if conjugate:
         raise ValueError("Conjugate directions need the full batch.")
     if method == "auto":
-        large = batch_size >= BLAS_MIN_BATCH_SIZE and Y.shape[1] >= BLAS_MIN_OUTPUTS
         sparse_preconditioned = sparse.issparse(X) and preconditioner is not None
-        method = "numpy" if large or sparse_preconditioned else "compiled"
+        numpy_ = sparse_preconditioned or uses_numpy(X, batch_size, Y.shape[1])
+        method = "numpy" if numpy_ else "compiled"
     epoch = compiled_epoch if method == "compiled" else numpy_epoch
     if method == "compiled" and not sparse.issparse(X):
         X = np.ascontiguousarray(X)

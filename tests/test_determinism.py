@@ -33,9 +33,15 @@ from sklearn.model_selection import GridSearchCV
 from threadpoolctl import threadpool_limits
 
 from sklearn_optlr import OptimalLRRegressor
-from sklearn_optlr._solver import BLAS_MIN_BATCH_SIZE, BLAS_MIN_OUTPUTS
+from sklearn_optlr._solver import NUMPY_MIN_OUTPUTS, NUMPY_MIN_PRODUCTS, uses_numpy
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+N_FEATURES = 6
+# The smallest dense batch of N_FEATURES that numpy runs (many outputs), and a CSR batch
+# large enough for it.
+NUMPY_BATCH = -(-NUMPY_MIN_PRODUCTS // (N_FEATURES * NUMPY_MIN_OUTPUTS))
+CSR_NUMPY_BATCH = 256
 
 # (parameters, sparse X, number of outputs): every way the estimator can train.
 PATHS = {
@@ -44,8 +50,9 @@ PATHS = {
     "compiled-exact": (dict(batch_size=8, step="exact"), False, 2),
     "compiled-batch-1": (dict(batch_size=1, average=30), False, 1),
     "early-stopping": (dict(batch_size=8, early_stopping=True), False, 1),
-    "numpy": (dict(batch_size=BLAS_MIN_BATCH_SIZE), False, BLAS_MIN_OUTPUTS),
-    "numpy-exact": (dict(batch_size=BLAS_MIN_BATCH_SIZE, step="exact"), False, BLAS_MIN_OUTPUTS),
+    "numpy": (dict(batch_size=NUMPY_BATCH), False, NUMPY_MIN_OUTPUTS),
+    "numpy-exact": (dict(batch_size=NUMPY_BATCH, step="exact"), False, NUMPY_MIN_OUTPUTS),
+    "numpy-csr": (dict(batch_size=CSR_NUMPY_BATCH), True, 2),
     "full-gd": (dict(batch_size="full", solver="gd"), False, 2),
     "full-cg": (dict(batch_size="full"), False, 2),
     "full-cg-exact": (dict(batch_size="full", step="exact"), True, 2),
@@ -54,17 +61,22 @@ COMPILED = [name for name in PATHS if name.startswith(("compiled", "early"))]
 BLAS = [name for name in PATHS if name not in COMPILED]
 
 
-def path_data(name, n_samples=None, n_features=6, n_outputs=None, seed=0):
+def path_data(name, n_samples=None, n_features=N_FEATURES, n_outputs=None, seed=0):
     params, is_sparse, path_outputs = PATHS[name]
     n_outputs = n_outputs or path_outputs
-    n_samples = n_samples or (2 * BLAS_MIN_BATCH_SIZE if n_outputs > 2 else 120)
+    batch_size = params["batch_size"]
+    large = isinstance(batch_size, int) and batch_size > 60
+    n_samples = n_samples or (2 * batch_size if large else 120)
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n_samples, n_features))
     X[rng.random(X.shape) < 0.3] = 0.0
     Y = np.abs(X @ rng.standard_normal((n_features, n_outputs))) + 0.1 * rng.standard_normal(
         (n_samples, n_outputs)
     )
-    return (sparse.csr_matrix(X) if is_sparse else X), Y
+    X = sparse.csr_matrix(X) if is_sparse else X
+    if name.startswith("numpy"):  # the path named is the path taken
+        assert uses_numpy(X, batch_size, n_outputs)
+    return X, Y
 
 
 def fit(name, X, Y, random_state=0, **params):

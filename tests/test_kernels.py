@@ -16,9 +16,9 @@ from scipy import sparse
 from sklearn_optlr import PiecewiseLinear
 from sklearn_optlr._activations import ACTIVATIONS, resolve_activation
 from sklearn_optlr._solver import (
-    BLAS_MIN_BATCH_SIZE,
-    BLAS_MIN_OUTPUTS,
     FULL_BATCH_REFRESH,
+    NUMPY_MIN_OUTPUTS,
+    NUMPY_MIN_PRODUCTS,
     FullBatchEpoch,
     compiled_epoch,
     make_epoch,
@@ -150,25 +150,36 @@ def test_dead_batches_take_no_step_even_with_a_penalty():
         assert record.step_max == 0.0
 
 
+# Dense batches of 2 features: BLAS from NUMPY_MIN_PRODUCTS rows x features x outputs.
+DENSE_NUMPY_ROWS = NUMPY_MIN_PRODUCTS // (2 * NUMPY_MIN_OUTPUTS)
+
+
 @pytest.mark.parametrize(
-    "batch_size, n_outputs, expected",
+    "batch_size, n_outputs, fmt, expected",
     [
-        (1, 1, "compiled"),
-        (5000, 1, "compiled"),
-        (BLAS_MIN_BATCH_SIZE - 1, BLAS_MIN_OUTPUTS, "compiled"),
-        (BLAS_MIN_BATCH_SIZE, BLAS_MIN_OUTPUTS, "numpy"),
-        (10_000, 1, "full"),
+        (1, 1, "dense", "compiled"),
+        (5000, 1, "dense", "compiled"),  # one output: the kernel at every batch size
+        (DENSE_NUMPY_ROWS - 1, NUMPY_MIN_OUTPUTS, "dense", "compiled"),
+        (DENSE_NUMPY_ROWS, NUMPY_MIN_OUTPUTS, "dense", "numpy"),
+        (DENSE_NUMPY_ROWS, NUMPY_MIN_OUTPUTS - 1, "dense", "compiled"),
+        # CSR, one stored entry a row: the Gram matrix's cost grows as rows squared.
+        (32, 1, "csr", "compiled"),
+        (1024, 1, "csr", "numpy"),
+        (20_000, 1, "dense", "full"),
     ],
 )
-def test_make_epoch_chooses_path_by_batch_size(batch_size, n_outputs, expected, monkeypatch):
+def test_make_epoch_chooses_path_by_cost(batch_size, n_outputs, fmt, expected, monkeypatch):
     calls = []
     import sklearn_optlr._solver as solver
 
     monkeypatch.setattr(solver, "compiled_epoch", lambda *a, **k: calls.append("compiled"))
     monkeypatch.setattr(solver, "numpy_epoch", lambda *a, **k: calls.append("numpy"))
-    X = np.zeros((10_000, 2))
+    X = np.zeros((20_000, 2))
+    X[:, 0] = 1.0
+    if fmt == "csr":
+        X = sparse.csr_matrix(X)
     epoch = make_epoch(
-        X, np.zeros((10_000, n_outputs)), None, activation=resolve_activation("relu"),
+        X, np.zeros((20_000, n_outputs)), None, activation=resolve_activation("relu"),
         step="optimal", batch_size=batch_size, alpha=0.0,
     )  # fmt: skip
     if expected == "full":

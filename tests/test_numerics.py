@@ -21,11 +21,12 @@ from sklearn.linear_model import LinearRegression
 from sklearn_optlr import OptimalLRRegressor, optimal_learning_rate
 from sklearn_optlr._activations import resolve_activation
 from sklearn_optlr._solver import (
-    BLAS_MIN_BATCH_SIZE,
-    BLAS_MIN_OUTPUTS,
+    NUMPY_MIN_OUTPUTS,
+    NUMPY_MIN_PRODUCTS,
     FullBatchEpoch,
     compiled_epoch,
     numpy_epoch,
+    uses_numpy,
 )
 
 ignore_convergence = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -151,17 +152,24 @@ def test_every_path_takes_the_exact_rate_at_extreme_scales(scale, dtype, path):
         assert not np.array_equal(coef, W) if scale > 1 else not np.array_equal(intercept, b)
 
 
+# linear_problem's 3 features: the smallest dense batch that numpy runs (many outputs),
+# and a CSR batch large enough for it.
+NUMPY_BATCH = -(-NUMPY_MIN_PRODUCTS // (3 * NUMPY_MIN_OUTPUTS))
+CSR_NUMPY_BATCH = 512
+
 # Every way the estimator can train: the compiled kernel (dense and CSR, optimal and exact
-# steps; dense one row at a time), the BLAS path for large batches with many outputs, full-batch gradient descent,
-# conjugate gradients with the optimal and the exact step.
+# steps; dense one row at a time), the numpy path for large dense batches with many
+# outputs and for large CSR batches, full-batch gradient descent, conjugate gradients
+# with the optimal and the exact step.
 PATHS = {
     "compiled-dense": (dict(batch_size=8), False, 1),
     "compiled-dense-one-row": (dict(batch_size=1), False, 1),
     "compiled-csr": (dict(batch_size=8), True, 1),
     "compiled-dense-exact": (dict(batch_size=8, step="exact"), False, 1),
     "compiled-csr-exact": (dict(batch_size=8, step="exact"), True, 1),
-    "numpy": (dict(batch_size=BLAS_MIN_BATCH_SIZE), False, BLAS_MIN_OUTPUTS),
-    "numpy-exact": (dict(batch_size=BLAS_MIN_BATCH_SIZE, step="exact"), False, BLAS_MIN_OUTPUTS),
+    "numpy": (dict(batch_size=NUMPY_BATCH), False, NUMPY_MIN_OUTPUTS),
+    "numpy-exact": (dict(batch_size=NUMPY_BATCH, step="exact"), False, NUMPY_MIN_OUTPUTS),
+    "numpy-csr": (dict(batch_size=CSR_NUMPY_BATCH), True, 1),
     "full-gd": (dict(batch_size="full", solver="gd"), False, 1),
     "full-cg": (dict(batch_size="full"), False, 1),
     "full-cg-exact": (dict(batch_size="full", step="exact"), False, 1),
@@ -170,7 +178,7 @@ PATHS = {
 
 def linear_problem(scale, dtype, n_outputs, n_samples=None, seed=0):
     """Centred linear targets of unit scale from features of the given scale."""
-    n_samples = n_samples or (2 * BLAS_MIN_BATCH_SIZE if n_outputs > 1 else 64)
+    n_samples = n_samples or (2 * NUMPY_BATCH if n_outputs > 1 else 2 * CSR_NUMPY_BATCH)
     rng = np.random.default_rng(seed)
     Z = rng.standard_normal((n_samples, 3))
     Y = Z @ rng.standard_normal((3, n_outputs)) + 0.05 * rng.standard_normal((n_samples, n_outputs))
@@ -194,6 +202,8 @@ def test_fit_at_extreme_scales_gives_finite_weights_on_every_path(scale, dtype, 
     params, is_sparse, n_outputs = PATHS[path]
     X, y = linear_problem(scale, dtype, n_outputs)
     X_in = sparse.csr_matrix(X) if is_sparse else X
+    if path.startswith("numpy"):  # the path named is the path taken
+        assert uses_numpy(X_in, params["batch_size"], n_outputs)
     model = OptimalLRRegressor(max_iter=15, random_state=0, **params).fit(X_in, y)
     assert model.coef_.dtype == dtype
     assert np.all(np.isfinite(model.coef_)) and np.all(np.isfinite(model.intercept_))
