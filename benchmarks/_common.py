@@ -1,10 +1,13 @@
 """Shared helpers for the benchmarks: the machine's description and timing."""
 
 import datetime
+import hashlib
 import os
 import platform
+import subprocess
 import time
 from importlib import metadata
+from pathlib import Path
 
 import numpy as np
 
@@ -38,6 +41,27 @@ def machine_description():
         f"{datetime.date.today().isoformat()}, {cpu}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, {', '.join(versions)}; BLAS: {blas}."
     )
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def source_fingerprint():
+    """The package's git commit, whether its files differ from it, and a hash of them."""
+    sources = sorted((ROOT / "sklearn_optlr").glob("*.py"))
+    digest = hashlib.sha256(b"".join(path.read_bytes() for path in sources)).hexdigest()[:12]
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+            check=True,
+        ).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "sklearn_optlr"], cwd=ROOT,
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return f"sources {digest}"
+    return f"commit {commit}{' with uncommitted changes' if dirty else ''}, sources {digest}"
 
 
 def seconds(function):

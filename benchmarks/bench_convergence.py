@@ -40,8 +40,6 @@ printed and, with one loss-versus-epoch plot per problem, written to
 """
 
 import argparse
-import hashlib
-import subprocess
 import time
 import warnings
 from dataclasses import dataclass
@@ -51,7 +49,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
-from _common import machine_description
+from _common import machine_description, source_fingerprint
 from _convergence_problems import (
     diabetes,
     digits,
@@ -743,24 +741,6 @@ def plot_problem(outcome, path):
 
 
 # -- Report -----------------------------------------------------------------------
-
-
-def source_fingerprint():
-    """The package's git commit, whether its files differ from it, and a hash of them."""
-    sources = sorted((ROOT / "sklearn_optlr").glob("*.py"))
-    digest = hashlib.sha256(b"".join(path.read_bytes() for path in sources)).hexdigest()[:12]
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-            check=True,
-        ).stdout.strip()  # fmt: skip
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "sklearn_optlr"], cwd=ROOT,
-            capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
-    except (OSError, subprocess.CalledProcessError):
-        return f"sources {digest}"
-    return f"commit {commit}{' with uncommitted changes' if dirty else ''}, sources {digest}"
 
 
 SOURCE = source_fingerprint()

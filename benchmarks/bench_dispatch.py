@@ -18,7 +18,7 @@ import numpy as np
 from scipy import sparse
 from threadpoolctl import threadpool_limits
 
-from _common import machine_description
+from _common import machine_description, source_fingerprint
 from sklearn_optlr._activations import resolve_activation
 from sklearn_optlr._solver import make_epoch, uses_numpy
 
@@ -73,7 +73,9 @@ def epoch_seconds(X, Y, batch_size, method, seed=0):
 
 def main():
     rows = []
+    source = source_fingerprint()
     with threadpool_limits(1):
+        machine = machine_description()
         for n_samples, n_features, per_row, n_outputs, batch_sizes in DENSE + SPARSE:
             X, Y = problem(n_samples, n_features, per_row, n_outputs)
             for batch_size in batch_sizes:
@@ -106,7 +108,7 @@ def main():
     ])  # fmt: skip
     print(text)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(f"Measured {machine_description()}\n\n{text}\n")
+    RESULTS.write_text(f"Measured {machine} sklearn_optlr {source}.\n\n{text}\n")
     print(f"written to {RESULTS}")
 
 
