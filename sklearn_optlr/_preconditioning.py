@@ -131,20 +131,43 @@ class Moments:
         )
 
 
-def _sparse_variances(X, weights, mean, total):
-    """Each column's weighted variance about ``mean``, from the stored entries of CSR ``X``."""
-    X = sparse.csr_matrix(X)
-    if not X.has_canonical_format:  # a duplicate entry counts as its sum, on a copy
-        X = X.copy()
-        X.sum_duplicates()
-    columns = X.indices
-    entry_weights = np.repeat(weights, np.diff(X.indptr))
-    centred = X.data.astype(np.float64) - mean[columns]
-    n_features = X.shape[1]
-    stored = np.bincount(columns, entry_weights * centred * centred, minlength=n_features)
-    stored_weight = np.bincount(columns, entry_weights, minlength=n_features)
-    # Implicit zeros sit at -mean from the mean.
-    return (stored + mean * mean * np.maximum(total - stored_weight, 0.0)) / total
+def _centre_offset_columns(X, weights, mean, total, covariance):
+    """Recompute, about the mean, the covariance entries of the columns of CSR ``X``
+    whose offset exceeds their spread; in place.
+
+    ``x x^T`` minus ``m m^T`` cancels where ``m^2`` dwarfs the variance: a timestamp's
+    variance came out as rounding noise, and two such columns' correlation as 3.7. Such
+    columns are stored in nearly every row anyway, so they are centred densely, a chunk
+    of rows at a time; their products with the other columns are taken from the centred
+    values, ``sum_i w_i x_ij (x_id - m_d) - m_j sum_i w_i (x_id - m_d)``, accurate to
+    rounding of the centred ones.
+
+    Parameters
+    ----------
+    X : CSR matrix of shape (n_samples, n_features)
+    weights : ndarray of shape (n_samples,)
+    mean : ndarray of shape (n_features,)
+    total : float
+        ``weights.sum()``.
+    covariance : ndarray of shape (n_features, n_features)
+        The weighted covariance from ``x x^T`` minus ``m m^T``; updated.
+    """
+    offset = np.flatnonzero(mean * mean > np.abs(np.diag(covariance)))
+    if offset.size == 0:
+        return
+    cross = np.zeros((offset.size, X.shape[1]))
+    block = np.zeros((offset.size, offset.size))
+    centred_sum = np.zeros(offset.size)
+    for rows in gen_batches(X.shape[0], _CHUNK_ROWS):
+        centred = X[rows][:, offset].toarray() - mean[offset]
+        weighted = centred * weights[rows, None]
+        cross += np.asarray(X[rows].T @ weighted).T
+        block += centred.T @ weighted
+        centred_sum += weighted.sum(axis=0)
+    cross = (cross - np.outer(centred_sum, mean)) / total
+    covariance[offset, :] = cross
+    covariance[:, offset] = cross.T
+    covariance[np.ix_(offset, offset)] = block / total
 
 
 def moments(X, sample_weight=None):
@@ -169,13 +192,11 @@ def moments(X, sample_weight=None):
         if sparse.issparse(X):
             mean = np.asarray(X.T @ weights).ravel() / total
             # Sparse rows cannot be centred without densifying them: sum x x^T, then
-            # subtract the mean's part (sparse data seldom has large offsets).
+            # subtract the mean's part, except for columns whose offset exceeds their
+            # spread (few, and stored in nearly every row), which are centred.
             second = (X.T @ (sparse.diags(weights) @ X)).toarray() / total
             covariance = second - np.outer(mean, mean)
-            # The variances, though, are taken about the mean as for dense rows (stored
-            # entries centred, plus the mean's square for each implicit zero): they
-            # decide which columns are constant, and the subtraction cancels.
-            np.fill_diagonal(covariance, _sparse_variances(X, weights, mean, total))
+            _centre_offset_columns(X, weights, mean, total, covariance)
         else:
             mean = np.zeros(n_features)
             for rows in gen_batches(n_samples, _CHUNK_ROWS):

@@ -411,15 +411,26 @@ def test_a_feature_whose_offset_dwarfs_its_spread_is_still_a_feature(fmt, batch_
     assert_allclose(model.coef_[:2], best.coef_[:2], rtol=0.02)
 
 
-def test_sparse_variances_are_taken_about_the_mean():
-    # x x^T minus m m^T cancels for an offset column; the diagonal must not.
+def test_sparse_covariance_of_offset_columns_is_taken_about_the_mean():
+    # x x^T minus m m^T cancels for columns whose offset dwarfs their spread: two such
+    # columns came out with a correlation of 3.7, and a constant one (non-uniform
+    # weights) with a variance of 1e-16 of its square, so not constant.
     rng = np.random.default_rng(4)
-    X = np.column_stack([1e8 + rng.standard_normal(500), rng.standard_normal(500)])
-    X[rng.random(500) < 0.3, 1] = 0.0
-    weights = rng.uniform(0.5, 2.0, 500)
-    expected = np.cov(X, rowvar=False, aweights=weights, bias=True).diagonal()
+    first = 1e8 + rng.standard_normal(5000)
+    X = np.column_stack([
+        first, 1e8 + 0.7 * (first - 1e8) + rng.standard_normal(5000), rng.standard_normal(5000),
+        np.full(5000, 1.7e9),
+    ])  # fmt: skip
+    X[rng.random(5000) < 0.3, 2] = 0.0
+    weights = rng.uniform(0.5, 2.0, 5000)
+    expected = np.cov(X, rowvar=False, aweights=weights, bias=True)
     summary = moments(sparse.csr_matrix(X), weights)
-    assert_allclose(np.diag(summary.scatter) / 500, expected, rtol=1e-9)
+    assert_allclose(summary.scatter[:3, :3] / 5000, expected[:3, :3], rtol=1e-8, atol=1e-8)
+    assert np.all(np.abs(summary.scatter[3]) / 5000 <= (5000 * 2.3e-16 * 1.7e9) ** 2)
+    assert_allclose(
+        moments_preconditioner(sparse.csr_matrix(X), weights), moments_preconditioner(X, weights),
+        rtol=1e-9, atol=1e-12,
+    )  # fmt: skip
 
 
 @ignore_convergence
