@@ -23,9 +23,18 @@ from ._preconditioning import (
     preconditioner_from_moments,
 )
 from ._solver import TrainingHistory, TrainingState, train
-from ._step import batch_loss, check_sample_weight, forward, normalised_weights
+from ._step import (
+    batch_loss,
+    check_sample_weight,
+    forward,
+    mean_prediction_loss,
+    normalised_weights,
+)
 
 __all__ = ["OptimalLRRegressor"]
+
+#: A fit whose training R^2 ends below this warns that it is worse than the mean.
+WORSE_THAN_THE_MEAN_R2 = -0.05
 
 
 class OptimalLRRegressor(RegressorMixin, BaseEstimator):
@@ -538,41 +547,46 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
     def _warn_if_worse_than_the_mean(
         self, X, Y, sample_weight, coef, intercept, activation, preconditioner, recorded_loss
     ):
-        """Warn when the fit predicts its training targets worse than their mean.
+        """Warn when the fit predicts its training targets clearly worse than their mean.
 
         The stopping rule only sees the loss stop falling: on badly scaled features
         without the preconditioner, plain gradient descent crawls, and the loss can stop
         falling by ``tol`` far above that of a constant. ``recorded_loss``, the last
-        epoch's (an upper bound of the model's data loss by default: that of the
-        averaged weights, or in full batch of the weights before the last step), spares
-        the forward pass when it is already below; None forces the pass.
+        epoch's record (penalty included), spares the forward pass where it is already
+        below the mean's; it is the loss of the model itself with averaging, and of the
+        weights before the last step in full batch, so the pass runs wherever the model
+        could be worse. None (early stopping, whose model is not the last epoch's)
+        forces the pass.
         """
         weights = normalised_weights(sample_weight, X.shape[0], np.float64)
-        centred = Y - weights @ Y
-        mean_loss = 0.5 * float(weights @ np.einsum("ij,ij->i", centred, centred))
+        mean_loss = mean_prediction_loss(Y, weights)
         if not mean_loss > 0 or (recorded_loss is not None and recorded_loss <= mean_loss):
             return
         output, slope = forward(X, coef, intercept, activation)
         if not np.any(slope):
             return  # every unit flat on every row: train() has said so, and how to fix it
-        loss = batch_loss(output - Y, weights, coef, 0.0)
-        if not loss > mean_loss:
+        r2 = 1.0 - batch_loss(output - Y, weights, coef, 0.0) / mean_loss
+        # A margin: a strong penalty and batch noise can leave R^2 a little below 0.
+        if not r2 < WORSE_THAN_THE_MEAN_R2:
             return
+        causes = []
         if preconditioner is None:
-            advice = (
-                "Features on very different scales or far from zero make plain gradient "
-                "descent crawl (the preconditioner, precondition='auto', needs batches of "
-                f"at least n_features + 1 = {X.shape[1] + 1} rows and at most "
-                f"{AUTO_MAX_FEATURES} features): standardise X (e.g. StandardScaler) or "
-                "pass precondition=True."
+            causes.append(
+                "features on very different scales or far from zero, which make plain "
+                "gradient descent crawl (the preconditioner, precondition='auto', needs "
+                f"batches of at least n_features + 1 = {X.shape[1] + 1} rows and at most "
+                f"{AUTO_MAX_FEATURES} features): standardise X (e.g. StandardScaler) or pass "
+                "precondition=True"
             )
         else:
-            advice = "Standardise X (e.g. StandardScaler) or train for more epochs."
+            causes.append("too few epochs, or unscaled X: standardise it (e.g. StandardScaler)")
+        if self.alpha:
+            causes.append(f"a penalty that dominates the fit (alpha={self.alpha})")
+        causes.append("targets outside the activation's range (e.g. negative ones with 'relu')")
         warnings.warn(
             "The fitted model predicts its training targets worse than their mean "
-            f"(variance-weighted training R^2 = {1.0 - loss / mean_loss:.3g}). {advice} "
-            "Targets outside the activation's range (e.g. negative targets with 'relu') "
-            "have the same effect.",
+            f"(variance-weighted training R^2 = {r2:.3g}). Likely causes: "
+            + "; ".join(causes) + ".",
             ConvergenceWarning,
         )
 

@@ -149,6 +149,24 @@ def batch_loss(error, weights, coef, alpha):
     return loss
 
 
+def mean_prediction_loss(Y, weights):
+    """``1/2 sum_i w_i ||y_i - m||^2``: the loss of predicting the weighted mean ``m``.
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_samples, n_outputs)
+    weights : ndarray of shape (n_samples,)
+        Sample weights summing to one.
+
+    Returns
+    -------
+    float
+    """
+    weights = weights.astype(np.float64, copy=False)
+    centred = Y - weights @ Y
+    return 0.5 * float(weights @ np.einsum("ij,ij->i", centred, centred))
+
+
 def backpropagate(error, slope, weights):
     """Per-sample residuals seen by the weights, ``w_i D_i e_i``, shape (n_samples, n_outputs)."""
     return (weights[:, None] * slope) * error

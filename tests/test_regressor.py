@@ -421,6 +421,17 @@ def test_a_fit_worse_than_the_mean_warns_and_says_why():
     assert scaled.score(X, Y) > 0
 
 
+def test_a_strong_penalty_slightly_below_the_mean_does_not_warn():
+    # Shrunk to the intercept, with batch noise on top: R^2 just below 0 is the penalty's
+    # doing, not a failed fit.
+    X, y = linear_data(n_samples=200)
+    model = OptimalLRRegressor(alpha=1e4, batch_size=16, average=False, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model.fit(X, y)
+    assert -0.05 < model.score(X, y) < 0  # below the mean, within the margin
+
+
 def test_a_dead_network_is_not_also_called_worse_than_the_mean():
     X, y = linear_data()
     with warnings.catch_warnings(record=True) as caught:
