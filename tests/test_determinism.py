@@ -46,7 +46,8 @@ CSR_NUMPY_BATCH = 256
 # (parameters, sparse X, number of outputs): every way the estimator can train.
 PATHS = {
     "compiled-dense": (dict(batch_size=8), False, 2),
-    "compiled-csr": (dict(batch_size=8), True, 2),
+    # Without the preconditioner, which sends sparse batches to numpy.
+    "compiled-csr": (dict(batch_size=8, precondition=False), True, 2),
     "compiled-exact": (dict(batch_size=8, step="exact"), False, 2),
     "compiled-batch-1": (dict(batch_size=1, average=30), False, 1),
     "early-stopping": (dict(batch_size=8, early_stopping=True), False, 1),
@@ -87,6 +88,23 @@ def fit(name, X, Y, random_state=0, **params):
 def assert_bit_identical(model, reference):
     for attribute in ("coef_", "intercept_", "loss_curve_", "learning_rate_curve_", "n_iter_"):
         assert_array_equal(getattr(model, attribute), getattr(reference, attribute), err_msg=attribute)
+
+
+@pytest.mark.parametrize("name", sorted(set(PATHS) - {"full-gd", "full-cg", "full-cg-exact"}))
+def test_each_path_is_the_path_it_is_named_for(name, monkeypatch):
+    import sklearn_optlr._solver as solver
+
+    taken = set()
+    for kind in ("compiled", "numpy"):
+        original = getattr(solver, f"{kind}_epoch")
+
+        def spy(*args, _kind=kind, _original=original, **kwargs):
+            taken.add(_kind)
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(solver, f"{kind}_epoch", spy)
+    fit(name, *path_data(name))
+    assert taken == {"compiled" if name in COMPILED else "numpy"}
 
 
 @pytest.mark.parametrize("name", sorted(PATHS))

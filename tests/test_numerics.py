@@ -164,9 +164,10 @@ CSR_NUMPY_BATCH = 512
 PATHS = {
     "compiled-dense": (dict(batch_size=8), False, 1),
     "compiled-dense-one-row": (dict(batch_size=1), False, 1),
-    "compiled-csr": (dict(batch_size=8), True, 1),
+    # Without the preconditioner, which sends sparse batches to numpy.
+    "compiled-csr": (dict(batch_size=8, precondition=False), True, 1),
     "compiled-dense-exact": (dict(batch_size=8, step="exact"), False, 1),
-    "compiled-csr-exact": (dict(batch_size=8, step="exact"), True, 1),
+    "compiled-csr-exact": (dict(batch_size=8, step="exact", precondition=False), True, 1),
     "numpy": (dict(batch_size=NUMPY_BATCH), False, NUMPY_MIN_OUTPUTS),
     "numpy-exact": (dict(batch_size=NUMPY_BATCH, step="exact"), False, NUMPY_MIN_OUTPUTS),
     "numpy-csr": (dict(batch_size=CSR_NUMPY_BATCH), True, 1),
