@@ -580,6 +580,17 @@ def uses_numpy(X, batch_size, n_outputs):
 
     By the cost model of :data:`NUMPY_MIN_PRODUCTS` (dense) and
     :data:`SPARSE_GRAM_NS` (CSR): numpy where it is the cheaper of the two paths.
+
+    Parameters
+    ----------
+    X : {ndarray, CSR matrix} of shape (n_samples, n_features)
+    batch_size : int
+        Rows a batch, at most ``n_samples``.
+    n_outputs : int
+
+    Returns
+    -------
+    bool
     """
     n_samples, n_features = X.shape
     if sparse.issparse(X):
@@ -883,7 +894,8 @@ def train(
     if best_model is not None and stopper.best_epoch != epoch:
         # Early stopping rejected the epochs after the best one: a later warm-started
         # fit or partial_fit continues from the model kept, not from the rejected
-        # iterate (as MLPRegressor does), and averages afresh from there.
+        # iterate (as MLPRegressor does), and averages afresh from there. The pooled
+        # rate's memory is kept: it measures the data's curvature, not the weights.
         state.coef, state.intercept = (part.copy() for part in best_model)
         if averager is not None:
             state.averager = averager.fresh()
