@@ -153,7 +153,9 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         Training stops when, for ``n_iter_no_change`` consecutive epochs, the
         training loss has not fallen by more than ``tol`` times its best value
         (or, with ``early_stopping``, the validation R^2 has not risen by more
-        than ``tol``).
+        than ``tol``). With ``tol > 0`` it also stops once the training loss is
+        down to rounding errors of the targets (an exact fit). ``tol=0`` runs
+        until ``max_iter`` or ``n_iter_no_change`` epochs without a lower loss.
     n_iter_no_change : int, default=10
         Epochs without improvement tolerated before stopping.
     early_stopping : bool, default=False

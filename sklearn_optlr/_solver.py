@@ -37,6 +37,7 @@ from ._step import (
     forward,
     gradient,
     inner,
+    mean_prediction_loss,
     normalised_weights,
     preactivation_change,
     quadratic_step,
@@ -77,6 +78,11 @@ FULL_BATCH_REFRESH = 32
 #: With a progress bar (``verbose >= 2``) a mini-batch epoch runs in this many
 #: calls, so that the bar moves; the updates are the same.
 PROGRESS_UPDATES = 20
+
+#: With ``tol > 0``, training stops once the training loss is below the loss of
+#: predicting the targets' mean times the square of this many rounding units: the
+#: residuals are then rounding errors of the targets.
+ROUNDING_FLOOR_ULPS = 64
 
 #: Conjugate gradients restart from steepest descent this often (and whenever the
 #: conjugate direction fails to descend). Our prototype reached the L-BFGS optimum
@@ -788,7 +794,9 @@ def train(
     max_iter : int
         Epochs to run at most.
     tol, n_iter_no_change : float, int or None
-        The stopping rule (see :class:`_Stopper`); ``tol=None`` never stops early.
+        The stopping rule (see :class:`_Stopper`), and with ``tol > 0`` (training
+        loss), a loss at the targets' rounding level (:data:`ROUNDING_FLOOR_ULPS`);
+        ``tol=None`` never stops early.
     shuffle : bool
     validation : tuple (X_val, Y_val, sample_weight_val) or None
         With held-out data, stop on its R^2 and return the best epoch's model.
@@ -820,6 +828,14 @@ def train(
         window=window, preconditioner=preconditioner,
     )  # fmt: skip
     stopper = _Stopper(tol=np.inf if tol is None else tol, n_iter_no_change=n_iter_no_change)
+    # A training loss at the rounding level of the targets has nothing left to fit: an
+    # interpolating fit (more features than rows) reached 4e-28 and ran to max_iter,
+    # its rounding noise counting as improvements of more than tol.
+    loss_floor = -np.inf
+    if tol and validation is None:
+        weights = normalised_weights(sample_weight, n_samples, np.float64)
+        rounding = ROUNDING_FLOOR_ULPS * float(np.finfo(Y.dtype).eps)
+        loss_floor = rounding * rounding * mean_prediction_loss(Y, weights)
     model = best_model = None
     converged = False
     for epoch in range(max_iter):
@@ -887,7 +903,7 @@ def train(
             if stopper.best_epoch == epoch:
                 best_model = tuple(part.copy() for part in model)
         else:
-            should_stop = stopper.update(loss, epoch, relative=True)
+            should_stop = stopper.update(loss, epoch, relative=True) or loss <= loss_floor
         if should_stop:
             converged = True
             break

@@ -421,6 +421,21 @@ def test_a_fit_worse_than_the_mean_warns_and_says_why():
     assert scaled.score(X, Y) > 0
 
 
+@pytest.mark.parametrize("batch_size", ["auto", "full"])
+def test_an_exact_fit_stops_at_the_rounding_level_without_a_warning(batch_size):
+    # More features than rows: the fit interpolates, and the loss falls to rounding noise
+    # (4e-28 from 2e4), whose jitter the relative tol took for progress until max_iter.
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((50, 60))
+    y = X @ rng.standard_normal(60)
+    model = OptimalLRRegressor(batch_size=batch_size, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model.fit(X, y)
+    assert model.n_iter_ < model.max_iter
+    assert model.score(X, y) > 1 - 1e-12
+
+
 def test_a_strong_penalty_slightly_below_the_mean_does_not_warn():
     # Shrunk to the intercept, with batch noise on top: R^2 just below 0 is the penalty's
     # doing, not a failed fit.
