@@ -27,7 +27,7 @@ from ._step import (
     batch_loss,
     check_sample_weight,
     forward,
-    mean_prediction_loss,
+    mean_prediction_losses,
     normalised_weights,
 )
 
@@ -561,7 +561,7 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         forces the pass.
         """
         weights = normalised_weights(sample_weight, X.shape[0], np.float64)
-        mean_loss = mean_prediction_loss(Y, weights)
+        mean_loss = float(mean_prediction_losses(Y, weights).sum())
         if not mean_loss > 0 or (recorded_loss is not None and recorded_loss <= mean_loss):
             return
         output, slope = forward(X, coef, intercept, activation)
@@ -584,6 +584,7 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
             causes.append("too few epochs, or unscaled X: standardise it (e.g. StandardScaler)")
         if self.alpha:
             causes.append(f"a penalty that dominates the fit (alpha={self.alpha})")
+        causes.append("batch noise on small or noisy data (a larger batch_size, or averaging)")
         causes.append("targets outside the activation's range (e.g. negative ones with 'relu')")
         warnings.warn(
             "The fitted model predicts its training targets worse than their mean "

@@ -37,7 +37,7 @@ from ._step import (
     forward,
     gradient,
     inner,
-    mean_prediction_loss,
+    mean_prediction_losses,
     normalised_weights,
     preactivation_change,
     quadratic_step,
@@ -830,12 +830,15 @@ def train(
     stopper = _Stopper(tol=np.inf if tol is None else tol, n_iter_no_change=n_iter_no_change)
     # A training loss at the rounding level of the targets has nothing left to fit: an
     # interpolating fit (more features than rows) reached 4e-28 and ran to max_iter,
-    # its rounding noise counting as improvements of more than tol.
+    # its rounding noise counting as improvements of more than tol. The level is that of
+    # the output of least spread, so that every output is fitted to its own rounding.
     loss_floor = -np.inf
     if tol and validation is None:
         weights = normalised_weights(sample_weight, n_samples, np.float64)
+        spreads = mean_prediction_losses(Y, weights)
+        spreads = spreads[spreads > 0]  # a constant output is fitted by its intercept
         rounding = ROUNDING_FLOOR_ULPS * float(np.finfo(Y.dtype).eps)
-        loss_floor = rounding * rounding * mean_prediction_loss(Y, weights)
+        loss_floor = rounding * rounding * (float(spreads.min()) if spreads.size else 0.0)
     model = best_model = None
     converged = False
     for epoch in range(max_iter):

@@ -149,8 +149,9 @@ def batch_loss(error, weights, coef, alpha):
     return loss
 
 
-def mean_prediction_loss(Y, weights):
-    """``1/2 sum_i w_i ||y_i - m||^2``: the loss of predicting the weighted mean ``m``.
+def mean_prediction_losses(Y, weights):
+    """``1/2 sum_i w_i (y_io - m_o)^2`` for each output ``o``: the loss of predicting
+    the weighted mean ``m``, output by output.
 
     Parameters
     ----------
@@ -160,11 +161,11 @@ def mean_prediction_loss(Y, weights):
 
     Returns
     -------
-    float
+    ndarray of shape (n_outputs,), float64
     """
     weights = weights.astype(np.float64, copy=False)
     centred = Y - weights @ Y
-    return 0.5 * float(weights @ np.einsum("ij,ij->i", centred, centred))
+    return 0.5 * (weights @ (centred * centred))
 
 
 def backpropagate(error, slope, weights):

@@ -436,6 +436,22 @@ def test_an_exact_fit_stops_at_the_rounding_level_without_a_warning(batch_size):
     assert model.score(X, y) > 1 - 1e-12
 
 
+@pytest.mark.parametrize("batch_size", [32, "full"])
+def test_the_rounding_floor_waits_for_the_output_of_least_spread(batch_size, monkeypatch):
+    # float32 outputs whose spreads differ by 1e6: a floor from their summed spread lay
+    # above the small output's whole loss, and stopped the fit once the large one fitted.
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((500, 10)).astype(np.float32)
+    Y = np.column_stack([1e3 * X @ rng.standard_normal(10), 1e-3 * X @ rng.standard_normal(10)])
+    Y = Y.astype(np.float32)
+    model = OptimalLRRegressor(batch_size=batch_size, random_state=0).fit(X, Y)
+    import sklearn_optlr._solver as solver
+
+    monkeypatch.setattr(solver, "ROUNDING_FLOOR_ULPS", 0)  # no floor: only tol stops
+    reference = OptimalLRRegressor(batch_size=batch_size, random_state=0).fit(X, Y)
+    assert model.n_iter_ == reference.n_iter_
+
+
 def test_a_strong_penalty_slightly_below_the_mean_does_not_warn():
     # Shrunk to the intercept, with batch noise on top: R^2 just below 0 is the penalty's
     # doing, not a failed fit.
