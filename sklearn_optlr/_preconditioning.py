@@ -73,6 +73,11 @@ MAX_FEATURES = 8192
 # Rows per chunk when the moments are accumulated in float64 from float32 data.
 _CHUNK_ROWS = 4096
 
+# CSR with at least this share of entries stored is summarised by dense chunks of rows,
+# as dense X is: BLAS's product of a chunk with itself beats the sparse x x^T from about
+# 5% to 10% (50,000 x 200: 0.05 s dense against 0.1 s sparse at 10%, 4.8 s at 100%).
+_SPARSE_MOMENTS_MAX_DENSITY = 0.05
+
 # A feature is constant up to rounding when its spread is below this many rounding
 # units of its offset per row summarised: the variances are taken about the mean, whose
 # rounding error (summing n rows) is at most n units of the offset, so a constant column
@@ -170,11 +175,19 @@ def _centre_offset_columns(X, weights, mean, total, covariance):
     covariance[np.ix_(offset, offset)] = block / total
 
 
+def _float64_rows(X, rows):
+    """Rows of dense or CSR ``X`` as a dense float64 array."""
+    chunk = X[rows].toarray() if sparse.issparse(X) else X[rows]
+    return np.asarray(chunk, dtype=np.float64)
+
+
 def moments(X, sample_weight=None):
     """:class:`Moments` of the rows of ``X``, in float64.
 
     The covariance is accumulated about the mean (two passes), not as a second moment
     minus the squared mean, which cancels for features whose offset dwarfs their spread.
+    CSR with few stored entries is the exception: its rows are not densified, except
+    for the columns whose offset exceeds their spread (:func:`_centre_offset_columns`).
 
     Parameters
     ----------
@@ -189,7 +202,8 @@ def moments(X, sample_weight=None):
     weights = np.ones(n_samples) if sample_weight is None else np.asarray(sample_weight, float)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         total = weights.sum()
-        if sparse.issparse(X):
+        stored = X.nnz if sparse.issparse(X) else n_samples * n_features
+        if stored < _SPARSE_MOMENTS_MAX_DENSITY * n_samples * n_features:
             mean = np.asarray(X.T @ weights).ravel() / total
             # Sparse rows cannot be centred without densifying them: sum x x^T, then
             # subtract the mean's part, except for columns whose offset exceeds their
@@ -200,7 +214,7 @@ def moments(X, sample_weight=None):
         else:
             mean = np.zeros(n_features)
             for rows in gen_batches(n_samples, _CHUNK_ROWS):
-                mean += weights[rows] @ np.asarray(X[rows], dtype=np.float64)
+                mean += weights[rows] @ _float64_rows(X, rows)
             mean /= total
             covariance = np.zeros((n_features, n_features))
             root_weights = np.sqrt(weights)
@@ -208,7 +222,7 @@ def moments(X, sample_weight=None):
             # times the root of their weight make the product A^T A, which BLAS computes
             # as a symmetric rank update at half the cost of a general product.
             for rows in gen_batches(n_samples, _CHUNK_ROWS):
-                centred = np.asarray(X[rows], dtype=np.float64) - mean
+                centred = _float64_rows(X, rows) - mean
                 centred *= root_weights[rows, None]
                 covariance += centred.T @ centred
             covariance /= total

@@ -89,6 +89,15 @@ def test_moments_are_the_weighted_mean_and_covariance_for_every_input_kind():
         assert_allclose(summary.scatter / X.shape[0], covariance, rtol=tolerance, atol=tolerance)
 
 
+def test_dense_enough_csr_is_summarised_as_dense_rows_are():
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((3000, 8)) + [0.0, 1e9, 0, 0, 0, 0, 0, 0]
+    X[rng.random(X.shape) < 0.5] = 0.0
+    dense, csr = moments(X), moments(sparse.csr_matrix(X))
+    assert_allclose(csr.mean, dense.mean, rtol=1e-14)
+    assert_allclose(csr.scatter, dense.scatter, rtol=1e-12, atol=1e-9)
+
+
 def test_moments_of_chunks_combine_into_the_moments_of_all_rows():
     rng = np.random.default_rng(2)
     X = rng.standard_normal((700, 3)) * [1.0, 10.0, 0.1] + [100.0, 0.0, -5.0]
@@ -417,19 +426,24 @@ def test_sparse_covariance_of_offset_columns_is_taken_about_the_mean():
     # weights) with a variance of 1e-16 of its square, so not constant.
     rng = np.random.default_rng(4)
     first = 1e8 + rng.standard_normal(5000)
+    rare = rng.standard_normal((5000, 120)) * (rng.random((5000, 120)) < 0.01)
     X = np.column_stack([
-        first, 1e8 + 0.7 * (first - 1e8) + rng.standard_normal(5000), rng.standard_normal(5000),
-        np.full(5000, 1.7e9),
+        first, 1e8 + 0.7 * (first - 1e8) + rng.standard_normal(5000), np.full(5000, 1.7e9), rare,
     ])  # fmt: skip
-    X[rng.random(5000) < 0.3, 2] = 0.0
+    CSR = sparse.csr_matrix(X)
+    assert CSR.nnz < 0.05 * X.size  # summarised sparsely, not by dense chunks
     weights = rng.uniform(0.5, 2.0, 5000)
     expected = np.cov(X, rowvar=False, aweights=weights, bias=True)
-    summary = moments(sparse.csr_matrix(X), weights)
-    assert_allclose(summary.scatter[:3, :3] / 5000, expected[:3, :3], rtol=1e-8, atol=1e-8)
-    assert np.all(np.abs(summary.scatter[3]) / 5000 <= (5000 * 2.3e-16 * 1.7e9) ** 2)
+    summary = moments(CSR, weights)
+    varying = np.r_[0, 1, 3:X.shape[1]]
     assert_allclose(
-        moments_preconditioner(sparse.csr_matrix(X), weights), moments_preconditioner(X, weights),
-        rtol=1e-9, atol=1e-12,
+        summary.scatter[np.ix_(varying, varying)] / 5000, expected[np.ix_(varying, varying)],
+        rtol=1e-8, atol=1e-10,
+    )  # fmt: skip
+    assert np.all(np.abs(summary.scatter[2]) / 5000 <= (5000 * 2.3e-16 * 1.7e9) ** 2)
+    assert_allclose(
+        moments_preconditioner(CSR, weights), moments_preconditioner(X, weights),
+        rtol=1e-9, atol=1e-9,
     )  # fmt: skip
 
 
