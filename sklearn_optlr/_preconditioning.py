@@ -70,8 +70,16 @@ AUTO_MAX_FEATURES = 256
 #: run out of memory instead of training.
 MAX_FEATURES = 8192
 
-# Rows per chunk when the moments are accumulated in float64 from float32 data.
+# Rows per chunk when the moments are accumulated in float64 (from float32 or CSR
+# data), and at most this many entries a chunk (32 MiB), so that wide data stays bounded.
 _CHUNK_ROWS = 4096
+_CHUNK_ENTRIES = 2**22
+
+
+def _row_chunks(n_samples, n_features):
+    """Slices of rows for chunked passes: :data:`_CHUNK_ROWS`, fewer for wide data."""
+    rows = max(1, min(_CHUNK_ROWS, _CHUNK_ENTRIES // max(n_features, 1)))
+    return gen_batches(n_samples, rows)
 
 # CSR with at least this share of entries stored is summarised by dense chunks of rows,
 # as dense X is: BLAS's product of a chunk with itself beats the sparse x x^T from about
@@ -163,7 +171,7 @@ def _centre_offset_columns(X, weights, mean, total, covariance):
     cross = np.zeros((offset.size, X.shape[1]))
     block = np.zeros((offset.size, offset.size))
     centred_sum = np.zeros(offset.size)
-    for rows in gen_batches(X.shape[0], _CHUNK_ROWS):
+    for rows in _row_chunks(*X.shape):
         centred = X[rows][:, offset].toarray() - mean[offset]
         weighted = centred * weights[rows, None]
         cross += np.asarray(X[rows].T @ weighted).T
@@ -213,7 +221,7 @@ def moments(X, sample_weight=None):
             _centre_offset_columns(X, weights, mean, total, covariance)
         else:
             mean = np.zeros(n_features)
-            for rows in gen_batches(n_samples, _CHUNK_ROWS):
+            for rows in _row_chunks(n_samples, n_features):
                 mean += weights[rows] @ _float64_rows(X, rows)
             mean /= total
             covariance = np.zeros((n_features, n_features))
@@ -221,7 +229,7 @@ def moments(X, sample_weight=None):
             # Chunks of float64 rows: no full copy of float32 X, and float64 sums. Rows
             # times the root of their weight make the product A^T A, which BLAS computes
             # as a symmetric rank update at half the cost of a general product.
-            for rows in gen_batches(n_samples, _CHUNK_ROWS):
+            for rows in _row_chunks(n_samples, n_features):
                 centred = _float64_rows(X, rows) - mean
                 centred *= root_weights[rows, None]
                 covariance += centred.T @ centred

@@ -89,6 +89,22 @@ def test_moments_are_the_weighted_mean_and_covariance_for_every_input_kind():
         assert_allclose(summary.scatter / X.shape[0], covariance, rtol=tolerance, atol=tolerance)
 
 
+def test_wide_rows_are_summarised_in_smaller_chunks(monkeypatch):
+    import sklearn_optlr._preconditioning as preconditioning
+
+    monkeypatch.setattr(preconditioning, "_CHUNK_ENTRIES", 40)  # 5 rows of 8 a chunk
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((23, 8)) + 3.0
+    weights = rng.uniform(0.5, 2.0, 23)
+    assert len(list(preconditioning._row_chunks(*X.shape))) == 5
+    for data in (X, X.astype(np.float32)):
+        summary = moments(data, weights)
+        expected = np.asarray(data, dtype=np.float64)
+        assert_allclose(summary.mean, np.average(expected, axis=0, weights=weights), rtol=1e-12)
+        covariance = np.cov(expected, rowvar=False, aweights=weights, bias=True)
+        assert_allclose(summary.scatter / 23, covariance, rtol=1e-10, atol=1e-12)
+
+
 def test_dense_enough_csr_is_summarised_as_dense_rows_are():
     rng = np.random.default_rng(5)
     X = rng.standard_normal((3000, 8)) + [0.0, 1e9, 0, 0, 0, 0, 0, 0]
