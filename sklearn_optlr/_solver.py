@@ -37,7 +37,6 @@ from ._step import (
     forward,
     gradient,
     inner,
-    mean_prediction_losses,
     normalised_weights,
     preactivation_change,
     quadratic_step,
@@ -79,9 +78,9 @@ FULL_BATCH_REFRESH = 32
 #: calls, so that the bar moves; the updates are the same.
 PROGRESS_UPDATES = 20
 
-#: With ``tol > 0``, training stops once the training loss is below the loss of
-#: predicting the targets' mean times the square of this many rounding units: the
-#: residuals are then rounding errors of the targets.
+#: With ``tol > 0``, training stops once the training loss is below half the targets'
+#: mean square times the square of this many rounding units: the residuals are then
+#: rounding errors of the targets.
 ROUNDING_FLOOR_ULPS = 64
 
 #: Conjugate gradients restart from steepest descent this often (and whenever the
@@ -830,15 +829,17 @@ def train(
     stopper = _Stopper(tol=np.inf if tol is None else tol, n_iter_no_change=n_iter_no_change)
     # A training loss at the rounding level of the targets has nothing left to fit: an
     # interpolating fit (more features than rows) reached 4e-28 and ran to max_iter,
-    # its rounding noise counting as improvements of more than tol. The level is that of
-    # the output of least spread, so that every output is fitted to its own rounding.
+    # its rounding noise counting as improvements of more than tol. Rounding is relative
+    # to the targets' values (an offset of 1000 raises it), so the level is set by their
+    # mean squares, that of the smallest output, so that every output is fitted to its
+    # own rounding.
     loss_floor = -np.inf
     if tol and validation is None:
         weights = normalised_weights(sample_weight, n_samples, np.float64)
-        spreads = mean_prediction_losses(Y, weights)
-        spreads = spreads[spreads > 0]  # a constant output is fitted by its intercept
+        sizes = 0.5 * (weights @ np.square(Y, dtype=np.float64))
+        sizes = sizes[sizes > 0]  # an all-zero output has no rounding to speak of
         rounding = ROUNDING_FLOOR_ULPS * float(np.finfo(Y.dtype).eps)
-        loss_floor = rounding * rounding * (float(spreads.min()) if spreads.size else 0.0)
+        loss_floor = rounding * rounding * (float(sizes.min()) if sizes.size else 0.0)
     model = best_model = None
     converged = False
     for epoch in range(max_iter):

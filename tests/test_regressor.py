@@ -421,13 +421,15 @@ def test_a_fit_worse_than_the_mean_warns_and_says_why():
     assert scaled.score(X, Y) > 0
 
 
+@pytest.mark.parametrize("offset", [0.0, 1000.0])
 @pytest.mark.parametrize("batch_size", ["auto", "full"])
-def test_an_exact_fit_stops_at_the_rounding_level_without_a_warning(batch_size):
+def test_an_exact_fit_stops_at_the_rounding_level_without_a_warning(batch_size, offset):
     # More features than rows: the fit interpolates, and the loss falls to rounding noise
     # (4e-28 from 2e4), whose jitter the relative tol took for progress until max_iter.
+    # Rounding grows with the targets' size: an offset raises the level.
     rng = np.random.default_rng(0)
     X = rng.standard_normal((50, 60))
-    y = X @ rng.standard_normal(60)
+    y = X @ rng.standard_normal(60) + offset
     model = OptimalLRRegressor(batch_size=batch_size, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
