@@ -64,6 +64,20 @@ def source_fingerprint():
     return f"commit {commit}{' with uncommitted changes' if dirty else ''}, sources {digest}"
 
 
+def csv_table(header, rows):
+    """An rst csv-table of string cells."""
+    lines = [".. csv-table::", "   :header: " + ", ".join(f'"{h}"' for h in header), ""]
+    lines += ["   " + ", ".join(f'"{cell}"' for cell in row) for row in rows]
+    return "\n".join(lines)
+
+
+def write_results(path, provenance, text):
+    """Write a results page: ``Measured <provenance>``, then ``text``; say where."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"Measured {provenance}\n\n{text}\n")
+    print(f"written to {path}")
+
+
 def seconds(function):
     """Wall-clock seconds of one call of ``function()``."""
     start = time.perf_counter()

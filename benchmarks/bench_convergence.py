@@ -49,7 +49,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
-from _common import machine_description, source_fingerprint
+from _common import csv_table, machine_description, source_fingerprint
 from _convergence_problems import (
     diabetes,
     digits,
@@ -659,12 +659,6 @@ def grid_edges(outcomes):
                         f"{budget} epochs: the {edge} rate ({summary.rates[index]:.3g})"
                     )
     return notes
-
-
-def csv_table(header, rows):
-    lines = [".. csv-table::", "   :header: " + ", ".join(f'"{h}"' for h in header), ""]
-    lines += ["   " + ", ".join(f'"{cell}"' for cell in row) for row in rows]
-    return "\n".join(lines)
 
 
 def text_table(header, rows):

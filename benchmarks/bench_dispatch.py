@@ -18,7 +18,7 @@ import numpy as np
 from scipy import sparse
 from threadpoolctl import threadpool_limits
 
-from _common import machine_description, source_fingerprint
+from _common import csv_table, machine_description, source_fingerprint, write_results
 from sklearn_optlr._activations import resolve_activation
 from sklearn_optlr._solver import make_epoch, uses_numpy
 
@@ -101,15 +101,10 @@ def main():
         f"{max(ratios):.2f}, and at most 1.10 in {sum(r <= 1.10 for r in ratios)} of "
         f"{len(ratios)} cells.",
         "",
-        ".. csv-table::",
-        "   :header: " + ", ".join(f'"{name}"' for name in header),
-        "",
-        *("   " + ", ".join(f'"{cell}"' for cell in row) for row in rows),
+        csv_table(header, rows),
     ])  # fmt: skip
     print(text)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(f"Measured {machine} sklearn_optlr {source}.\n\n{text}\n")
-    print(f"written to {RESULTS}")
+    write_results(RESULTS, f"{machine} sklearn_optlr {source}.", text)
 
 
 if __name__ == "__main__":

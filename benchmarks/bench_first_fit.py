@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import machine_description, median
+from _common import machine_description, median, write_results
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "first_fit_results.rst"
 WARM_REPEATS = 5
@@ -65,9 +65,7 @@ def main():
         f"numpy, scipy and scikit-learn alone takes {baseline:.1f} s of that."
     )
     print(text)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(f"Measured {machine_description()}\n\n{text}\n")
-    print(f"written to {RESULTS}")
+    write_results(RESULTS, machine_description(), text)
 
 
 def process_seconds_of(code):

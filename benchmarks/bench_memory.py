@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from _common import machine_description
+from _common import machine_description, write_results
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "memory_results.rst"
 N_SAMPLES, N_FEATURES = 1_000_000, 100
@@ -98,9 +98,7 @@ def main():
         ]
     )
     print(text)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(f"Measured {machine_description()}\n\n{text}\n")
-    print(f"written to {RESULTS}")
+    write_results(RESULTS, machine_description(), text)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import SGDRegressor
 
-from _common import machine_description, median, seconds
+from _common import machine_description, median, seconds, write_results
 from sklearn_optlr import OptimalLRRegressor
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "speed_results.rst"
@@ -250,9 +250,7 @@ def main():
     text = table(medians, n_samples, n_features)
     print(text)
     if not args.quick:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(f"Measured {machine_description()}\n\n{text}\n")
-        print(f"written to {RESULTS}")
+        write_results(RESULTS, machine_description(), text)
 
 
 if __name__ == "__main__":
