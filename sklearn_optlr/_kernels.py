@@ -14,8 +14,10 @@ Contract (every kernel): ``coef`` (n_outputs, n_features) and ``intercept``
 (n_outputs,) are updated **in place**; ``rates`` (one slot per batch) receives the
 learning rate of each batch that carried weight; the return value is
 ``(loss, n_steps, n_zero_gradient)`` where ``loss`` is the epoch's objective,
-each batch's taken before its update and weighted by its share of the total
-sample weight, exactly as in :func:`sklearn_optlr._solver.numpy_epoch`.
+each batch's taken before its update and weighted by its share of the rows of
+positive weight, exactly as in :func:`sklearn_optlr._solver.numpy_epoch`. A batch's
+sample weights are relative to the mean positive weight of all the rows (see
+:func:`sklearn_optlr._step.batch_weights`).
 Accumulations are in float64 whatever the input dtype.
 
 Scale safety, as in :mod:`sklearn_optlr._step`: the gradient is divided by a power of
@@ -266,12 +268,38 @@ def _loss_along(step, z, v, y, w, count, knots, values, slopes, penalty):
     return loss if np.isfinite(loss) else np.inf
 
 
+@njit(cache=True, fastmath=_FASTMATH)
+def _weight_unit(sample_weight):
+    """The mean positive weight of all the rows and their number (as
+    :func:`sklearn_optlr._step.weight_unit`)."""
+    total = 0.0
+    n_weighted = 0
+    for i in range(sample_weight.shape[0]):
+        if sample_weight[i] != 0.0:
+            total += sample_weight[i]
+            n_weighted += 1
+    return total / max(n_weighted, 1), n_weighted
+
+
+@njit(cache=True, fastmath=_FASTMATH, inline="always")
+def _batch_norm(sample_weight, order, start, stop, unit):
+    """A batch's rows of positive weight, and what its weights are divided by:
+    ``unit`` times those rows (see :func:`sklearn_optlr._step.batch_weights`)."""
+    batch_rows = 0
+    for t in range(start, stop):
+        if sample_weight[order[t]] != 0.0:
+            batch_rows += 1
+    return batch_rows, batch_rows * unit
+
+
 @njit(cache=True, fastmath=_FASTMATH, inline="always")
 def _curvature_along_gradient(
-    X, order, start, stop, sample_weight, batch_weight, slope_buffer, grad_coef,
+    X, order, start, stop, sample_weight, batch_norm, slope_buffer, grad_coef,
     grad_intercept, alpha, grad_coef_sq, every_unit, line_change,
 ):  # fmt: skip
     """``sum_i w_i ||D_i (G x_i + g_b)||^2 + alpha ||G||^2`` for a dense batch.
+
+    ``w_i`` is ``sample_weight[row] / batch_norm`` (see :func:`_batch_norm`).
 
     Also stores ``-(G x_i + g_b)`` in ``line_change``: for the active units, or for
     every unit when ``every_unit`` (the exact step needs the inactive ones too).
@@ -280,7 +308,7 @@ def _curvature_along_gradient(
     denominator = 0.0
     for t in range(start, stop):
         row = order[t]
-        weight = sample_weight[row] / batch_weight
+        weight = sample_weight[row] / batch_norm
         for o in range(n_outputs):
             slope = slope_buffer[t - start, o]
             if slope != 0.0 or every_unit:
@@ -389,19 +417,17 @@ def dense_epoch(
     n_steps : int
     n_zero_gradient : int
     """
-    total_weight = 0.0
-    for i in range(X.shape[0]):
-        total_weight += sample_weight[i]
+    unit, n_weighted = _weight_unit(sample_weight)
     if batch_size == 1 and rule != EXACT and preconditioner.shape[0] == 0:
         return _dense_one_row_epoch(
             X, Y, sample_weight, order, coef, intercept, knots, values, slopes, alpha, rule,
             fixed_rate, rate_memory, window, rates, average_from, sum_coef, sum_intercept,
-            total_weight,
+            unit, n_weighted,
         )  # fmt: skip
     return _dense_batch_epoch(
         X, Y, sample_weight, order, coef, intercept, knots, values, slopes, batch_size, alpha,
         rule, fixed_rate, rate_memory, window, preconditioner, rates, average_from, sum_coef,
-        sum_intercept, total_weight,
+        sum_intercept, unit, n_weighted,
     )  # fmt: skip
 
 
@@ -409,9 +435,10 @@ def dense_epoch(
 def _dense_batch_epoch(
     X, Y, sample_weight, order, coef, intercept, knots, values, slopes, batch_size, alpha,
     rule, fixed_rate, rate_memory, window, preconditioner, rates, average_from, sum_coef,
-    sum_intercept, total_weight,
+    sum_intercept, unit, n_weighted,
 ):  # fmt: skip
-    """:func:`dense_epoch` for any batch size and step rule, given the total weight.
+    """:func:`dense_epoch` for any batch size and step rule, given the rows' mean positive
+    weight and their number (:func:`_weight_unit`).
 
     With a preconditioner, ``grad_coef`` and ``grad_intercept`` hold the direction
     ``[G, g_b] P`` from the gradient on, and the gradient itself is kept in
@@ -434,17 +461,15 @@ def _dense_batch_epoch(
     n_rows = order.shape[0]  # the epoch, or a chunk of it (see the solver's progress)
     for start in range(0, n_rows, batch_size):
         stop = min(start + batch_size, n_rows)
-        batch_weight = 0.0
-        for t in range(start, stop):
-            batch_weight += sample_weight[order[t]]
-        if batch_weight == 0.0:
+        batch_rows, batch_norm = _batch_norm(sample_weight, order, start, stop, unit)
+        if batch_rows == 0:
             continue
         # Forward pass: errors, slopes and the back-propagated residuals.
         batch_loss = 0.0
         data_gradient = False
         for t in range(start, stop):
             row = order[t]
-            weight = sample_weight[row] / batch_weight
+            weight = sample_weight[row] / batch_norm
             for o in range(n_outputs):
                 z = float(intercept[o])
                 for j in range(n_features):
@@ -460,7 +485,7 @@ def _dense_batch_epoch(
                 line_target[entry] = Y[row, o]
                 line_weight[entry] = weight
         penalty = _squared_norm(coef) if alpha > 0.0 else 0.0
-        loss += 0.5 * (batch_loss + alpha * penalty) * (batch_weight / total_weight)
+        loss += 0.5 * (batch_loss + alpha * penalty) * (batch_rows / n_weighted)
         # Gradient.
         for o in range(n_outputs):
             grad_intercept[o] = 0.0
@@ -501,7 +526,7 @@ def _dense_batch_epoch(
         denominator = 0.0
         if rule != FIXED and data_gradient:
             denominator = _curvature_along_gradient(
-                X, order, start, stop, sample_weight, batch_weight, slope_buffer, grad_coef,
+                X, order, start, stop, sample_weight, batch_norm, slope_buffer, grad_coef,
                 grad_intercept, alpha, grad_coef_sq, rule == EXACT, line_change,
             )  # fmt: skip
             if unscaled and not (
@@ -511,7 +536,7 @@ def _dense_batch_epoch(
                     grad_coef, grad_intercept, numerator, grad_coef_sq, zero_gradient
                 )
                 denominator = _curvature_along_gradient(
-                    X, order, start, stop, sample_weight, batch_weight, slope_buffer, grad_coef,
+                    X, order, start, stop, sample_weight, batch_norm, slope_buffer, grad_coef,
                     grad_intercept, alpha, grad_coef_sq, False, line_change,
                 )  # fmt: skip
         if preconditioned:
@@ -568,13 +593,15 @@ def _dense_batch_epoch(
 @njit(cache=True, fastmath=_FASTMATH)
 def _dense_one_row_epoch(
     X, Y, sample_weight, order, coef, intercept, knots, values, slopes, alpha, rule,
-    fixed_rate, rate_memory, window, rates, average_from, sum_coef, sum_intercept, total_weight,
+    fixed_rate, rate_memory, window, rates, average_from, sum_coef, sum_intercept, unit,
+    n_weighted,
 ):  # fmt: skip
     """:func:`dense_epoch` at batch size 1 with the optimal, pooled or a fixed step, in closed
     form.
 
     With one row the gradient has rank one, ``G = r x^T + alpha W`` and ``g_b = r``
-    (``r = D e``; a one-row batch has normalised weight 1), so the rate needs only
+    (``r = w D e``, with the row's weight ``w`` relative to the mean, 1 without sample
+    weights), so the rate needs only
     ``W x``, ``||x||^2`` and ``||W||^2``:
     ``||G||^2 = ||r||^2 ||x||^2 + 2 alpha <r, W x> + alpha^2 ||W||^2`` and
     ``G x + g_b = r (||x||^2 + 1) + alpha W x``. The general loop reads the row five
@@ -603,6 +630,7 @@ def _dense_one_row_epoch(
             prefetch_row(X, order[t + PREFETCH_DISTANCE])
         if sample_weight[row] == 0.0:
             continue
+        weight = sample_weight[row] / unit
         row_sq = 0.0
         z = 0.0
         for j in range(n_features):
@@ -622,8 +650,8 @@ def _dense_one_row_epoch(
         for o in range(n_outputs):
             value, slope = _activate(linear[o] + intercept[o], knots, values, slopes)
             error = value - Y[row, o]
-            row_loss += error * error
-            r = slope * error
+            row_loss += weight * error * error
+            r = weight * slope * error
             residual[o] = r
             row_slopes[o] = slope
             residual_sq += r * r
@@ -638,13 +666,13 @@ def _dense_one_row_epoch(
             denominator = alpha * grad_coef_sq
             for o in range(n_outputs):
                 change = row_slopes[o] * (residual[o] * (row_sq + 1.0) + alpha * linear[o])
-                denominator += change * change
+                denominator += weight * change * change
             safe = safe and np.isfinite(denominator) and denominator >= _SMALLEST_SAFE_SQUARE
         if data_gradient and not safe:
             row_result = _dense_batch_epoch(
                 X, Y, sample_weight, order[t : t + 1], coef, intercept, knots, values, slopes,
                 1, alpha, rule, fixed_rate, rate_memory, window, np.empty((0, 0)),
-                rates[n_steps:], average_from - n_steps, sum_coef, sum_intercept, total_weight,
+                rates[n_steps:], average_from - n_steps, sum_coef, sum_intercept, unit, n_weighted,
             )  # fmt: skip
             loss += row_result[0]
             n_steps += row_result[1]
@@ -657,7 +685,7 @@ def _dense_one_row_epoch(
         )  # fmt: skip
         if not (np.isfinite(row_loss) and np.isfinite(rate)):
             return np.nan, n_steps, n_zero_gradient
-        loss += 0.5 * (row_loss + alpha * penalty) * (sample_weight[row] / total_weight)
+        loss += 0.5 * (row_loss + alpha * penalty) * (1.0 / n_weighted)
         n_zero_gradient += not data_gradient
         averaging_weight = rate * (n_steps - average_from) if n_steps >= average_from else 0.0
         rates[n_steps] = rate
@@ -703,11 +731,8 @@ def csr_epoch(
     Parameters are those of :func:`dense_epoch`, with ``X`` given as its CSR
     arrays ``data, indices, indptr`` and ``n_features``.
     """
-    n_samples = indptr.shape[0] - 1
     n_outputs = coef.shape[0]
-    total_weight = 0.0
-    for i in range(n_samples):
-        total_weight += sample_weight[i]
+    unit, n_weighted = _weight_unit(sample_weight)
     scatter = np.zeros(n_features)
     gram = np.empty((batch_size, batch_size))
     linear = np.empty((batch_size, n_outputs))  # W x_i, without the intercept
@@ -722,16 +747,14 @@ def csr_epoch(
     for start in range(0, n_rows, batch_size):
         stop = min(start + batch_size, n_rows)
         m = stop - start
-        batch_weight = 0.0
-        for t in range(start, stop):
-            batch_weight += sample_weight[order[t]]
-        if batch_weight == 0.0:
+        batch_rows, batch_norm = _batch_norm(sample_weight, order, start, stop, unit)
+        if batch_rows == 0:
             continue
         batch_loss = 0.0
         data_gradient = False
         for t in range(m):
             row = order[start + t]
-            weight = sample_weight[row] / batch_weight
+            weight = sample_weight[row] / batch_norm
             for o in range(n_outputs):
                 z = 0.0
                 for p in range(indptr[row], indptr[row + 1]):
@@ -747,7 +770,7 @@ def csr_epoch(
                 line_target[t * n_outputs + o] = Y[row, o]
                 line_weight[t * n_outputs + o] = weight
         penalty = _squared_norm(coef) if alpha > 0.0 else 0.0
-        loss += 0.5 * (batch_loss + alpha * penalty) * (batch_weight / total_weight)
+        loss += 0.5 * (batch_loss + alpha * penalty) * (batch_rows / n_weighted)
         # Gram matrix of the batch rows.
         for t in range(m):
             row = order[start + t]
@@ -787,7 +810,7 @@ def csr_epoch(
         if rule != FIXED and data_gradient:
             # G x_s + g_b = sum_t r_t K_ts + alpha W x_s + g_b.
             for s in range(m):
-                weight = sample_weight[order[start + s]] / batch_weight
+                weight = sample_weight[order[start + s]] / batch_norm
                 for o in range(n_outputs):
                     slope = slope_buffer[s, o]
                     if slope != 0.0 or rule == EXACT:

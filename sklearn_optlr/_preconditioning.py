@@ -121,7 +121,7 @@ class Moments:
     ----------
     count : float
         Rows summarised (each chunk counts by its rows; weights are relative within a
-        chunk, as they are within a batch).
+        chunk, as ``partial_fit``'s steps take them).
     mean : ndarray of shape (n_features,)
         The sample-weighted mean of the rows.
     scatter : ndarray of shape (n_features, n_features)

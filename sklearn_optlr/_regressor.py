@@ -141,7 +141,7 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         descent, the seed's method.
         ``warm_start`` keeps the first fit's :math:`P`; ``partial_fit`` computes it
         from all the chunks seen so far (each chunk counting by its rows, sample
-        weights being relative within a call, as within a batch).
+        weights being relative within a call).
     batch_size : int, "auto" or "full", default="auto"
         Samples per update. ``"auto"`` is ``min(200, n_samples)``, ``"full"`` the
         whole training set (deterministic gradient descent).
@@ -241,9 +241,12 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
     Sparse ``X`` is used as CSR (CSC is converted once per call); float32 input
     trains in float32.
 
-    With mini-batches, ``sample_weight`` weights each row's loss within its
-    batch, so integer weights equal repeated rows exactly in full batch, but not
-    in general with mini-batches, whose batches then differ.
+    With mini-batches, a batch's sample weights are taken relative to the mean
+    weight of all the rows, so a batch of light rows moves the model little (with
+    the default ``step``; the seed's ``"optimal"`` and ``"exact"`` fit each batch
+    along its gradient whatever its total weight). Integer weights equal repeated
+    rows exactly in full batch, and in expectation with mini-batches, whose
+    batches and steps then differ.
 
     ``early_stopping`` trains on a copy of the rows it does not hold out.
 
@@ -337,7 +340,7 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Targets.
         sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative weights; each row's loss is weighted within its batch.
+            Non-negative weights of the rows' losses (see the notes on mini-batches).
 
         Returns
         -------
@@ -416,6 +419,16 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
             )
         batch_size = self._resolved_batch_size(X.shape[0])
         solver = self._resolved_solver(batch_size, X.shape[0], incremental)
+        if batch_size == 1 and self.step in ("optimal", "exact") and sample_weight is not None:
+            positive = sample_weight[sample_weight > 0]
+            if positive.min() < positive.max():
+                warnings.warn(
+                    f"With step={self.step!r} and batch_size=1 each step minimises its row's "
+                    "loss along its gradient, which the row's weight does not change: sample "
+                    "weights other than 0 have almost no effect on the fit. Use the default "
+                    "step='pooled', or larger batches.",
+                    UserWarning,
+                )
 
         if continuing:
             state = self._state.copy()

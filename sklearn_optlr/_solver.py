@@ -36,12 +36,14 @@ from ._step import (
     exact_line_step,
     forward,
     gradient,
+    batch_weights,
     inner,
     normalised_weights,
     preactivation_change,
     quadratic_step,
     scaled_direction,
     sum_of_squares,
+    weight_unit,
 )
 
 __all__ = ["EpochRecord", "TrainingHistory", "TrainingState", "make_epoch", "train"]
@@ -97,7 +99,8 @@ class EpochRecord:
     ----------
     loss : float
         Objective averaged over the batches, each batch's loss taken before its
-        update and weighted by its share of the total sample weight.
+        update and weighted by its share of the rows of positive weight (its sample
+        weights being relative to the data's mean, see :func:`._step.batch_weights`).
     step_mean, step_min, step_max : float
         Statistics of the learning rates taken.
     n_zero_gradient : int
@@ -316,7 +319,8 @@ def numpy_epoch(
     """
     pooling = (new_rate_memory() if rate_memory is None else rate_memory, window)
     n_samples = X.shape[0]
-    total_weight = n_samples if sample_weight is None else float(sample_weight.sum())
+    unit, n_weighted = weight_unit(sample_weight)
+    n_weighted = n_samples if n_weighted is None else n_weighted
     buffers = _averaging_buffers(coef, intercept)
     loss = 0.0
     rates = []
@@ -325,18 +329,20 @@ def numpy_epoch(
         rows = batch if order is None else order[batch]
         X_batch, Y_batch = X[rows], Y[rows]
         weight_batch = None if sample_weight is None else sample_weight[rows]
-        batch_weight = X_batch.shape[0] if weight_batch is None else float(weight_batch.sum())
-        if batch_weight == 0:
+        batch_rows = X_batch.shape[0] if weight_batch is None else np.count_nonzero(weight_batch)
+        if batch_rows == 0:
             # A batch of zero-weight rows carries no loss and no gradient.
             continue
-        weights = normalised_weights(weight_batch, X_batch.shape[0], coef.dtype)
+        weights = batch_weights(weight_batch, X_batch.shape[0], unit, coef.dtype)
         pre_activation = preactivation_change(X_batch, coef, intercept)
         output, slope = activation.value_and_slope(pre_activation)
         error = output - Y_batch
         backprop = backpropagate(error, slope, weights)
         gradients = gradient(X_batch, backprop, coef, alpha)
         value = batch_loss(error, weights, coef, alpha)
-        loss += value * (batch_weight / total_weight)
+        # The batch's share of the epoch: its rows of positive weight (``weights`` already
+        # carry its weight relative to the data's).
+        loss += value * (batch_rows / n_weighted)
         # A batch on which no unit is active carries no information about the fit. Its
         # gradient is the penalty's alone, whose optimal step (1 / alpha) would set W
         # to zero in one update, so it is skipped.

@@ -141,6 +141,53 @@ def normalised_weights(sample_weight, n_samples, dtype):
     return (sample_weight / sample_weight.sum()).astype(dtype, copy=False)
 
 
+def weight_unit(sample_weight):
+    """The mean of the positive sample weights, and how many there are.
+
+    Returns
+    -------
+    unit : float
+        1.0 when ``sample_weight`` is None.
+    n_weighted : int
+        The rows of positive weight (all of them when ``sample_weight`` is None).
+    """
+    if sample_weight is None:
+        return 1.0, None
+    n_weighted = int(np.count_nonzero(sample_weight))
+    return float(sample_weight.sum(dtype=np.float64)) / n_weighted, n_weighted
+
+
+def batch_weights(sample_weight, n_rows, unit, dtype):
+    """A mini-batch's sample weights, relative to the training rows' mean weight.
+
+    The weights are divided by ``unit`` (the mean positive weight of all the
+    training rows) times the batch's rows of positive weight: they sum to the
+    batch's mean weight relative to the data's, 1 without sample weights. So the
+    batch loss ``1/2 sum_i w_i ||e_i||^2`` is an unbiased estimate of the weighted
+    training loss, and its gradient is in proportion to the batch's weight: a batch
+    of light rows moves the weights little, where weights normalised within each
+    batch would give it the same pull as any other (at batch size 1, weights would
+    have no effect at all). Rows of weight 0 count as absent.
+
+    Parameters
+    ----------
+    sample_weight : ndarray of shape (n_rows,) or None
+        The batch's weights; None for uniform ones.
+    n_rows : int
+    unit : float
+        From :func:`weight_unit` on all the training rows.
+    dtype : dtype
+
+    Returns
+    -------
+    ndarray of shape (n_rows,)
+    """
+    if sample_weight is None:
+        return np.full(n_rows, 1.0 / n_rows, dtype=dtype)
+    n_weighted = np.count_nonzero(sample_weight)
+    return (sample_weight / (n_weighted * unit)).astype(dtype, copy=False)
+
+
 def batch_loss(error, weights, coef, alpha):
     """``1/2 sum_i w_i ||e_i||^2 + alpha/2 ||W||_F^2``."""
     loss = 0.5 * float(weights @ np.einsum("ij,ij->i", error, error, dtype=np.float64))

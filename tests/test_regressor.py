@@ -581,6 +581,38 @@ def test_integer_weights_equal_repeated_rows_full_batch():
     assert_allclose(weighted.coef_, repeated.coef_, rtol=1e-9, atol=1e-12)
 
 
+@ignore_convergence
+@pytest.mark.parametrize("fmt", ["dense", "csr"])
+@pytest.mark.parametrize("batch_size", [1, 8, 64])
+def test_light_rows_pull_little_with_mini_batches(batch_size, fmt):
+    # Half the rows contradict the other half at a thousandth of their weight. Weights
+    # normalised within each batch gave a light batch the pull of any other: at batch
+    # size 1 the weights had no effect and the fit was the contradiction's (W near 0).
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((2000, 3))
+    y = X @ [1.0, 2.0, -1.0] + 0.1 * rng.standard_normal(2000)
+    y[1000:] *= -1.0
+    sample_weight = np.r_[np.ones(1000), np.full(1000, 1e-3)]
+    reference = LinearRegression().fit(X, y, sample_weight=sample_weight)
+    model = OptimalLRRegressor(batch_size=batch_size, max_iter=20, random_state=0)
+    model.fit(sparse.csr_matrix(X) if fmt == "csr" else X, y, sample_weight=sample_weight)
+    assert_allclose(model.coef_, reference.coef_, atol=0.05)
+
+
+@pytest.mark.parametrize("step", ["optimal", "exact"])
+def test_per_batch_steps_at_batch_size_one_warn_that_weights_do_nothing(step):
+    X, y = linear_data()
+    sample_weight = np.linspace(0.5, 2.0, X.shape[0])
+    model = OptimalLRRegressor(batch_size=1, step=step, max_iter=2)
+    with pytest.warns(UserWarning, match="weights other than 0 have almost no effect"):
+        model.fit(X, y, sample_weight=sample_weight)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, y, sample_weight=np.where(sample_weight > 1, 1.0, 0.0))  # 0 drops rows
+        OptimalLRRegressor(batch_size=1, max_iter=2).fit(X, y, sample_weight=sample_weight)
+
+
 @pytest.mark.parametrize("method", ["fit", "partial_fit"])
 def test_all_zero_weights_raise(method):
     X, y = linear_data()
@@ -622,14 +654,17 @@ def reference_epoch(X, Y, sample_weight, activation, batch_size, alpha, W=None, 
     W = np.zeros((Y.shape[1], X.shape[1])) if W is None else W
     b = np.full(Y.shape[1], start) if b is None else b
     loss, rates = 0.0, []
+    # A batch's weights are relative to the mean weight of all the rows, so that its loss
+    # estimates the weighted training loss and light batches move the weights little.
+    mean_weight = sample_weight.mean()
     for first in range(0, X.shape[0], batch_size):
         rows = slice(first, first + batch_size)
         x, y, s = X[rows], Y[rows], sample_weight[rows]
-        w = s / s.sum()
+        w = s / (len(s) * mean_weight)
         z = x @ W.T + b
         e, d = sigma(z) - y, dsigma(z)
         batch_loss = 0.5 * w @ np.sum(e**2, axis=1) + 0.5 * alpha * np.sum(W**2)
-        loss += batch_loss * s.sum() / sample_weight.sum()
+        loss += batch_loss * len(s) / len(sample_weight)
         r = w[:, None] * d * e
         G, g = r.T @ x + alpha * W, r.sum(axis=0)
         u = d * (x @ G.T + g)
