@@ -402,7 +402,20 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
                 # entry would each count in a row's norm. Summed on a copy, not the user's.
                 X = X.copy()
                 X.sum_duplicates()
-        Y = np.asarray(y, dtype=X.dtype)
+        if sparse.issparse(y):
+            # validate_data passes a sparse y through with multi_output=True.
+            raise TypeError(
+                "A sparse y was passed, but dense targets are required. Use y.toarray() to "
+                "convert it to a dense array."
+            )
+        with np.errstate(over="ignore"):
+            Y = np.asarray(y, dtype=X.dtype)
+        if not np.all(np.isfinite(Y)):
+            # y was finite (validate_data checks it) but overflows X's dtype.
+            raise ValueError(
+                f"y has values beyond the range of {X.dtype.name}, the dtype of X (largest "
+                f"magnitude {np.max(np.abs(y)):.3g}). Pass float64 X, or rescale y."
+            )
         single_output = Y.ndim == 1
         Y = Y.reshape(-1, 1) if single_output else Y
         if sample_weight is not None:

@@ -63,6 +63,10 @@ BAD_TRAINING_INPUTS = {
     "2-D sample_weight": (lambda X, y, w: (X, y, np.ones((len(w), 2))), "Sample weights must be 1D"),
     "1-D X": (lambda X, y, w: (X[:, 0], y, w), "Expected 2D array"),
     "3-D y": (lambda X, y, w: (X, y[:, None, None], w), "dim 3"),
+    "sparse y": (lambda X, y, w: (X, sparse.csr_matrix(y[:, None]), w), "sparse y.*toarray"),
+    "y beyond float32 X's range": (
+        lambda X, y, w: (X.astype(np.float32), 1e39 * y, w), "y has values beyond .*float32"
+    ),
 }
 
 
