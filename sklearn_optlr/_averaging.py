@@ -39,8 +39,8 @@ class IterateAverage:
     ----------
     start_sample : int or None, default=None
         None: average over the suffix of training described in the module
-        docstring. An int: average every iterate after this many training samples
-        have been seen (scikit-learn's ``average=int`` in SGDRegressor).
+        docstring. An int: average every iterate from the step that brings the
+        training samples seen to this many on (``average=int`` in SGDRegressor).
     keep_better : bool, default=False
         Let the solver use the last iterate instead of the average at the end of
         an epoch when it fits the training data better (``average="auto"``).
@@ -77,10 +77,12 @@ class IterateAverage:
             return n_steps // 2 if self.n_epochs == 0 else 0
         if samples_seen >= self.start_sample:
             return 0
-        # The start sample lies in this epoch's batch number k: the steps before it are
-        # those of the first k batches that carry weight.
+        # As in SGDRegressor, the iterate after a step is averaged once the samples seen,
+        # that step's included, reach the start: the batch holding the start sample is the
+        # first averaged, and the steps before it are those of the earlier batches that
+        # carry weight.
         remaining = self.start_sample - samples_seen
-        return int(np.count_nonzero(steps[: -(-remaining // batch_size)]))
+        return int(np.count_nonzero(steps[: (remaining - 1) // batch_size]))
 
     def add_epoch(self, iterate_sum_coef, iterate_sum_intercept, n_iterates):
         """Add one epoch's sum of iterates (in float64) and count."""

@@ -110,7 +110,8 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         half of training (the window restarts at epochs 1, 2, 3, 4, 6, 8, 12,
         ..., keeping the latest start at or before half the epochs run), which
         forgets the early transient and keeps shrinking the noise. An int ``N``:
-        average every iterate after ``N`` training samples, as in SGDRegressor.
+        average every iterate from the step that brings the training samples seen
+        to ``N`` on, as in SGDRegressor.
         ``"auto"``: with mini-batches, the average of ``True``, except that at the
         end of an epoch where the last iterate fits the training data better (the
         iterates still making fast progress, which the average lags), the model

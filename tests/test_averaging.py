@@ -43,13 +43,17 @@ def test_suffix_window_covers_the_epochs_after_the_latest_checkpoint_at_half(n_e
 def test_window_from_a_sample_count_averages_everything_after_it():
     averager = IterateAverage(start_sample=25)
     # 10 samples an epoch in batches of 4 (3 steps): the third epoch starts at sample 20,
-    # so its steps from index ceil(5 / 4) = 2 on are averaged.
+    # and its second batch (samples 25 to 28) is the first to bring the count to 25, so
+    # its steps from index 1 on are averaged.
     every_batch = np.ones(3, dtype=bool)
     assert averager.first_averaged_step(0, every_batch, 4) == 3
-    assert averager.first_averaged_step(20, every_batch, 4) == 2
+    assert averager.first_averaged_step(20, every_batch, 4) == 1
+    assert averager.first_averaged_step(24, every_batch, 4) == 0
     assert averager.first_averaged_step(30, every_batch, 4) == 0
     # A batch without weight before the start takes no step: one step fewer precedes it.
-    assert averager.first_averaged_step(20, np.array([False, True, True]), 4) == 1
+    later = IterateAverage(start_sample=29)
+    assert later.first_averaged_step(20, every_batch, 4) == 2
+    assert later.first_averaged_step(20, np.array([False, True, True]), 4) == 1
     assert averager.average(np.float64) is None
     feed_constant_epochs(averager, 4)
     assert_allclose(averager.average(np.float64)[0], 2.5)
@@ -104,7 +108,7 @@ def test_average_from_a_sample_count_equals_the_mean_of_the_plain_iterates():
         plain.partial_fit(X[row : row + 1], y[row : row + 1])
         iterates.append(np.append(plain.coef_, plain.intercept_))
     model = OptimalLRRegressor(batch_size=1, average=20, shuffle=False, max_iter=1).fit(X, y)
-    expected = np.mean(iterates[20:], axis=0)
+    expected = np.mean(iterates[19:], axis=0)  # from the iterate after the 20th sample on
     assert_allclose(np.append(model.coef_, model.intercept_), expected, rtol=1e-10)
 
 
@@ -258,6 +262,26 @@ def test_full_batch_fit_does_not_average_after_partial_fit():
     model.fit(X, y)
     assert model._state.averager is None
     assert_allclose(model.coef_, model._state.coef[0], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("batch_size, start", [(1, 5), (4, 9), (4, 8), (4, 1)])
+def test_sample_count_start_averages_from_the_batch_that_reaches_it(batch_size, start):
+    # SGDRegressor's rule: the iterate after a step is averaged once the samples seen,
+    # that step's included, reach ``average``. The oracle: the iterates, one chunk of
+    # batch_size rows per partial_fit call without averaging, averaged by hand.
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((20, 2))
+    y = X @ [1.0, 2.0] + 0.5 + 0.1 * rng.standard_normal(20)
+    params = dict(batch_size=batch_size, step="optimal", precondition=False, shuffle=False)
+    averaged = OptimalLRRegressor(average=start, max_iter=1, tol=0.0, **params).fit(X, y)
+    stepper = OptimalLRRegressor(average=False, **params)
+    iterates, seen = [], []
+    for first in range(0, 20, batch_size):
+        stepper.partial_fit(X[first : first + batch_size], y[first : first + batch_size])
+        iterates.append(np.r_[stepper.coef_, stepper.intercept_])
+        seen.append(first + batch_size)
+    expected = np.mean([w for w, t in zip(iterates, seen) if t >= start], axis=0)
+    assert_allclose(np.r_[averaged.coef_, averaged.intercept_], expected, rtol=1e-12)
 
 
 def test_sample_count_start_skips_zero_weight_rows_as_the_steps_do():
