@@ -48,7 +48,7 @@ import numpy as np
 
 from ._pooling import pooled_rate
 from ._prefetch import prefetch_row
-from ._step import TIE_TOLERANCE, power_of_two_scale
+from ._step import CHECK_TIE_TOLERANCE, TIE_TOLERANCE, power_of_two_scale
 
 __all__ = ["dense_epoch", "csr_epoch"]
 
@@ -175,6 +175,7 @@ def _exact_step(z, v, y, w, count, knots, values, slopes, c0, c1, c2, event_step
     penalty0, penalty1, penalty2 = c0, c1, c2
     # The quadratic model's slope and curvature at a = 0, with right-hand slopes.
     model1, model2 = penalty1, penalty2
+    on_knot_falling = False
     for e in range(count):
         ze, ve, ye, we = z[e], v[e], y[e], w[e]
         piece = 0
@@ -187,6 +188,7 @@ def _exact_step(z, v, y, w, count, knots, values, slopes, c0, c1, c2, event_step
         right_gain = gain
         if ve < 0.0 and piece < n_knots and ze == knots[piece]:
             right_gain = slopes[piece + 1] * ve
+            on_knot_falling = True
         model1 += we * offset * right_gain
         model2 += we * right_gain * right_gain
         if ve == 0.0:
@@ -204,6 +206,7 @@ def _exact_step(z, v, y, w, count, knots, values, slopes, c0, c1, c2, event_step
             offset, gain = new_offset, new_gain
             n_events += 1
     order = np.argsort(event_step[:n_events])
+    first_crossing = event_step[order[0]] if n_events > 0 else np.inf
     # Each piece's minimiser and value (in the scratch's last two rows), then the
     # shortest step among the minima equal to rounding, as in the numpy version.
     tie = TIE_TOLERANCE * abs(c0)
@@ -229,15 +232,21 @@ def _exact_step(z, v, y, w, count, knots, values, slopes, c0, c1, c2, event_step
             c2 += event_delta[2, event]
             start = end
     best = 0.0
+    best_piece = 0
     for i in range(n_events + 1):
         if candidate_values[i] <= lowest + tie:
             best = candidates[i]
+            best_piece = i
             break
-    # The running sums can lose precision (see exact_line_step): check the choice, the
-    # quadratic model's step and no step against the loss itself; ties go to the shortest.
+    # Up to the first crossing the loss is the quadratic model itself: where the minimum is
+    # on that piece, the model's step is it, and needs no check (see exact_line_step).
     optimal = 0.0
     if model1 < 0.0 and model2 > 0.0 and np.isfinite(-model1 / model2):
         optimal = -model1 / model2
+    if best_piece == 0 and optimal > 0.0 and optimal <= first_crossing and not on_knot_falling:
+        return optimal
+    # The running sums can lose precision (see exact_line_step): check the choice, the
+    # quadratic model's step and no step against the loss itself; ties go to the shortest.
     penalty = (penalty0, penalty1, penalty2)
     best_loss = start_loss
     if best != 0.0:
@@ -246,6 +255,7 @@ def _exact_step(z, v, y, w, count, knots, values, slopes, c0, c1, c2, event_step
     if optimal != best:
         optimal_loss = _loss_along(optimal, z, v, y, w, count, knots, values, slopes, penalty)
     lowest = min(best_loss, optimal_loss, start_loss)
+    tie = CHECK_TIE_TOLERANCE * abs(start_loss)
     step = np.inf
     if best_loss <= lowest + tie:
         step = best

@@ -437,8 +437,15 @@ def optimal_learning_rate(
 
 
 #: Relative to the loss at the start of the line, candidate minima of the exact line
-#: search closer than this are ties, broken towards the shorter step.
+#: search's sweep closer than this are ties, broken towards the shorter step (its
+#: running sums can lose precision).
 TIE_TOLERANCE = 1e-12
+
+#: Relative to the loss at the start of the line, losses evaluated directly (the sweep's
+#: choice, the quadratic model's step, no step) closer than this are ties, broken towards
+#: the shorter step: the rounding of a sum of squares. The sweep's looser tolerance here
+#: made the search stop 1e-12 short of the optimum and take no step ever after.
+CHECK_TIE_TOLERANCE = 16 * float(np.finfo(np.float64).eps)
 
 
 def _piece_line(piece, pre_activation, change, Y, activation):
@@ -579,7 +586,17 @@ def exact_line_step(
         float(np.sum(w * (activation(z) - y) * gain)) + penalty[1],
         float(np.sum(w * gain * gain)) + penalty[2],
     )
+    # Up to the first kink crossing the loss is the quadratic model itself (unless a unit
+    # sits on a knot moving left, where the model's right-hand slope is not its piece's).
+    # Where the sweep finds the minimum on that first piece, the model's step, short of
+    # the crossing, is it, with a decrease of slope^2 / (2 curvature), and needs no check:
+    # checked by comparing losses, a decrease below their rounding would read as none, and
+    # the search would stall short of the optimum (1e-12 of the loss, then no step ever).
+    first_crossing = float(steps[0]) if event_steps else np.inf
+    on_knot_falling = bool(np.any((v < 0) & np.isin(z, knots)))
+    if best == 0 and 0.0 < optimal <= first_crossing and not on_knot_falling:
+        return optimal, loss_along(optimal)
     steps = (float(candidate[best]), optimal, 0.0)
     losses = [loss if np.isfinite(loss) else np.inf for loss in map(loss_along, steps)]
-    lowest = min(losses) + TIE_TOLERANCE * abs(c0)
+    lowest = min(losses) + CHECK_TIE_TOLERANCE * abs(losses[-1])
     return min((step, loss) for step, loss in zip(steps, losses) if loss <= lowest)

@@ -11,6 +11,7 @@ from sklearn.linear_model import LinearRegression, Ridge
 
 from sklearn_optlr import OptimalLRRegressor, PiecewiseLinear
 from sklearn_optlr._activations import ACTIVATIONS, resolve_activation
+from sklearn_optlr._kernels import _exact_step
 from sklearn_optlr._step import exact_line_step, quadratic_step
 
 ACTIVATION_CASES = [*ACTIVATIONS, PiecewiseLinear([-1.0, 0.0, 2.0], [0.5, -1.0, 1.0], 0.3, -0.2)]
@@ -66,6 +67,57 @@ def test_exact_step_never_loses_to_the_quadratic_step(activation, seed):
     step, value = exact_line_step(z, v, Y, weights, activation, coef, direction_coef, alpha)
     assert value <= loss(quadratic) + 1e-12
     assert value <= loss(0.0) + 1e-12
+
+
+def near_optimum_line(relu):
+    """A line from 1e-7 off the least-squares optimum of a noisy, ill-conditioned design
+    along the negative gradient: its loss falls by about 1e-14 of itself."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((300, 4)) * [1.0, 1.0, 1.0, 30.0]
+    # For ReLU, targets far above the kink: every unit active, the loss quadratic near
+    # the optimum and far larger beyond the first kink crossing.
+    y = X @ [1.0, -2.0, 0.5, 0.1] + (500.0 if relu else 0.5) + 3.0 * rng.standard_normal(300)
+    A = np.column_stack([X, np.ones(len(X))])
+    optimum = np.linalg.lstsq(A, y, rcond=None)[0]
+    theta = optimum + 1e-7 * rng.standard_normal(5)
+    weights = np.full(len(X), 1.0 / len(X))
+    gradient = A.T @ (weights * (A @ theta - y))
+    z, v = (A @ theta)[:, None], (-A @ gradient)[:, None]
+    quadratic = quadratic_step(float(-(gradient @ gradient)), float(weights @ (v[:, 0] ** 2)))
+    return z, v, y[:, None], weights, quadratic
+
+
+@pytest.mark.parametrize("activation", ["identity", "relu"])
+def test_exact_step_keeps_descending_where_the_decrease_is_below_the_losses_rounding(activation):
+    # Deciding by comparing losses, the search read a decrease of 1e-14 of the loss as
+    # none (ties within 1e-12) and stalled: full-batch fits stopped 1e-12 short of the
+    # optimum and took no step ever after. On the first linear piece the quadratic model
+    # is the loss, and its step needs no comparison. Both implementations.
+    z, v, Y, weights, quadratic = near_optimum_line(activation == "relu")
+    act = resolve_activation(activation)
+    no_penalty = np.zeros((1, 4))
+    step, _ = exact_line_step(z, v, Y, weights, act, no_penalty, no_penalty, 0.0)
+    assert quadratic > 0 and step == pytest.approx(quadratic, rel=1e-9)
+    count = z.size
+    compiled = _exact_step(
+        z.ravel(), v.ravel(), Y.ravel(), weights, count, act.knots, act.values, act.slopes,
+        0.0, 0.0, 0.0, np.empty(count * len(act.knots) + 1), np.empty((5, count * len(act.knots) + 1)),
+    )  # fmt: skip
+    assert compiled == pytest.approx(quadratic, rel=1e-9)
+
+
+@pytest.mark.parametrize("solver", ["gd", "cg"])
+def test_full_batch_exact_steps_reach_the_least_squares_solution(solver):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((500, 5)) * [1.0, 1.0, 1.0, 1.0, 30.0]
+    y = X @ [1.0, -2.0, 0.5, 3.0, 0.1] + 3.0 * rng.standard_normal(500)
+    reference = LinearRegression().fit(X, y)
+    model = OptimalLRRegressor(
+        batch_size="full", solver=solver, step="exact", precondition=False, max_iter=2000,
+        tol=0.0, n_iter_no_change=2001,
+    ).fit(X, y)  # fmt: skip
+    assert_allclose(model.coef_, reference.coef_, rtol=0, atol=1e-10)
+    assert_allclose(model.intercept_, reference.intercept_, rtol=0, atol=1e-10)
 
 
 def test_exact_step_is_zero_when_no_step_lowers_the_loss():
