@@ -20,7 +20,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
 from sklearn_optlr import OptimalLRRegressor
-from sklearn_optlr._activations import resolve_activation
+from sklearn_optlr._activations import initial_intercept, resolve_activation
 
 NOISE = 0.05
 
@@ -151,11 +151,13 @@ def digits():
 
 
 def initial_weights(problem):
-    """The initialisation of OptimalLRRegressor: W = 0, b at the activation's steep point."""
-    n_features, n_outputs = problem.X_train.shape[1], problem.Y_train.shape[1]
+    """The initialisation of OptimalLRRegressor: W = 0, b at the activation's steep point
+    (for ReLU and leaky ReLU times each output's root mean square target)."""
+    n_samples, n_features = problem.X_train.shape
+    uniform = np.full(n_samples, 1.0 / n_samples)
     return (
-        np.zeros((n_outputs, n_features)),
-        np.full(n_outputs, problem.function.steep_point()),
+        np.zeros((problem.Y_train.shape[1], n_features)),
+        initial_intercept(problem.function, problem.Y_train, uniform),
     )
 
 
@@ -224,7 +226,7 @@ def reference_optimum(problem, n_random=3, long_run_epochs=1000, seed=0):
     """Best L-BFGS-B optimum over several starts.
 
     Starts: OptimalLRRegressor's initialisation; ``n_random`` random ones
-    (``W ~ N(0, 1/n_features)``, ``b`` at the steep point plus ``N(0, 0.1^2)``); and
+    (``W ~ N(0, 1/n_features)``, ``b`` at ours' plus ``N(0, 0.1^2)``); and
     the end of a long full-batch run of ours (conjugate gradients, ``long_run_epochs``
     steps), itself a candidate too.
     """

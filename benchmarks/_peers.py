@@ -3,7 +3,7 @@
 Same model and loss as OptimalLRRegressor: ``y_hat = sigma(W x + b)`` with a
 piecewise-linear ``sigma`` given by its knots, values and slopes (right-hand slope
 at a knot), batch loss ``1/(2 M) sum_i ||y_hat_i - y_i||^2``, the same
-initialisation (``W = 0``, ``b`` at the activation's steep point). A whole epoch
+initialisation (``W = 0``, ``b`` from ``initial_weights``). A whole epoch
 runs in one compiled call, so batch size 1 costs what it costs in our kernels.
 Plus scikit-learn's SGDRegressor (constant ``eta0``, no penalty) for linear models.
 """

@@ -12,7 +12,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._activations import ACTIVATIONS, PiecewiseLinear, resolve_activation
+from ._activations import ACTIVATIONS, PiecewiseLinear, initial_intercept, resolve_activation
 from ._averaging import IterateAverage
 from ._pooling import pooled_window
 from ._preconditioning import (
@@ -233,7 +233,8 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
     :class:`~sklearn.exceptions.ConvergenceWarning`.
 
     ``W`` starts at zero and ``b`` inside the steepest piece of :math:`\sigma`
-    (ReLU: 1), so every unit starts active whatever the scale of the data, and
+    (ReLU: each output's root mean square target; see the user guide), so every
+    unit starts active whatever the scale of the data, and
     the fit is deterministic given ``random_state``: bit-identical from run to run.
     The compiled small-batch path does not depend on the number of BLAS threads;
     full-batch fits and large batches with many outputs use BLAS, whose reductions
@@ -457,7 +458,7 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         else:
             state = TrainingState(
                 coef=np.zeros((Y.shape[1], X.shape[1]), dtype=X.dtype),
-                intercept=np.full(Y.shape[1], activation.steep_point(), dtype=X.dtype),
+                intercept=None,  # set from the training rows' targets, below
                 history=TrainingHistory(),
                 averager=None,
                 rng=np.random.default_rng(check_random_state(self.random_state).randint(2**31)),
@@ -468,6 +469,9 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         if self.early_stopping and not incremental:
             X, Y, sample_weight, validation = self._split_validation(X, Y, sample_weight, state.rng)
             batch_size = min(batch_size, X.shape[0])
+        if state.intercept is None:
+            weights = normalised_weights(sample_weight, X.shape[0], np.float64)
+            state.intercept = initial_intercept(activation, Y, weights).astype(X.dtype)
         preconditioner = self._preconditioner(state, X, sample_weight, batch_size, incremental)
         # The pooled rate averages out the noise of small batches; a full-batch fit has
         # none, while partial_fit's chunks are batches of a longer stream.

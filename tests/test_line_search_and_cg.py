@@ -200,18 +200,21 @@ def test_conjugate_gradients_reject_what_they_cannot_do(params, message):
 
 
 def test_exact_step_fixes_the_quadratic_steps_overshoot_on_a_shallow_piece():
-    # Targets in the range of leaky ReLU's steep piece. A sample whose unit sits on the
-    # 0.01 piece has 1e-4 of the curvature there, so the quadratic model's one-sample
-    # step jumps far across the kink; the exact step stops where that sample is fitted.
+    # Targets mostly in the range of leaky ReLU's steep piece, a tenth below 0. A sample
+    # whose unit sits on the 0.01 piece has 1e-4 of the curvature there, so the quadratic
+    # model's one-sample step jumps far across the kink; the exact step stops where that
+    # sample is fitted. (Neither fits well: the seed's rate one row at a time is not the
+    # default; see the pooled rule.)
     rng = np.random.default_rng(0)
     X = rng.standard_normal((300, 5))
-    y = X @ rng.standard_normal(5) + 8.0
+    y = X @ rng.standard_normal(5) + 3.0
     options = dict(activation="leaky_relu", batch_size=1, solver="gd", average=False, max_iter=3, tol=0.0, random_state=0)
     with pytest.warns(Warning):
         quadratic = OptimalLRRegressor(step="optimal", **options).fit(X, y)
     with pytest.warns(Warning):
         exact = OptimalLRRegressor(step="exact", **options).fit(X, y)
-    assert exact.score(X, y) > 0.9 > quadratic.score(X, y)
+    squared_error = [np.mean((model.predict(X) - y) ** 2) for model in (exact, quadratic)]
+    assert squared_error[1] > 100 * squared_error[0]
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")

@@ -10,6 +10,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from scipy import sparse
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LinearRegression, Ridge
+from sklearn.metrics import r2_score
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -79,6 +80,39 @@ def test_identity_with_sample_weight_matches_ridge(alpha):
     )
     assert_allclose(model.coef_, reference.coef_, rtol=0, atol=1e-6)
     assert_allclose(model.intercept_, reference.intercept_, rtol=0, atol=1e-6)
+
+
+# --- Scale of the targets ------------------------------------------------------------------
+
+
+@ignore_convergence
+@pytest.mark.parametrize("batch_size", [1, 16, "full"])
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "abs", "identity"])
+def test_fits_scale_with_the_targets_for_homogeneous_activations(activation, batch_size):
+    # sigma(c z) = c sigma(z): with the intercept starting at the targets' scale, every
+    # iterate on c y is c times the one on y. Powers of two keep the arithmetic exact.
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((120, 4))
+    Y = np.abs(X @ rng.standard_normal((4, 2)) + [0.3, -0.2]) * [1.0, 3.0]
+    params = dict(batch_size=batch_size, max_iter=5, tol=0.0, random_state=0)
+    reference = OptimalLRRegressor(activation, **params).fit(X, Y)
+    for scale in [2.0**-14, 2.0**14]:
+        scaled = OptimalLRRegressor(activation, **params).fit(X, scale * Y)
+        assert_allclose(scaled.coef_, scale * reference.coef_, rtol=1e-12, atol=0)
+        assert_allclose(scaled.intercept_, scale * reference.intercept_, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("batch_size", [1, 32, 200])
+def test_relu_fits_targets_of_any_size(batch_size):
+    # From an intercept of 1, targets of size 1e-4 took a first step far too long for them,
+    # past the kink on most rows, and every unit died (R^2 -0.51); each output on its own
+    # scale too, in one model.
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((1000, 5))
+    y = np.maximum(X @ [1.0, -1.0, 2.0, 0.0, 3.0], 0.0)
+    Y = np.column_stack([1e-4 * y, 1e3 * np.maximum(X @ [0.5, 1.0, 0.0, -1.0, 0.2], 0.0)])
+    model = OptimalLRRegressor("relu", batch_size=batch_size, random_state=0).fit(X, Y)
+    assert r2_score(Y, model.predict(X), multioutput="raw_values") == pytest.approx([1, 1], abs=1e-3)
 
 
 # --- Model selection -------------------------------------------------------------------------
@@ -640,10 +674,19 @@ def test_poor_score_tag_marks_non_affine_activations(activation, poor_score):
 # --- One epoch against gradient descent written out here --------------------------------------
 
 SIGMAS = {
-    # (sigma, right-hand sigma', the documented starting intercept: inside the steepest piece)
-    "identity": (lambda z: z, lambda z: np.ones_like(z), 0.0),
-    "relu": (lambda z: np.maximum(z, 0.0), lambda z: (z >= 0) * 1.0, 1.0),
-    "hard_tanh": (lambda z: np.clip(z, -1.0, 1.0), lambda z: ((z >= -1) & (z < 1)) * 1.0, 0.0),
+    # (sigma, right-hand sigma', the documented starting intercept: inside the steepest
+    # piece, and for ReLU at the scale of the targets: as a function of Y and the weights)
+    "identity": (lambda z: z, lambda z: np.ones_like(z), lambda Y, s: np.zeros(Y.shape[1])),
+    "relu": (
+        lambda z: np.maximum(z, 0.0),
+        lambda z: (z >= 0) * 1.0,
+        lambda Y, s: np.sqrt(s @ Y**2 / s.sum()),  # 1 times each output's RMS target
+    ),
+    "hard_tanh": (
+        lambda z: np.clip(z, -1.0, 1.0),
+        lambda z: ((z >= -1) & (z < 1)) * 1.0,
+        lambda Y, s: np.zeros(Y.shape[1]),
+    ),
 }
 
 
@@ -652,7 +695,7 @@ def reference_epoch(X, Y, sample_weight, activation, batch_size, alpha, W=None, 
     <g,g>/(g^T H g)."""
     sigma, dsigma, start = SIGMAS[activation]
     W = np.zeros((Y.shape[1], X.shape[1])) if W is None else W
-    b = np.full(Y.shape[1], start) if b is None else b
+    b = start(Y, sample_weight) if b is None else b
     loss, rates = 0.0, []
     # A batch's weights are relative to the mean weight of all the rows, so that its loss
     # estimates the weighted training loss and light batches move the weights little.
