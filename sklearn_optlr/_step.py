@@ -163,7 +163,7 @@ def batch_weights(sample_weight, n_rows, unit, dtype):
     The weights are divided by ``unit`` (the mean positive weight of all the
     training rows) times the batch's rows of positive weight: they sum to the
     batch's mean weight relative to the data's, 1 without sample weights. So the
-    batch loss ``1/2 sum_i w_i ||e_i||^2`` is an unbiased estimate of the weighted
+    batch loss ``1/2 sum_i w_i ||e_i||^2`` is an estimate of the weighted
     training loss, and its gradient is in proportion to the batch's weight: a batch
     of light rows moves the weights little, where weights normalised within each
     batch would give it the same pull as any other (at batch size 1, weights would
