@@ -50,7 +50,7 @@ print("First learning rates:", [round(rate, 3) for rate in regressor.learning_ra
 # ``average=False``, steps along the gradient itself, so its first rate can be
 # checked by hand with :func:`~sklearn_optlr.optimal_learning_rate`, the public
 # function that computes it for one batch. The weights start at zero and the
-# intercept inside ReLU's active piece, at 1.
+# intercept inside ReLU's active piece, at the targets' root mean square.
 import numpy as np
 
 from sklearn_optlr import optimal_learning_rate
@@ -63,8 +63,9 @@ seed_method = make_pipeline(
     ),
 ).fit(X_train, y_train)
 X_scaled = seed_method[0].transform(X_train)
+start = np.sqrt(np.mean(y_train**2))
 first_rate = optimal_learning_rate(
-    np.zeros(X.shape[1]), 1.0, X_scaled, y_train, activation="relu"
+    np.zeros(X.shape[1]), start, X_scaled, y_train, activation="relu"
 )
 print(f"optimal_learning_rate at the start: {first_rate:.6f}")
 print(f"seed's rate of the first epoch:     {seed_method[-1].learning_rate_curve_[0]:.6f}")

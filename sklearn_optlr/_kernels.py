@@ -278,28 +278,19 @@ def _loss_along(step, z, v, y, w, count, knots, values, slopes, penalty):
     return loss if np.isfinite(loss) else np.inf
 
 
-@njit(cache=True, fastmath=_FASTMATH)
-def _weight_unit(sample_weight):
-    """The mean positive weight of all the rows and their number (as
-    :func:`sklearn_optlr._step.weight_unit`)."""
-    total = 0.0
-    n_weighted = 0
-    for i in range(sample_weight.shape[0]):
-        if sample_weight[i] != 0.0:
-            total += sample_weight[i]
-            n_weighted += 1
-    return total / max(n_weighted, 1), n_weighted
-
-
 @njit(cache=True, fastmath=_FASTMATH, inline="always")
 def _batch_norm(sample_weight, order, start, stop, unit):
-    """A batch's rows of positive weight, and what its weights are divided by:
-    ``unit`` times those rows (see :func:`sklearn_optlr._step.batch_weights`)."""
+    """A batch's rows of positive weight, what its weights are divided by (``unit``
+    times those rows), and its weight relative to the data's, the factor of its
+    penalty (see :func:`sklearn_optlr._step.batch_weights`)."""
     batch_rows = 0
+    batch_weight = 0.0
     for t in range(start, stop):
         if sample_weight[order[t]] != 0.0:
             batch_rows += 1
-    return batch_rows, batch_rows * unit
+            batch_weight += sample_weight[order[t]]
+    norm = batch_rows * unit
+    return batch_rows, norm, batch_weight / norm if batch_rows else 0.0
 
 
 @njit(cache=True, fastmath=_FASTMATH, inline="always")
@@ -382,7 +373,7 @@ def _batch_scratch(batch_size, n_outputs, n_knots):
 def dense_epoch(
     X, Y, sample_weight, order, coef, intercept, knots, values, slopes,
     batch_size, alpha, rule, fixed_rate, rate_memory, window, preconditioner, rates,
-    average_from, sum_coef, sum_intercept,
+    average_from, sum_coef, sum_intercept, unit, n_weighted,
 ):  # fmt: skip
     """One epoch of mini-batch updates on dense ``X`` (C-contiguous rows).
 
@@ -394,7 +385,7 @@ def dense_epoch(
         All ones when the user gave none.
     order : ndarray of int64
         Rows to visit, in order: a permutation of all of them for an epoch, or a
-        chunk of one (the loss is still weighted by the total weight of all rows).
+        chunk of one (``unit`` and ``n_weighted`` are still those of all the rows).
     coef, intercept : ndarray
         Updated in place.
     knots, values, slopes : ndarray
@@ -420,6 +411,11 @@ def dense_epoch(
         First step whose iterate is averaged (a number of batches or more: none).
     sum_coef, sum_intercept : ndarray, float64
         Averaging accumulators, updated in place (see the module docstring).
+    unit : float
+        The mean positive sample weight of all the rows, to which a batch's weights
+        are relative (:func:`sklearn_optlr._step.weight_unit`).
+    n_weighted : int
+        The rows of positive weight: a batch's loss counts by its share of them.
 
     Returns
     -------
@@ -427,7 +423,6 @@ def dense_epoch(
     n_steps : int
     n_zero_gradient : int
     """
-    unit, n_weighted = _weight_unit(sample_weight)
     if batch_size == 1 and rule != EXACT and preconditioner.shape[0] == 0:
         return _dense_one_row_epoch(
             X, Y, sample_weight, order, coef, intercept, knots, values, slopes, alpha, rule,
@@ -448,7 +443,7 @@ def _dense_batch_epoch(
     sum_intercept, unit, n_weighted,
 ):  # fmt: skip
     """:func:`dense_epoch` for any batch size and step rule, given the rows' mean positive
-    weight and their number (:func:`_weight_unit`).
+    weight and their number (:func:`sklearn_optlr._step.weight_unit`).
 
     With a preconditioner, ``grad_coef`` and ``grad_intercept`` hold the direction
     ``[G, g_b] P`` from the gradient on, and the gradient itself is kept in
@@ -471,9 +466,11 @@ def _dense_batch_epoch(
     n_rows = order.shape[0]  # the epoch, or a chunk of it (see the solver's progress)
     for start in range(0, n_rows, batch_size):
         stop = min(start + batch_size, n_rows)
-        batch_rows, batch_norm = _batch_norm(sample_weight, order, start, stop, unit)
+        batch_rows, batch_norm, relative = _batch_norm(sample_weight, order, start, stop, unit)
         if batch_rows == 0:
             continue
+        # The penalty takes the batch's weight too (1 without sample weights).
+        batch_alpha = alpha * relative
         # Forward pass: errors, slopes and the back-propagated residuals.
         batch_loss = 0.0
         data_gradient = False
@@ -494,13 +491,13 @@ def _dense_batch_epoch(
                 line_pre_activation[entry] = z
                 line_target[entry] = Y[row, o]
                 line_weight[entry] = weight
-        penalty = _squared_norm(coef) if alpha > 0.0 else 0.0
-        loss += 0.5 * (batch_loss + alpha * penalty) * (batch_rows / n_weighted)
+        penalty = _squared_norm(coef) if batch_alpha > 0.0 else 0.0
+        loss += 0.5 * (batch_loss + batch_alpha * penalty) * (batch_rows / n_weighted)
         # Gradient.
         for o in range(n_outputs):
             grad_intercept[o] = 0.0
             for j in range(n_features):
-                grad_coef[o, j] = alpha * coef[o, j]
+                grad_coef[o, j] = batch_alpha * coef[o, j]
         for t in range(start, stop):
             row = order[t]
             for o in range(n_outputs):
@@ -526,7 +523,7 @@ def _dense_batch_epoch(
         # the update is ``step_along`` times it. Dividing by a power of two is exact, so
         # where no square can overflow or underflow the quadratic step skips it (it costs
         # about half a one-row step's time) and rescales only if the curvature does.
-        zero_gradient = not data_gradient and alpha == 0.0
+        zero_gradient = not data_gradient and batch_alpha == 0.0
         scale, inverse = 1.0, 1.0
         unscaled = rule != EXACT and np.isfinite(numerator) and numerator >= _SMALLEST_SAFE_SQUARE
         if not unscaled:
@@ -537,7 +534,7 @@ def _dense_batch_epoch(
         if rule != FIXED and data_gradient:
             denominator = _curvature_along_gradient(
                 X, order, start, stop, sample_weight, batch_norm, slope_buffer, grad_coef,
-                grad_intercept, alpha, grad_coef_sq, rule == EXACT, line_change,
+                grad_intercept, batch_alpha, grad_coef_sq, rule == EXACT, line_change,
             )  # fmt: skip
             if unscaled and not (
                 np.isfinite(denominator) and denominator >= _SMALLEST_SAFE_SQUARE
@@ -547,7 +544,7 @@ def _dense_batch_epoch(
                 )
                 denominator = _curvature_along_gradient(
                     X, order, start, stop, sample_weight, batch_norm, slope_buffer, grad_coef,
-                    grad_intercept, alpha, grad_coef_sq, False, line_change,
+                    grad_intercept, batch_alpha, grad_coef_sq, False, line_change,
                 )  # fmt: skip
         if preconditioned:
             # <g / scale, d / scale>, with the direction's scale: g / scale stays finite
@@ -559,14 +556,15 @@ def _dense_batch_epoch(
                     numerator += raw_coef[o, j] * inverse * grad_coef[o, j]
         if rule == EXACT and data_gradient:
             coef_dot_grad = 0.0
-            if alpha > 0.0:
+            if batch_alpha > 0.0:
                 for o in range(n_outputs):
                     for j in range(n_features):
                         coef_dot_grad += coef[o, j] * grad_coef[o, j]
             step_along = _exact_step(
                 line_pre_activation, line_change, line_target, line_weight,
                 (stop - start) * n_outputs, knots, values, slopes,
-                0.5 * alpha * penalty, -alpha * coef_dot_grad, alpha * grad_coef_sq,
+                0.5 * batch_alpha * penalty, -batch_alpha * coef_dot_grad,
+                batch_alpha * grad_coef_sq,
                 event_step, event_delta,
             )  # fmt: skip
             rate = step_along * inverse
@@ -641,6 +639,7 @@ def _dense_one_row_epoch(
         if sample_weight[row] == 0.0:
             continue
         weight = sample_weight[row] / unit
+        batch_alpha = alpha * weight  # the penalty takes the row's weight too
         row_sq = 0.0
         z = 0.0
         for j in range(n_features):
@@ -652,7 +651,7 @@ def _dense_one_row_epoch(
             for j in range(n_features):
                 z += coef[o, j] * X[row, j]
             linear[o] = z
-        penalty = _squared_norm(coef) if alpha > 0.0 else 0.0
+        penalty = _squared_norm(coef) if batch_alpha > 0.0 else 0.0
         row_loss = 0.0
         residual_sq = 0.0
         residual_dot_linear = 0.0
@@ -667,15 +666,15 @@ def _dense_one_row_epoch(
             residual_sq += r * r
             residual_dot_linear += r * linear[o]
             data_gradient |= r != 0.0
-        grad_coef_sq = residual_sq * row_sq + 2.0 * alpha * residual_dot_linear
-        grad_coef_sq += alpha * alpha * penalty
+        grad_coef_sq = residual_sq * row_sq + 2.0 * batch_alpha * residual_dot_linear
+        grad_coef_sq += batch_alpha * batch_alpha * penalty
         numerator = grad_coef_sq + residual_sq
         safe = np.isfinite(numerator) and numerator >= _SMALLEST_SAFE_SQUARE
         denominator = 0.0
         if rule != FIXED:
-            denominator = alpha * grad_coef_sq
+            denominator = batch_alpha * grad_coef_sq
             for o in range(n_outputs):
-                change = row_slopes[o] * (residual[o] * (row_sq + 1.0) + alpha * linear[o])
+                change = row_slopes[o] * (residual[o] * (row_sq + 1.0) + batch_alpha * linear[o])
                 denominator += weight * change * change
             safe = safe and np.isfinite(denominator) and denominator >= _SMALLEST_SAFE_SQUARE
         if data_gradient and not safe:
@@ -695,7 +694,7 @@ def _dense_one_row_epoch(
         )  # fmt: skip
         if not (np.isfinite(row_loss) and np.isfinite(rate)):
             return np.nan, n_steps, n_zero_gradient
-        loss += 0.5 * (row_loss + alpha * penalty) * (1.0 / n_weighted)
+        loss += 0.5 * (row_loss + batch_alpha * penalty) * (1.0 / n_weighted)
         n_zero_gradient += not data_gradient
         averaging_weight = rate * (n_steps - average_from) if n_steps >= average_from else 0.0
         rates[n_steps] = rate
@@ -706,9 +705,9 @@ def _dense_one_row_epoch(
             r = residual[o]
             intercept[o] -= rate * r
             sum_intercept[o] += averaging_weight * r
-            if alpha > 0.0:
+            if batch_alpha > 0.0:
                 for j in range(n_features):
-                    grad = alpha * coef[o, j] + r * X[row, j]
+                    grad = batch_alpha * coef[o, j] + r * X[row, j]
                     coef[o, j] -= rate * grad
                     sum_coef[o, j] += averaging_weight * grad
             elif r != 0.0:
@@ -728,7 +727,7 @@ def _dense_one_row_epoch(
 def csr_epoch(
     data, indices, indptr, n_features, Y, sample_weight, order, coef, intercept,
     knots, values, slopes, batch_size, alpha, rule, fixed_rate, rate_memory, window, rates,
-    average_from, sum_coef, sum_intercept,
+    average_from, sum_coef, sum_intercept, unit, n_weighted,
 ):  # fmt: skip
     """One epoch of mini-batch updates on CSR ``X``, at O(nnz) cost per row.
 
@@ -742,7 +741,6 @@ def csr_epoch(
     arrays ``data, indices, indptr`` and ``n_features``.
     """
     n_outputs = coef.shape[0]
-    unit, n_weighted = _weight_unit(sample_weight)
     scatter = np.zeros(n_features)
     gram = np.empty((batch_size, batch_size))
     linear = np.empty((batch_size, n_outputs))  # W x_i, without the intercept
@@ -757,9 +755,10 @@ def csr_epoch(
     for start in range(0, n_rows, batch_size):
         stop = min(start + batch_size, n_rows)
         m = stop - start
-        batch_rows, batch_norm = _batch_norm(sample_weight, order, start, stop, unit)
+        batch_rows, batch_norm, relative = _batch_norm(sample_weight, order, start, stop, unit)
         if batch_rows == 0:
             continue
+        batch_alpha = alpha * relative  # the penalty takes the batch's weight too
         batch_loss = 0.0
         data_gradient = False
         for t in range(m):
@@ -779,8 +778,8 @@ def csr_epoch(
                 line_pre_activation[t * n_outputs + o] = z + intercept[o]
                 line_target[t * n_outputs + o] = Y[row, o]
                 line_weight[t * n_outputs + o] = weight
-        penalty = _squared_norm(coef) if alpha > 0.0 else 0.0
-        loss += 0.5 * (batch_loss + alpha * penalty) * (batch_rows / n_weighted)
+        penalty = _squared_norm(coef) if batch_alpha > 0.0 else 0.0
+        loss += 0.5 * (batch_loss + batch_alpha * penalty) * (batch_rows / n_weighted)
         # Gram matrix of the batch rows.
         for t in range(m):
             row = order[start + t]
@@ -795,8 +794,9 @@ def csr_epoch(
                 gram[s, t] = dot
             for p in range(indptr[row], indptr[row + 1]):
                 scatter[indices[p]] = 0.0
-        # ||G||^2 = sum_ts <r_t, r_s> K_ts + 2 alpha sum_t <r_t, W x_t> + alpha^2 ||W||^2.
-        grad_coef_sq = alpha * alpha * penalty
+        # ||G||^2 = sum_ts <r_t, r_s> K_ts + 2 alpha sum_t <r_t, W x_t> + alpha^2 ||W||^2
+        # (alpha: the batch's).
+        grad_coef_sq = batch_alpha * batch_alpha * penalty
         numerator = 0.0
         for o in range(n_outputs):
             g = 0.0
@@ -804,7 +804,7 @@ def csr_epoch(
                 r = backprop[t, o]
                 g += r
                 if r != 0.0:
-                    grad_coef_sq += 2.0 * alpha * r * linear[t, o]
+                    grad_coef_sq += 2.0 * batch_alpha * r * linear[t, o]
                     for s in range(m):
                         grad_coef_sq += r * backprop[s, o] * gram[t, s]
             grad_intercept[o] = g
@@ -824,24 +824,25 @@ def csr_epoch(
                 for o in range(n_outputs):
                     slope = slope_buffer[s, o]
                     if slope != 0.0 or rule == EXACT:
-                        change = grad_intercept[o] + alpha * linear[s, o]
+                        change = grad_intercept[o] + batch_alpha * linear[s, o]
                         for t in range(m):
                             change += backprop[t, o] * gram[t, s]
                         change *= inverse
                         line_change[s * n_outputs + o] = -change
                         change *= slope
                         denominator += weight * change * change
-            denominator += alpha * grad_coef_sq
+            denominator += batch_alpha * grad_coef_sq
         if rule == EXACT and data_gradient:
             # <W, G> = sum_t <r_t, W x_t> + alpha ||W||^2.
-            coef_dot_grad = alpha * penalty
+            coef_dot_grad = batch_alpha * penalty
             for t in range(m):
                 for o in range(n_outputs):
                     coef_dot_grad += backprop[t, o] * linear[t, o]
             rate = inverse * _exact_step(
                 line_pre_activation, line_change, line_target, line_weight, m * n_outputs,
                 knots, values, slopes,
-                0.5 * alpha * penalty, -alpha * coef_dot_grad * inverse, alpha * grad_coef_sq,
+                0.5 * batch_alpha * penalty, -batch_alpha * coef_dot_grad * inverse,
+                batch_alpha * grad_coef_sq,
                 event_step, event_delta,
             )  # fmt: skip
         else:
@@ -860,11 +861,11 @@ def csr_epoch(
         rates[n_steps] = rate
         n_steps += 1
         if rate != 0.0:
-            if alpha > 0.0:
-                shrink = 1.0 - rate * alpha
+            if batch_alpha > 0.0:
+                shrink = 1.0 - rate * batch_alpha
                 for o in range(n_outputs):
                     for j in range(n_features):
-                        sum_coef[o, j] += averaging_weight * alpha * coef[o, j]
+                        sum_coef[o, j] += averaging_weight * batch_alpha * coef[o, j]
                         coef[o, j] *= shrink
             for t in range(m):
                 row = order[start + t]

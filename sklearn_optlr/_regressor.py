@@ -247,8 +247,8 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
     weight of all the rows, so a batch of light rows moves the model little (with
     the default ``step``; the seed's ``"optimal"`` and ``"exact"`` fit each batch
     along its gradient whatever its total weight). Integer weights equal repeated
-    rows exactly in full batch, and in expectation with mini-batches, whose
-    batches and steps then differ.
+    rows exactly in full batch; with mini-batches each batch's loss estimates the
+    same objective, but the batches and steps differ, and so do the fits.
 
     ``early_stopping`` trains on a copy of the rows it does not hold out.
 
@@ -440,7 +440,7 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
                 warnings.warn(
                     f"With step={self.step!r} and batch_size=1 each step minimises its row's "
                     "loss along its gradient, which the row's weight does not change: sample "
-                    "weights other than 0 have almost no effect on the fit. Use the default "
+                    "weights other than 0 have no effect on the fit. Use the default "
                     "step='pooled', or larger batches.",
                     UserWarning,
                 )

@@ -32,11 +32,11 @@ from ._preconditioning import precondition
 from ._step import (
     backpropagate,
     batch_loss,
+    batch_weights,
     curvature,
     exact_line_step,
     forward,
     gradient,
-    batch_weights,
     inner,
     normalised_weights,
     preactivation_change,
@@ -319,8 +319,7 @@ def numpy_epoch(
     """
     pooling = (new_rate_memory() if rate_memory is None else rate_memory, window)
     n_samples = X.shape[0]
-    unit, n_weighted = weight_unit(sample_weight)
-    n_weighted = n_samples if n_weighted is None else n_weighted
+    unit, n_weighted = weight_unit(sample_weight, n_samples)
     buffers = _averaging_buffers(coef, intercept)
     loss = 0.0
     rates = []
@@ -333,13 +332,14 @@ def numpy_epoch(
         if batch_rows == 0:
             # A batch of zero-weight rows carries no loss and no gradient.
             continue
-        weights = batch_weights(weight_batch, X_batch.shape[0], unit, coef.dtype)
+        weights, relative = batch_weights(weight_batch, X_batch.shape[0], unit, coef.dtype)
+        batch_alpha = alpha * relative  # the penalty takes the batch's weight too
         pre_activation = preactivation_change(X_batch, coef, intercept)
         output, slope = activation.value_and_slope(pre_activation)
         error = output - Y_batch
         backprop = backpropagate(error, slope, weights)
-        gradients = gradient(X_batch, backprop, coef, alpha)
-        value = batch_loss(error, weights, coef, alpha)
+        gradients = gradient(X_batch, backprop, coef, batch_alpha)
+        value = batch_loss(error, weights, coef, batch_alpha)
         # The batch's share of the epoch: its rows of positive weight (``weights`` already
         # carry its weight relative to the data's).
         loss += value * (batch_rows / n_weighted)
@@ -354,7 +354,7 @@ def numpy_epoch(
             direction_coef, direction_intercept, scale = direction
             step_along = _descent_step(
                 step, X_batch, Y_batch, pre_activation, slope, weights, activation, coef,
-                direction, slope_form, alpha, pooling,
+                direction, slope_form, batch_alpha, pooling,
             )  # fmt: skip
         if not (np.isfinite(value) and np.isfinite(step_along)):
             # The first non-finite batch ends the epoch before its update; train() raises.
@@ -388,6 +388,7 @@ def compiled_epoch(
         order = np.arange(n_samples)
     if sample_weight is None:
         sample_weight = np.ones(n_samples, dtype=dtype)
+    unit, n_weighted = weight_unit(sample_weight, n_samples)
     n_batches = -(-n_samples // batch_size)
     rates = np.empty(n_batches)
     buffers = _averaging_buffers(coef, intercept)
@@ -406,6 +407,8 @@ def compiled_epoch(
         average_from=n_batches if average_from is None else average_from,
         sum_coef=buffers[0],
         sum_intercept=buffers[1],
+        unit=unit,
+        n_weighted=n_weighted,
     )
     if sparse.issparse(X):
         loss, n_steps, n_zero_gradient = csr_epoch(

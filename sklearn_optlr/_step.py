@@ -141,7 +141,7 @@ def normalised_weights(sample_weight, n_samples, dtype):
     return (sample_weight / sample_weight.sum()).astype(dtype, copy=False)
 
 
-def weight_unit(sample_weight):
+def weight_unit(sample_weight, n_samples):
     """The mean of the positive sample weights, and how many there are.
 
     Returns
@@ -149,25 +149,31 @@ def weight_unit(sample_weight):
     unit : float
         1.0 when ``sample_weight`` is None.
     n_weighted : int
-        The rows of positive weight (all of them when ``sample_weight`` is None).
+        The rows of positive weight (``n_samples`` when ``sample_weight`` is None).
     """
     if sample_weight is None:
-        return 1.0, None
+        return 1.0, n_samples
     n_weighted = int(np.count_nonzero(sample_weight))
     return float(sample_weight.sum(dtype=np.float64)) / n_weighted, n_weighted
 
 
 def batch_weights(sample_weight, n_rows, unit, dtype):
-    """A mini-batch's sample weights, relative to the training rows' mean weight.
+    """A mini-batch's sample weights relative to the training rows' mean weight, and
+    their sum: the batch's weight relative to the data's.
 
-    The weights are divided by ``unit`` (the mean positive weight of all the
-    training rows) times the batch's rows of positive weight: they sum to the
-    batch's mean weight relative to the data's, 1 without sample weights. So the
-    batch loss ``1/2 sum_i w_i ||e_i||^2`` is an estimate of the weighted
-    training loss, and its gradient is in proportion to the batch's weight: a batch
-    of light rows moves the weights little, where weights normalised within each
-    batch would give it the same pull as any other (at batch size 1, weights would
-    have no effect at all). Rows of weight 0 count as absent.
+    A mini-batch's loss is its rows' loss normalised within the batch, penalty
+    included, times the batch's relative weight: ``sum_i w_i ||e_i||^2 / 2 + r alpha
+    ||W||^2 / 2`` with ``w_i = s_i / (m unit)`` summing to ``r``, where ``m`` counts the
+    batch's rows of positive weight and ``unit`` is the mean positive weight of all
+    the training rows. Averaged over the batches (by their rows ``m``) it is the
+    weighted training objective, and its gradient is in proportion to the batch's
+    weight: with a rate shared by the batches (the pooled or a fixed step) a batch of
+    light rows moves the weights little, where weights normalised within each batch
+    gave it the pull of any other (at batch size 1, the weights had no effect). The
+    penalty takes the same factor, so that a light batch does not shrink ``W`` as a
+    full one would, and the per-batch rules (``"optimal"``, ``"exact"``), which scaling
+    a batch's loss does not change, take the steps they took before. Rows of weight 0
+    count as absent.
 
     Parameters
     ----------
@@ -180,12 +186,15 @@ def batch_weights(sample_weight, n_rows, unit, dtype):
 
     Returns
     -------
-    ndarray of shape (n_rows,)
+    weights : ndarray of shape (n_rows,)
+    relative : float
+        Their sum, the factor of the batch's penalty (1.0 without sample weights).
     """
     if sample_weight is None:
-        return np.full(n_rows, 1.0 / n_rows, dtype=dtype)
-    n_weighted = np.count_nonzero(sample_weight)
-    return (sample_weight / (n_weighted * unit)).astype(dtype, copy=False)
+        return np.full(n_rows, 1.0 / n_rows, dtype=dtype), 1.0
+    norm = np.count_nonzero(sample_weight) * unit
+    relative = float(sample_weight.sum(dtype=np.float64)) / norm
+    return (sample_weight / norm).astype(dtype, copy=False), relative
 
 
 def batch_loss(error, weights, coef, alpha):
@@ -491,7 +500,8 @@ def exact_line_step(
         ``v = dW x + db``, the change of ``z`` per unit step along the direction.
     Y : ndarray of shape (n_samples, n_outputs)
     weights : ndarray of shape (n_samples,)
-        Sample weights summing to one.
+        Sample weights: summing to one in full batch, to the batch's relative weight
+        in a mini-batch (:func:`batch_weights`).
     activation : PiecewiseLinear
     coef, direction_coef : ndarray of shape (n_outputs, n_features)
         ``W`` and ``dW``, for the penalty ``alpha/2 ||W + a dW||^2``.
