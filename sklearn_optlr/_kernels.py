@@ -609,8 +609,8 @@ def _dense_one_row_epoch(
 
     With one row the gradient has rank one, ``G = r x^T + alpha W`` and ``g_b = r``
     (``r = w D e``, with the row's weight ``w`` relative to the mean, 1 without sample
-    weights), so the rate needs only
-    ``W x``, ``||x||^2`` and ``||W||^2``:
+    weights, and ``alpha`` the row's penalty, ``w`` times the model's), so the rate
+    needs only ``W x``, ``||x||^2`` and ``||W||^2``:
     ``||G||^2 = ||r||^2 ||x||^2 + 2 alpha <r, W x> + alpha^2 ||W||^2`` and
     ``G x + g_b = r (||x||^2 + 1) + alpha W x``. The general loop reads the row five
     times (product, gradient, its norm, curvature, update); this one reads it twice,
@@ -731,7 +731,8 @@ def csr_epoch(
 ):  # fmt: skip
     """One epoch of mini-batch updates on CSR ``X``, at O(nnz) cost per row.
 
-    The gradient ``G = sum_i r_i x_i^T + alpha W`` is never formed: its products
+    The gradient ``G = sum_i r_i x_i^T + alpha W`` (``alpha`` the batch's penalty: the
+    model's times the batch's relative weight) is never formed: its products
     with the batch rows and its norm come from the batch Gram matrix
     ``K_ij = x_i . x_j`` (computed through a dense scatter buffer), and ``W x_i`` is
     known from the forward pass. The cost per batch is O(m nnz + m^2 n_outputs),

@@ -440,8 +440,8 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
                 warnings.warn(
                     f"With step={self.step!r} and batch_size=1 each step minimises its row's "
                     "loss along its gradient, which the row's weight does not change: sample "
-                    "weights other than 0 have no effect on the fit. Use the default "
-                    "step='pooled', or larger batches.",
+                    "weights other than 0 change no step (only the loss the stopping rule "
+                    "reads). Use the default step='pooled', or larger batches.",
                     UserWarning,
                 )
 

@@ -663,7 +663,7 @@ def test_per_batch_steps_at_batch_size_one_warn_that_weights_do_nothing(step):
     X, y = linear_data()
     sample_weight = np.linspace(0.5, 2.0, X.shape[0])
     model = OptimalLRRegressor(batch_size=1, step=step, max_iter=2)
-    with pytest.warns(UserWarning, match="weights other than 0 have no effect"):
+    with pytest.warns(UserWarning, match="weights other than 0 change no step"):
         model.fit(X, y, sample_weight=sample_weight)
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
