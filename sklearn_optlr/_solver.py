@@ -332,7 +332,7 @@ def numpy_epoch(
         if batch_rows == 0:
             # A batch of zero-weight rows carries no loss and no gradient.
             continue
-        weights, relative = batch_weights(weight_batch, X_batch.shape[0], unit, coef.dtype)
+        weights, relative = batch_weights(weight_batch, batch_rows, unit, coef.dtype)
         batch_alpha = alpha * relative  # the penalty takes the batch's weight too
         pre_activation = preactivation_change(X_batch, coef, intercept)
         output, slope = activation.value_and_slope(pre_activation)

@@ -157,7 +157,7 @@ def weight_unit(sample_weight, n_samples):
     return float(sample_weight.sum(dtype=np.float64)) / n_weighted, n_weighted
 
 
-def batch_weights(sample_weight, n_rows, unit, dtype):
+def batch_weights(sample_weight, batch_rows, unit, dtype):
     """A mini-batch's sample weights relative to the training rows' mean weight, and
     their sum: the batch's weight relative to the data's.
 
@@ -179,7 +179,9 @@ def batch_weights(sample_weight, n_rows, unit, dtype):
     ----------
     sample_weight : ndarray of shape (n_rows,) or None
         The batch's weights; None for uniform ones.
-    n_rows : int
+    batch_rows : int
+        The batch's rows of positive weight (all its rows when ``sample_weight`` is
+        None), counted by the caller, which skips a batch with none.
     unit : float
         From :func:`weight_unit` on all the training rows.
     dtype : dtype
@@ -191,8 +193,8 @@ def batch_weights(sample_weight, n_rows, unit, dtype):
         Their sum, the factor of the batch's penalty (1.0 without sample weights).
     """
     if sample_weight is None:
-        return np.full(n_rows, 1.0 / n_rows, dtype=dtype), 1.0
-    norm = np.count_nonzero(sample_weight) * unit
+        return np.full(batch_rows, 1.0 / batch_rows, dtype=dtype), 1.0
+    norm = batch_rows * unit
     relative = float(sample_weight.sum(dtype=np.float64)) / norm
     return (sample_weight / norm).astype(dtype, copy=False), relative
 
