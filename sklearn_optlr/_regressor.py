@@ -719,7 +719,7 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         tags.target_tags.single_output = True
         try:
             slopes = resolve_activation(self.activation, self.negative_slope).slopes
-        except ValueError:  # an invalid activation is reported by fit, not here
+        except (ValueError, TypeError):  # invalid parameters are reported by fit, not here
             return tags
         # A single non-affine unit cannot fit centred, linear targets (those of
         # scikit-learn's checks) as well as a linear model: the global optimum of

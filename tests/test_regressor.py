@@ -696,6 +696,16 @@ def test_poor_score_tag_marks_non_affine_activations(activation, poor_score):
     assert get_tags(OptimalLRRegressor(activation)).regressor_tags.poor_score is poor_score
 
 
+@pytest.mark.parametrize("params", [dict(activation="swish"), dict(negative_slope="0.1")])
+def test_tags_of_invalid_parameters_leave_the_error_to_fit(params):
+    # Tools read the tags before fitting (GridSearchCV, check_estimator): an invalid
+    # parameter must reach fit's validation, which names it, not fail inside get_tags.
+    model = OptimalLRRegressor(**{"activation": "leaky_relu", **params})
+    assert get_tags(model).regressor_tags.poor_score is False
+    with pytest.raises(ValueError, match=next(iter(params))):
+        model.fit(np.eye(3), np.arange(3.0))
+
+
 # --- One epoch against gradient descent written out here --------------------------------------
 
 SIGMAS = {
