@@ -47,6 +47,7 @@ __all__ = [
     "PRECONDITIONER_RIDGE",
     "Moments",
     "auto_preconditions",
+    "column_size_spread",
     "moments",
     "moments_preconditioner",
     "precondition",
@@ -290,6 +291,49 @@ def preconditioner_from_moments(summary, ridge=PRECONDITIONER_RIDGE):
     if not np.all(np.isfinite(preconditioner)):
         return None
     return preconditioner
+
+
+def column_size_spread(X, weights):
+    """How far apart the sizes of the model's input columns are: what ``P`` would undo.
+
+    The size of a column is its root mean square (about zero, so that an offset counts:
+    plain gradient descent crawls along it as along a large spread); the intercept's
+    column of ones has size 1. The Hessian of the identity model has these sizes,
+    squared, on its diagonal, so its condition number is at least the square of their
+    ratio. Costs a pass over the stored entries; each column is divided by its largest
+    magnitude first, so that no size overflows.
+
+    Parameters
+    ----------
+    X : ndarray or CSR matrix of shape (n_samples, n_features)
+    weights : ndarray of shape (n_samples,)
+        Sample weights summing to one.
+
+    Returns
+    -------
+    float
+        The largest size over the smallest, at least 1. Columns of zeros are left out:
+        gradient descent never moves their weights.
+    """
+    n_samples, n_features = X.shape
+    if sparse.issparse(X):
+        peak = abs(X).max(axis=0).toarray().ravel().astype(np.float64)
+    elif n_samples:
+        peak = np.abs(X).max(axis=0).astype(np.float64)
+    else:
+        peak = np.zeros(n_features)
+    divisor = np.where(peak > 0, peak, 1.0)
+    if sparse.issparse(X):
+        scaled = sparse.csr_matrix(X, dtype=np.float64).multiply(1.0 / divisor).tocsr()
+        mean_square = np.asarray(scaled.multiply(scaled).T @ weights).ravel()
+    else:
+        mean_square = np.zeros(n_features)
+        for rows in _row_chunks(n_samples, n_features):
+            scaled = _float64_rows(X, rows) / divisor
+            mean_square += weights[rows] @ (scaled * scaled)
+    sizes = divisor * np.sqrt(mean_square)
+    sizes = np.append(sizes[sizes > 0], 1.0)
+    return float(sizes.max() / sizes.min())
 
 
 def moments_preconditioner(X, sample_weight=None, ridge=PRECONDITIONER_RIDGE):

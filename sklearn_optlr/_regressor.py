@@ -19,6 +19,7 @@ from ._preconditioning import (
     AUTO_MAX_FEATURES,
     MAX_FEATURES,
     auto_preconditions,
+    column_size_spread,
     moments,
     preconditioner_from_moments,
 )
@@ -35,6 +36,18 @@ __all__ = ["OptimalLRRegressor"]
 
 #: A fit whose training R^2 ends below this warns that it is worse than the mean.
 WORSE_THAN_THE_MEAN_R2 = -0.05
+
+#: Without the preconditioner, a fit whose training R^2 ends below this also warns when
+#: the columns' sizes are :data:`UNSCALED_SPREAD` or more apart: plain gradient descent
+#: then crawls, and a model that predicts about the mean stops as if converged (R^2
+#: 0.0001 to 0.03 where Ridge reaches 0.99, with one constant column of 2024 or one
+#: irrelevant feature of size 1000).
+LITTLE_BETTER_THAN_THE_MEAN_R2 = 0.1
+
+#: Columns of X (and the intercept's ones) whose root-mean-square sizes are this many
+#: times apart give the identity model's Hessian a condition number of at least its
+#: square, 1e4: plain gradient descent needs of the order of that many steps.
+UNSCALED_SPREAD = 100.0
 
 
 class OptimalLRRegressor(RegressorMixin, BaseEstimator):
@@ -580,36 +593,53 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
     def _warn_if_worse_than_the_mean(
         self, X, Y, sample_weight, coef, intercept, activation, preconditioner, recorded_loss
     ):
-        """Warn when the fit predicts its training targets clearly worse than their mean.
+        """Warn when the fit predicts its training targets worse than their mean, or,
+        on unscaled features without the preconditioner, little better.
 
         The stopping rule only sees the loss stop falling: on badly scaled features
         without the preconditioner, plain gradient descent crawls, and the loss can stop
-        falling by ``tol`` far above that of a constant. ``recorded_loss``, the last
-        epoch's record (penalty included), spares the forward pass where it is already
-        below the mean's; it is the loss of the model itself with averaging, and of the
-        weights before the last step in full batch, so the pass runs wherever the model
-        could be worse. None (early stopping, whose model is not the last epoch's)
-        forces the pass.
+        falling by ``tol`` far above the optimum's, near that of a constant. A low R^2
+        alone is no sign of that (targets may be noise), so there the warning
+        also needs the columns' sizes to be far apart (:func:`column_size_spread`).
+        ``recorded_loss``, the last epoch's record (penalty included), spares the
+        forward pass where it already clears the threshold; it is the loss of the model
+        itself with averaging, and of the weights before the last step in full batch, so
+        the pass runs wherever the model could be worse. None (early stopping, whose
+        model is not the last epoch's) forces the pass.
         """
         weights = normalised_weights(sample_weight, X.shape[0], np.float64)
         mean_loss = float(mean_prediction_losses(Y, weights).sum())
-        if not mean_loss > 0 or (recorded_loss is not None and recorded_loss <= mean_loss):
+        threshold = WORSE_THAN_THE_MEAN_R2
+        if preconditioner is None:
+            threshold = LITTLE_BETTER_THAN_THE_MEAN_R2
+        if not mean_loss > 0 or (
+            recorded_loss is not None and recorded_loss <= (1.0 - max(threshold, 0.0)) * mean_loss
+        ):
             return
         output, slope = forward(X, coef, intercept, activation)
         if not np.any(slope):
             return  # every unit flat on every row: train() has said so, and how to fix it
         r2 = 1.0 - batch_loss(output - Y, weights, coef, 0.0) / mean_loss
-        # A margin: a strong penalty and batch noise can leave R^2 a little below 0.
-        if not r2 < WORSE_THAN_THE_MEAN_R2:
+        spread = None
+        if preconditioner is None and r2 < LITTLE_BETTER_THAN_THE_MEAN_R2:
+            spread = column_size_spread(X, weights)
+        unscaled = spread is not None and spread >= UNSCALED_SPREAD
+        # A margin below 0: a strong penalty and batch noise can leave R^2 a little below.
+        if not (r2 < WORSE_THAN_THE_MEAN_R2 or unscaled):
             return
         causes = []
         if preconditioner is None:
+            sizes = (
+                f"columns of X whose root-mean-square sizes are up to {spread:.3g} times "
+                "apart (the intercept's column of ones included, so offsets count)"
+                if unscaled
+                else "features on very different scales or far from zero"
+            )
             causes.append(
-                "features on very different scales or far from zero, which make plain "
-                "gradient descent crawl (the preconditioner, precondition='auto', needs "
-                f"batches of at least n_features + 1 = {X.shape[1] + 1} rows and at most "
-                f"{AUTO_MAX_FEATURES} features): standardise X (e.g. StandardScaler) or pass "
-                "precondition=True"
+                f"{sizes}, which make plain gradient descent crawl (the preconditioner, "
+                "precondition='auto', needs batches of at least n_features + 1 = "
+                f"{X.shape[1] + 1} rows and at most {AUTO_MAX_FEATURES} features): "
+                "standardise X (e.g. StandardScaler) or pass precondition=True"
             )
         else:
             causes.append("too few epochs, or unscaled X: standardise it (e.g. StandardScaler)")
@@ -617,8 +647,9 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
             causes.append(f"a penalty that dominates the fit (alpha={self.alpha})")
         causes.append("batch noise on small or noisy data (a larger batch_size, or averaging)")
         causes.append("targets outside the activation's range (e.g. negative ones with 'relu')")
+        how = "worse than" if r2 < 0 else "little better than"
         warnings.warn(
-            "The fitted model predicts its training targets worse than their mean "
+            f"The fitted model predicts its training targets {how} their mean "
             f"(variance-weighted training R^2 = {r2:.3g}). Likely causes: "
             + "; ".join(causes) + ".",
             ConvergenceWarning,

@@ -20,6 +20,7 @@ from sklearn_optlr._preconditioning import (
     MAX_FEATURES,
     PRECONDITIONER_RIDGE,
     auto_preconditions,
+    column_size_spread,
     moments,
     moments_preconditioner,
 )
@@ -122,6 +123,29 @@ def test_moments_of_chunks_combine_into_the_moments_of_all_rows():
     assert combined.count == whole.count
     assert_allclose(combined.mean, whole.mean, rtol=1e-12)
     assert_allclose(combined.scatter, whole.scatter, rtol=1e-10)
+
+
+@pytest.mark.parametrize("kind", ["dense", "float32", "csr"])
+def test_column_size_spread_is_the_ratio_of_root_mean_squares(kind):
+    rng = np.random.default_rng(0)
+    X = np.column_stack([
+        rng.standard_normal(200), 0.01 * rng.standard_normal(200), np.full(200, 3.0),
+        np.zeros(200), 5.0 + rng.standard_normal(200),
+    ])  # fmt: skip
+    X[rng.random(200) < 0.5, 1] = 0.0
+    weights = rng.random(200)
+    weights /= weights.sum()
+    sizes = np.sqrt(weights @ X[:, [0, 1, 2, 4]] ** 2)  # the zero column is left out
+    expected = max(sizes.max(), 1.0) / min(sizes.min(), 1.0)  # the intercept's ones: 1
+    tiny = {"dense": 1.0, "float32": 1e-30, "csr": 1e-200}[kind]  # squares would underflow
+    scaled = X * tiny
+    dtype = np.float32 if kind == "float32" else np.float64
+    data = sparse.csr_matrix(scaled, dtype=dtype) if kind == "csr" else scaled.astype(dtype)
+    spread = column_size_spread(data, weights)
+    # Scaling every column scales every size but the intercept's.
+    scaled_sizes = np.append(sizes * tiny, 1.0)
+    assert_allclose(spread, scaled_sizes.max() / scaled_sizes.min(), rtol=1e-5)
+    assert_allclose(column_size_spread(X, weights), expected, rtol=1e-12)
 
 
 def test_preconditioner_is_its_definition_and_refuses_what_overflows():

@@ -17,6 +17,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils import get_tags
 
 from sklearn_optlr import OptimalLRRegressor, PiecewiseLinear, optimal_learning_rate
+from sklearn_optlr._regressor import LITTLE_BETTER_THAN_THE_MEAN_R2
 
 ignore_convergence = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -454,6 +455,45 @@ def test_a_fit_worse_than_the_mean_warns_and_says_why():
         warnings.simplefilter("error", ConvergenceWarning)
         scaled.fit(X, Y)
     assert scaled.score(X, Y) > 0
+
+
+@pytest.mark.parametrize(
+    "extra_column, batch_size",
+    [("constant", 1), ("constant", 4), ("large noise", 1), ("constant", 200)],
+)
+def test_a_fit_little_better_than_the_mean_on_unscaled_columns_warns(extra_column, batch_size):
+    # A constant column of 2024 (a year, say) or an irrelevant feature of size 1000 next to
+    # standardised ones: without the preconditioner (batches below n_features + 1 rows,
+    # or more than 256 features) plain descent crawls, and the loss stops falling by tol
+    # near the mean's (R^2 0.004 to 0.03), where Ridge reaches 0.99 and the stopping rule
+    # alone would call it converged. The preconditioned fit (batches of 200) reaches it.
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((1000, 3))
+    y = X @ [1.0, 2.0, 3.0] + 0.1 * rng.standard_normal(1000)
+    column = np.full(1000, 2024.0) if extra_column == "constant" else 1e3 * rng.standard_normal(1000)
+    X = np.column_stack([X, column])
+    model = OptimalLRRegressor(batch_size=batch_size, random_state=0)
+    if batch_size > X.shape[1]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ConvergenceWarning)
+            model.fit(X, y)
+        assert model.score(X, y) > 0.99
+        return
+    with pytest.warns(ConvergenceWarning, match=r"little better than their mean.*times apart"):
+        model.fit(X, y)
+    assert model.score(X, y) < LITTLE_BETTER_THAN_THE_MEAN_R2
+    assert Ridge(alpha=1e-6).fit(X, y).score(X, y) > 0.99
+
+
+def test_noise_targets_on_scaled_features_do_not_warn():
+    # R^2 near 0 is all there is to find: no warning without unscaled columns.
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((1000, 3)), rng.standard_normal(1000)
+    model = OptimalLRRegressor(batch_size=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model.fit(X, y)
+    assert model.score(X, y) < LITTLE_BETTER_THAN_THE_MEAN_R2
 
 
 @pytest.mark.parametrize("offset", [0.0, 1000.0])
