@@ -11,7 +11,13 @@ import numbers
 
 import numpy as np
 
-__all__ = ["PiecewiseLinear", "ACTIVATIONS", "initial_intercept", "resolve_activation"]
+__all__ = [
+    "PiecewiseLinear",
+    "ACTIVATIONS",
+    "initial_intercept",
+    "on_knots",
+    "resolve_activation",
+]
 
 
 def _as_finite_vector(values, name):
@@ -260,6 +266,37 @@ class PiecewiseLinear:
         ReLU and abs, not hard_tanh.
         """
         return bool(np.all(self.knots == 0.0) and np.all(self.values == 0.0))
+
+
+#: A pre-activation this close to a knot, relative to the spread of its output's
+#: pre-activations plus the knot's size, counts as on the knot for :func:`on_knots`.
+#: A line search that stops at a kink leaves the unit on it up to the rounding of the
+#: step (about 1e-16 relative; the solver's cached pre-activations drift by a few more
+#: units between refreshes). A generous margin costs little: it only holds a few more
+#: units in place in a direction whose step is then searched on the true loss.
+KNOT_TOLERANCE = 1e-9
+
+
+def on_knots(activation, pre_activation):
+    """Which units sit on a knot, within :data:`KNOT_TOLERANCE`.
+
+    Parameters
+    ----------
+    activation : PiecewiseLinear
+    pre_activation : ndarray of shape (n_samples, n_outputs)
+
+    Returns
+    -------
+    ndarray of bool, shape (n_samples, n_outputs)
+    """
+    z = pre_activation
+    knots = activation.knots.astype(z.dtype)
+    above = np.minimum(np.searchsorted(knots, z), knots.size - 1)
+    below = np.maximum(above - 1, 0)
+    distance = np.minimum(np.abs(z - knots[below]), np.abs(z - knots[above]))
+    nearest = np.where(np.abs(z - knots[below]) < np.abs(z - knots[above]), below, above)
+    spread = np.sqrt(np.mean(np.square(z, dtype=np.float64), axis=0))
+    return distance <= KNOT_TOLERANCE * (spread + np.abs(knots[nearest]))
 
 
 def initial_intercept(activation, Y, weights):

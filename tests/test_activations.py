@@ -10,7 +10,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
 
 from sklearn_optlr import OptimalLRRegressor, PiecewiseLinear
-from sklearn_optlr._activations import ACTIVATIONS, resolve_activation
+from sklearn_optlr._activations import ACTIVATIONS, on_knots, resolve_activation
 
 NEGATIVE_SLOPE = 0.2
 
@@ -239,3 +239,13 @@ def test_steep_point_of_builtins():
     assert builtin("relu").steep_point() == 1.0
     assert builtin("identity").steep_point() == 0.0
     assert -1.0 < builtin("hard_tanh").steep_point() < 1.0
+
+
+def test_on_knots_flags_units_at_a_knot_up_to_rounding_and_no_others():
+    clipped = PiecewiseLinear([0.0, 1.0], [0.0, 1.0], 0.0, 0.0)
+    z = np.array([[1.0, 0.0], [1.0 + 1e-13, -1e-13], [0.5, 1e-3], [2.0, -3.0]])
+    expected = np.array([[True, True], [True, True], [False, False], [False, False]])
+    assert_array_equal(on_knots(clipped, z), expected)
+    # Relative to the pre-activations' spread: the same layout a million times larger.
+    shifted = PiecewiseLinear([0.0, 1e6], [0.0, 1e6], 0.0, 0.0)
+    assert_array_equal(on_knots(shifted, z * 1e6), expected)

@@ -1,17 +1,26 @@
 """The exact line search and the conjugate-gradient solver.
 
-Oracles: a brute-force grid over the step, the quadratic step's own loss, and
-scikit-learn's LinearRegression for the conjugate-gradient solution.
+Oracles: a brute-force grid over the step, the quadratic step's own loss,
+scikit-learn's LinearRegression for the conjugate-gradient solution, and scipy's
+L-BFGS-B and Nelder-Mead started from the fitted weights for minima at kinks.
 """
+
+import warnings
 
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
+from scipy import sparse
+from scipy.optimize import minimize
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LinearRegression, Ridge
 
 from sklearn_optlr import OptimalLRRegressor, PiecewiseLinear
 from sklearn_optlr._activations import ACTIVATIONS, resolve_activation
 from sklearn_optlr._kernels import _exact_step
+from sklearn_optlr._preconditioning import moments_preconditioner
+from sklearn_optlr._solver import _along_knots
 from sklearn_optlr._step import exact_line_step, quadratic_step
 
 ACTIVATION_CASES = [*ACTIVATIONS, PiecewiseLinear([-1.0, 0.0, 2.0], [0.5, -1.0, 1.0], 0.3, -0.2)]
@@ -253,28 +262,125 @@ def test_full_batch_abs_on_a_linear_target_ends_below_its_start():
     assert model.score(X, y) > 0.1
 
 
-@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-def test_full_batch_stops_searching_a_line_that_has_no_lower_point(monkeypatch):
-    # At a minimum where ReLU rows sit on their kink, the quadratic step raises the loss
-    # and the exact search along steepest descent finds nothing lower. The weights then
-    # stay put, so searching again every epoch (64 searches in 80 epochs, each costing a
-    # sort of the kink crossings) only costs time.
-    import sklearn_optlr._solver as solver
-
-    searches = []
-
-    def counting_search(*args, **kwargs):
-        searches.append(1)
-        return exact_line_step(*args, **kwargs)
-
-    monkeypatch.setattr(solver, "exact_line_step", counting_search)
+def relu_on_kinks():
+    """ReLU in full batch whose steepest-descent search stops at rows on their kink."""
     rng = np.random.default_rng(0)
     X = rng.standard_normal((2000, 10))
     Y = np.maximum(X @ rng.standard_normal((10, 3)) / np.sqrt(10), 0.0)
     Y += 0.05 * rng.standard_normal(Y.shape)
     model = OptimalLRRegressor(
         "relu", batch_size="full", max_iter=80, tol=0.0, n_iter_no_change=100
-    ).fit(X, Y)
+    )
+    return X, Y, model
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_full_batch_stops_searching_once_no_step_off_or_along_the_kinks_lowers_the_loss(
+    monkeypatch,
+):
+    # Where steepest descent finds nothing lower and neither do the directions off and
+    # along the kinks (here: said to find nothing), the weights stay put, so searching
+    # again every epoch (64 searches in 80 epochs, each costing a sort of the kink
+    # crossings) would only cost time.
+    import sklearn_optlr._solver as solver
+
+    searches, kink_steps = [], []
+
+    def counting_search(*args, **kwargs):
+        searches.append(1)
+        return exact_line_step(*args, **kwargs)
+
+    monkeypatch.setattr(solver, "exact_line_step", counting_search)
+    monkeypatch.setattr(solver.FullBatchEpoch, "_kink_step", lambda *args: kink_steps.append(1))
+    X, Y, model = relu_on_kinks()
+    model.fit(X, Y)
     assert 0 < len(searches) <= 10
+    assert len(kink_steps) == 1
     losses = np.array(model.loss_curve_)
     assert np.all(np.diff(losses) <= 1e-12 * losses[:-1])
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_full_batch_leaves_a_kink_that_stopped_steepest_descent(monkeypatch):
+    # ReLU rows left on their kink by a line search get the slope on the knot's right,
+    # and the search along steepest descent finds nothing lower: the old solver stopped
+    # there for good. The steps off and along the kinks keep lowering the loss, which
+    # never rises, to a point L-BFGS-B cannot improve on.
+    import sklearn_optlr._solver as solver
+
+    X, Y, model = relu_on_kinks()
+    model.fit(X, Y)
+    with monkeypatch.context() as patch:
+        patch.setattr(solver.FullBatchEpoch, "_kink_step", lambda *args: None)
+        stalled = clone(model).fit(X, Y)
+    assert np.count_nonzero(np.array(stalled.learning_rate_curve_) == 0.0) > 50
+    assert model.loss_curve_[-1] < stalled.loss_curve_[-1] * (1.0 - 1e-7)
+    losses = np.array(model.loss_curve_)
+    assert np.all(np.diff(losses) <= 1e-12 * losses[:-1])
+    theta = np.concatenate([model.coef_.ravel(), model.intercept_])
+    relu = resolve_activation("relu")
+
+    def objective(theta):
+        coef, intercept = theta[:-3].reshape(3, -1), theta[-3:]
+        output, slope = relu.value_and_slope(X @ coef.T + intercept)
+        backprop = slope * (output - Y) / X.shape[0]
+        grad = np.concatenate([(backprop.T @ X).ravel(), backprop.sum(axis=0)])
+        return 0.5 * np.sum((output - Y) ** 2) / X.shape[0], grad
+
+    polished = minimize(objective, theta, jac=True, method="L-BFGS-B", options=dict(ftol=0, gtol=0))
+    assert objective(theta)[0] <= polished.fun * (1.0 + 1e-12)
+
+
+@pytest.mark.parametrize(
+    "seed, params",
+    [(8, dict(solver="gd")), (47, {}), (186, {}), (94, dict(step="exact"))],
+)
+def test_full_batch_clipped_relu_reaches_a_minimum_derivative_free_search_cannot_improve(
+    seed, params
+):
+    # Clipped to [0, 1] (ReLU6-like): a unit left at z = 1 by a line search has slope 0
+    # on the knot's right, and steepest descent moved it left, up the loss. Fits stopped
+    # there, 2e-4 (default conjugate gradients) to 3.5% (gd) above the minimum that
+    # Nelder-Mead, which needs no gradient, finds from the fitted weights.
+    clipped = PiecewiseLinear([0.0, 1.0], [0.0, 1.0], 0.0, 0.0)
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((100, 3))
+    y = clipped(X @ rng.standard_normal(3) + 0.3) + 0.1 * rng.standard_normal(100)
+
+    def objective(theta):
+        return 0.5 * np.mean((clipped(X @ theta[:3] + theta[3]) - y) ** 2)
+
+    model = OptimalLRRegressor(clipped, batch_size="full", tol=0.0, max_iter=300, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, y)
+    theta = np.r_[model.coef_, model.intercept_]
+    options = dict(xatol=1e-13, fatol=1e-18, maxiter=40_000, maxfev=40_000)
+    polished = minimize(objective, theta, method="Nelder-Mead", options=options)
+    assert objective(theta) <= polished.fun * (1.0 + 1e-9)
+
+
+@pytest.mark.parametrize("preconditioned", [False, True])
+@pytest.mark.parametrize("fmt", ["dense", "csr"])
+def test_the_direction_along_the_knots_keeps_those_units_still_and_descends(preconditioned, fmt):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 4)) + 1.0
+    grad_coef, grad_intercept = rng.standard_normal((2, 4)), rng.standard_normal(2)
+    on_knot = np.zeros((40, 2), dtype=bool)
+    on_knot[[3, 7, 11], 0] = True  # output 1 has none: its direction is -P g
+    P = moments_preconditioner(X) if preconditioned else None
+    data = sparse.csr_matrix(X) if fmt == "csr" else X
+    gradients = (grad_coef, grad_intercept)
+    direction_coef, direction_intercept = _along_knots(data, on_knot, gradients, P)
+    change = X @ direction_coef.T + direction_intercept
+    scale = np.abs(X @ grad_coef.T + grad_intercept).max()
+    assert np.all(np.abs(change[on_knot]) <= 1e-12 * scale)
+    gradient = np.hstack([grad_coef, grad_intercept[:, None]])
+    direction = np.hstack([direction_coef, direction_intercept[:, None]])
+    metric = np.eye(5) if P is None else P
+    assert_allclose(direction[1], -metric @ gradient[1], rtol=1e-12)
+    # Steepest in P's metric under the constraints: the closed form of the KKT system.
+    rows = np.hstack([X[[3, 7, 11]], np.ones((3, 1))])
+    multipliers = np.linalg.solve(rows @ metric @ rows.T, rows @ metric @ gradient[0])
+    assert_allclose(direction[0], -metric @ (gradient[0] - rows.T @ multipliers), atol=1e-12)
+    assert np.sum(gradient * direction) < 0

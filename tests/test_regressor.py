@@ -470,7 +470,9 @@ def test_a_fit_little_better_than_the_mean_on_unscaled_columns_warns(extra_colum
     rng = np.random.default_rng(0)
     X = rng.standard_normal((1000, 3))
     y = X @ [1.0, 2.0, 3.0] + 0.1 * rng.standard_normal(1000)
-    column = np.full(1000, 2024.0) if extra_column == "constant" else 1e3 * rng.standard_normal(1000)
+    column = 1e3 * rng.standard_normal(1000)
+    if extra_column == "constant":
+        column = np.full(1000, 2024.0)
     X = np.column_stack([X, column])
     model = OptimalLRRegressor(batch_size=batch_size, random_state=0)
     if batch_size > X.shape[1]:
