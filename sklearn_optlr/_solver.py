@@ -867,6 +867,20 @@ def _weighted_batches(sample_weight, order, batch_size, n_samples):
     return np.add.reduceat(weights, np.arange(0, n_samples, batch_size)) > 0
 
 
+def _flat_and_wrong(X, Y, sample_weight, coef, intercept, activation):
+    """Whether some unit of a row of positive weight is flat and predicts its target wrong.
+
+    After an epoch whose every batch had a zero gradient (and took no step), that is
+    what stopped it: the network is stuck. Otherwise the residuals were 0 wherever a
+    unit has a slope, and the fit is exact (zero residuals zero the gradient too).
+    """
+    output, slope = forward(X, coef, intercept, activation)
+    wrong = (slope == 0) & (output != Y)
+    if sample_weight is not None:
+        wrong &= (sample_weight > 0)[:, None]
+    return bool(np.any(wrong))
+
+
 def train(
     X,
     Y,
@@ -1002,6 +1016,9 @@ def train(
             )
             print(line if score is None else f"{line}, validation R2={score:.5f}")
         if record.n_zero_gradient == record.n_batches and record.loss > 0:
+            converged = True
+            if not _flat_and_wrong(X, Y, sample_weight, coef, intercept, activation):
+                break  # an exact fit: zero residuals zero the gradient too
             warnings.warn(
                 "The gradient was zero on every batch of epoch "
                 f"{len(state.history.loss_curve)}: every unit is inactive (its activation is "
@@ -1011,7 +1028,6 @@ def train(
                 "such as 'leaky_relu' or 'identity'.",
                 ConvergenceWarning,
             )
-            converged = True
             break
         if tol is None:
             continue

@@ -542,6 +542,22 @@ def test_a_strong_penalty_slightly_below_the_mean_does_not_warn():
     assert -0.05 < model.score(X, y) < 0  # below the mean, within the margin
 
 
+@pytest.mark.parametrize("batch_size", [1, "full"])
+def test_an_exact_fit_with_a_penalty_is_not_called_inactive(batch_size):
+    # One row, a penalty: the Ridge optimum (coef 0, intercept y) fits the row exactly,
+    # so every residual, and with it the gradient, is 0. The solver took that for units
+    # on flat pieces and warned that training could not progress.
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((1, 3)), rng.standard_normal(1)
+    model = OptimalLRRegressor(batch_size=batch_size, alpha=0.01, tol=0.0, max_iter=300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model.fit(X, y)
+    reference = Ridge(alpha=0.01).fit(X, y)
+    assert_allclose(model.coef_, reference.coef_, atol=1e-12)
+    assert_allclose(model.intercept_, reference.intercept_, rtol=1e-12)
+
+
 def test_a_dead_network_is_not_also_called_worse_than_the_mean():
     X, y = linear_data()
     with warnings.catch_warnings(record=True) as caught:
