@@ -745,6 +745,7 @@ def csr_epoch(
     scatter = np.zeros(n_features)
     gram = np.empty((batch_size, batch_size))
     linear = np.empty((batch_size, n_outputs))  # W x_i, without the intercept
+    scaled_backprop = np.empty((batch_size, n_outputs))
     (
         slope_buffer, backprop, grad_intercept, line_pre_activation, line_change, line_target,
         line_weight, event_step, event_delta,
@@ -795,9 +796,28 @@ def csr_epoch(
                 gram[s, t] = dot
             for p in range(indptr[row], indptr[row + 1]):
                 scatter[indices[p]] = 0.0
+        # The gradient is never formed, so its norm cannot be divided by a power of two
+        # near it before squaring, as the dense kernel does: the residuals are divided
+        # by a power of two near their largest times the largest ||(x_t, 1)|| instead,
+        # which bounds ||G|| / ``presize`` by about m, so that the products
+        # r_t r_s K_ts do not overflow (residuals and features of 1e77 did).
+        largest_residual = 0.0
+        largest_square = 0.0
+        for t in range(m):
+            largest_square = max(largest_square, gram[t, t])
+            for o in range(n_outputs):
+                largest_residual = max(largest_residual, abs(backprop[t, o]))
+        residual_size, residual_inverse = _power_of_two_scale(largest_residual, -511, 511)
+        row_size, row_inverse = _power_of_two_scale(np.sqrt(largest_square + 1.0), -511, 511)
+        presize = residual_size * row_size
+        preinverse = residual_inverse * row_inverse
+        alpha_scaled = batch_alpha * preinverse
+        for t in range(m):
+            for o in range(n_outputs):
+                scaled_backprop[t, o] = backprop[t, o] * preinverse
         # ||G||^2 = sum_ts <r_t, r_s> K_ts + 2 alpha sum_t <r_t, W x_t> + alpha^2 ||W||^2
-        # (alpha: the batch's).
-        grad_coef_sq = batch_alpha * batch_alpha * penalty
+        # (alpha: the batch's), here divided by presize**2.
+        grad_coef_sq = alpha_scaled * alpha_scaled * penalty
         numerator = 0.0
         for o in range(n_outputs):
             g = 0.0
@@ -805,18 +825,20 @@ def csr_epoch(
                 r = backprop[t, o]
                 g += r
                 if r != 0.0:
-                    grad_coef_sq += 2.0 * batch_alpha * r * linear[t, o]
+                    r = scaled_backprop[t, o]
+                    grad_coef_sq += 2.0 * alpha_scaled * r * linear[t, o]
                     for s in range(m):
-                        grad_coef_sq += r * backprop[s, o] * gram[t, s]
+                        grad_coef_sq += r * scaled_backprop[s, o] * gram[t, s]
             grad_intercept[o] = g
-            numerator += g * g
+            numerator += (g * preinverse) * (g * preinverse)
         numerator += grad_coef_sq
         # The step terms are those of the gradient divided by ``scale`` (see the module
         # docstring); the update below takes ``rate`` times the gradient itself.
         # Exponents within +-511, so that inverse**2 is finite however this is associated.
-        scale, inverse = _power_of_two_scale(np.sqrt(numerator), -511, 511)
-        numerator = numerator * inverse * inverse
-        grad_coef_sq = grad_coef_sq * inverse * inverse
+        rescale, reinverse = _power_of_two_scale(np.sqrt(numerator), -511, 511)
+        numerator = numerator * reinverse * reinverse
+        grad_coef_sq = grad_coef_sq * reinverse * reinverse
+        scale, inverse = presize * rescale, preinverse * reinverse
         denominator = 0.0
         if rule != FIXED and data_gradient:
             # G x_s + g_b = sum_t r_t K_ts + alpha W x_s + g_b.
@@ -825,24 +847,24 @@ def csr_epoch(
                 for o in range(n_outputs):
                     slope = slope_buffer[s, o]
                     if slope != 0.0 or rule == EXACT:
-                        change = grad_intercept[o] + batch_alpha * linear[s, o]
+                        change = grad_intercept[o] * preinverse + alpha_scaled * linear[s, o]
                         for t in range(m):
-                            change += backprop[t, o] * gram[t, s]
-                        change *= inverse
+                            change += scaled_backprop[t, o] * gram[t, s]
+                        change *= reinverse
                         line_change[s * n_outputs + o] = -change
                         change *= slope
                         denominator += weight * change * change
             denominator += batch_alpha * grad_coef_sq
         if rule == EXACT and data_gradient:
-            # <W, G> = sum_t <r_t, W x_t> + alpha ||W||^2.
-            coef_dot_grad = batch_alpha * penalty
+            # <W, G> = sum_t <r_t, W x_t> + alpha ||W||^2, divided by presize.
+            coef_dot_grad = alpha_scaled * penalty
             for t in range(m):
                 for o in range(n_outputs):
-                    coef_dot_grad += backprop[t, o] * linear[t, o]
+                    coef_dot_grad += scaled_backprop[t, o] * linear[t, o]
             rate = inverse * _exact_step(
                 line_pre_activation, line_change, line_target, line_weight, m * n_outputs,
                 knots, values, slopes,
-                0.5 * batch_alpha * penalty, -batch_alpha * coef_dot_grad * inverse,
+                0.5 * batch_alpha * penalty, -batch_alpha * coef_dot_grad * reinverse,
                 batch_alpha * grad_coef_sq,
                 event_step, event_delta,
             )  # fmt: skip

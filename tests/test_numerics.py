@@ -218,6 +218,21 @@ def test_fit_at_extreme_scales_gives_finite_weights_on_every_path(scale, dtype, 
 
 
 @ignore_convergence
+@pytest.mark.parametrize("path", sorted(PATHS))
+def test_features_and_targets_both_near_1e78_are_fitted_on_every_path(path):
+    """Residuals and features of 1e78 each: the squares of their products overflow float64.
+    The CSR kernel, which never forms the gradient, squared them before scaling and reported
+    a diverging fit; dense input trained. Every path now fits (as at unit scale)."""
+    params, is_sparse, n_outputs = PATHS[path]
+    X, y = linear_problem(1.0, np.float64, n_outputs)
+    scale = 2.0**260
+    X_in = sparse.csr_matrix(X * scale) if is_sparse else X * scale
+    model = OptimalLRRegressor(max_iter=5, random_state=0, **params).fit(X_in, y * scale)
+    assert np.all(np.isfinite(model.coef_)) and np.all(np.isfinite(model.intercept_))
+    assert r2(model, X_in, y * scale) > 0.9
+
+
+@ignore_convergence
 def test_sample_weights_at_the_edge_of_float64_give_the_same_model():
     """Weights of 1e308 used to make their sum overflow (no step was ever taken); weights are
     now rescaled by a power of two, so 2**1000 times the weights is the same model to the bit."""
