@@ -426,7 +426,10 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         with np.errstate(over="ignore"):
             Y = np.asarray(y, dtype=X.dtype)
         if not np.all(np.isfinite(Y)):
-            # y was finite (validate_data checks it) but overflows X's dtype.
+            if not np.all(np.isfinite(np.asarray(y, dtype=np.float64))):
+                # validate_data skips its check under sklearn.set_config(assume_finite=True).
+                raise ValueError("Input y contains NaN or infinity.")
+            # y is finite but overflows X's dtype.
             raise ValueError(
                 f"y has values beyond the range of {X.dtype.name}, the dtype of X (largest "
                 f"magnitude {np.max(np.abs(y)):.3g}). Pass float64 X, or rescale y."

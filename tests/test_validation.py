@@ -13,6 +13,7 @@ from functools import partial
 
 import numpy as np
 import pytest
+import sklearn
 from numpy.testing import assert_array_equal
 from scipy import sparse
 
@@ -79,6 +80,17 @@ def test_bad_training_input_raises_a_clear_error(case, method):
     with pytest.raises((ValueError, TypeError), match=message):
         getattr(model, method)(X, y, sample_weight=sample_weight)
     assert not hasattr(model, "coef_") and not hasattr(model, "n_features_in_")
+
+
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_y_is_named_also_when_scikit_learn_assumes_finite_input(bad, method):
+    # assume_finite=True skips validate_data's check; the overflow check for float32 X came
+    # next and called NaN "beyond the range of float64", telling the user to pass float64.
+    X, y, _ = good_data()
+    with sklearn.config_context(assume_finite=True):
+        with pytest.raises(ValueError, match="y contains NaN or infinity"):
+            getattr(OptimalLRRegressor(), method)(X, with_entry(y, bad))
 
 
 BAD_PREDICT_INPUTS = {
