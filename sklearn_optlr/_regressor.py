@@ -699,10 +699,16 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         n_samples = X.shape[0]
         n_validation = int(np.ceil(self.validation_fraction * n_samples))
         if n_validation < 2 or n_samples - n_validation < 1:
+            fix = (
+                "Use more data or a larger validation_fraction."
+                if n_validation < 2
+                else "Use a smaller validation_fraction."
+            )
             raise ValueError(
                 f"early_stopping needs at least 2 validation samples and 1 training sample; "
                 f"validation_fraction={self.validation_fraction} of {n_samples} samples "
-                f"gives {n_validation}. Use more data or a larger validation_fraction."
+                f"gives {n_validation} for validation and {n_samples - n_validation} for "
+                f"training. {fix}"
             )
         train_rows, validation_rows = train_test_split(
             np.arange(n_samples), test_size=n_validation, random_state=rng.integers(2**31)

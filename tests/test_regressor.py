@@ -305,10 +305,14 @@ def test_validation_scores_stay_one_per_epoch_across_warm_starts():
     assert model.best_validation_score_ == max(model.validation_scores_[n_before:])
 
 
-def test_early_stopping_with_too_little_data_raises():
+@pytest.mark.parametrize(
+    "fraction, fix",
+    [(0.1, "more data or a larger validation_fraction"), (0.99, "a smaller validation_fraction")],
+)
+def test_early_stopping_with_too_little_data_raises_and_says_which_way(fraction, fix):
     X, y = linear_data(n_samples=10)
-    with pytest.raises(ValueError, match="validation_fraction"):
-        OptimalLRRegressor(early_stopping=True, validation_fraction=0.1).fit(X, y)
+    with pytest.raises(ValueError, match=fix):
+        OptimalLRRegressor(early_stopping=True, validation_fraction=fraction).fit(X, y)
 
 
 def test_feature_names_from_dataframe():
