@@ -215,12 +215,14 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
     best_loss_ : float or None
         Lowest value in ``loss_curve_``; None with ``early_stopping``.
     validation_scores_ : list of float or None
-        Validation R^2 after each epoch with ``early_stopping``, else None; NaN
-        for the epochs of earlier ``partial_fit`` calls or warm-started fits
-        without it, so that there is one entry per epoch, as in ``loss_curve_``.
+        Validation R^2 after each epoch of an early-stopped ``fit`` (None if there
+        was none); NaN for the epochs of ``partial_fit`` calls and of warm-started
+        fits without ``early_stopping``, so that there is one entry per epoch, as in
+        ``loss_curve_``.
     best_validation_score_ : float or None
-        Validation R^2 of the model kept, the best epoch of the last ``fit``;
-        None without ``early_stopping``.
+        Validation R^2 of the model kept, the best epoch of the last ``fit``; None
+        without ``early_stopping``, and after a ``partial_fit`` call (whose model is
+        no epoch that was validated).
     learning_rate_curve_ : list of float
         Mean learning rate taken in each epoch.
     learning_rate_bounds_ : list of tuple (float, float)
@@ -529,7 +531,9 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         self.loss_ = self.loss_curve_[-1]
         self.learning_rate_curve_ = list(history.learning_rate_curve)
         self.learning_rate_bounds_ = list(history.learning_rate_bounds)
-        self.validation_scores_ = list(history.validation_scores) if validation else None
+        # Scores from an earlier early-stopped fit stay, with NaN for the epochs since.
+        scored = validation or not np.all(np.isnan(history.validation_scores))
+        self.validation_scores_ = list(history.validation_scores) if scored else None
         # The score of the model kept: the best epoch of this fit (a warm-started fit
         # splits off new validation rows, and keeps only its own best epoch).
         self.best_validation_score_ = (

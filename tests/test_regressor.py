@@ -303,6 +303,16 @@ def test_validation_scores_stay_one_per_epoch_across_warm_starts():
     n_before = model.n_iter_
     model.fit(X, y)
     assert model.best_validation_score_ == max(model.validation_scores_[n_before:])
+    # Epochs without held-out data after it keep the record, with NaN for themselves; the
+    # model is then no validated epoch, so there is no best score to report.
+    recorded = list(model.validation_scores_)
+    model.partial_fit(X, y)
+    model.set_params(early_stopping=False).fit(X, y)
+    scores = model.validation_scores_
+    assert len(scores) == model.n_iter_
+    assert_array_equal(scores[: len(recorded)], recorded)
+    assert np.all(np.isnan(scores[len(recorded) :]))
+    assert model.best_validation_score_ is None
 
 
 @pytest.mark.parametrize(
