@@ -524,8 +524,9 @@ class FullBatchEpoch:
         # stay where they are, and so would every later search.
         self._stalled = False
         # Where the step is a line search on the true loss, a step of 0 at a kink is
-        # retried along the knots.
+        # retried along the knots; after a step along them, that search comes first.
         self._escapes_kinks = step in ("pooled", "exact") and bool(np.ptp(activation.slopes) > 0)
+        self._sliding = False
 
     def _direction(self, gradients):
         """Steepest descent, or the Polak-Ribiere+ conjugate direction when it descends.
@@ -579,7 +580,64 @@ class FullBatchEpoch:
             return step_along
         return self._exact_step(change, coef, direction_coef)
 
-    def _kink_step(self, coef, gradients):
+    def _line_step(self, coef, gradients, slope, loss, may_search_knots):
+        """The step rule's step along the (conjugate, preconditioned) gradient direction.
+
+        Where a checked rule (``"pooled"`` with kinks, ``"exact"``) finds no step along
+        steepest descent, the search along the knots follows (:meth:`_kink_step`,
+        unless ``may_search_knots`` is False: it already failed at these weights), and
+        training stalls when that finds none either.
+
+        Returns
+        -------
+        step_along, direction_coef, direction_intercept, scale, change
+        """
+        X, weights, alpha = self.X, self.weights, self.alpha
+        direction, preconditioned = self._direction(gradients)
+        direction_coef, direction_intercept, scale = scaled_direction(*direction)
+        slope_along = inner(gradients[0], direction_coef)
+        slope_along += inner(gradients[1], direction_intercept)
+        change = preactivation_change(X, direction_coef, direction_intercept)
+        curvature_along = curvature(slope * change, weights, direction_coef, alpha)
+        if not np.isfinite(curvature_along):
+            step_along = np.nan
+        elif self.step == "optimal":
+            step_along = quadratic_step(slope_along, curvature_along)
+        elif self.step == "pooled":
+            # The forms of the scaled direction d / scale: -<g, d> / scale**2 and
+            # d^T H d / scale**2 (slope_along is <g, d / scale>).
+            step_along = scale * pooled_rate(
+                self.rate_memory, -slope_along / scale, curvature_along, scale, self.window
+            )
+        elif self.step == "exact":
+            step_along = self._exact_step(change, coef, direction_coef)
+        else:
+            step_along = self.step * scale
+        checked = self._check_steps and step_along and np.isfinite(step_along)
+        if checked and not self._stalled:
+            # The default rule checks its step; "optimal" stays the seed's formula.
+            step_along = self._no_higher_loss(step_along, loss, change, coef, direction_coef)
+        if self._stalled:
+            step_along = 0.0
+        elif step_along == 0.0 and self._escapes_kinks and self._steps_since_restart == 0:
+            # Steepest descent found nothing (a conjugate direction that finds nothing
+            # is followed by steepest descent next epoch instead).
+            escaped = None
+            if may_search_knots:
+                escaped = self._kink_step(coef, gradients, slope, loss)
+            if escaped is not None:
+                step_along, direction_coef, direction_intercept, scale, change = escaped
+            # Conjugate directions restart from steepest descent after either.
+            gradients = None
+            self._sliding = escaped is not None
+            self._stalled = escaped is None
+        if gradients is None or not step_along:
+            self._previous = None
+        else:
+            self._previous = (gradients, preconditioned, direction)
+        return step_along, direction_coef, direction_intercept, scale, change
+
+    def _kink_step(self, coef, gradients, slope, loss):
         """A step along the knots that units sit on, where the line search found none.
 
         A line search that stops at a kink leaves units on a knot, and the gradient gives
@@ -588,9 +646,11 @@ class FullBatchEpoch:
         same gradient, and the fit stopped there, up to 3.5% above a minimum (clipped
         ReLU, full batch). Steepest descent among the directions that keep every unit on
         a knot where it is (:func:`_along_knots`) does not move them, so their slopes
-        no longer matter; its step is the exact line search's, on the true loss, so it
-        never raises it. (Steepest descent with the slopes of the pieces the units would
-        enter was tried too, first: it never found a step this one missed, on 480 fits.)
+        no longer matter. Its step is the quadratic model's where that lowers the loss,
+        the exact line search's otherwise, so it never raises it. The units stay on their
+        knots, so the next epoch starts with this search too. (Steepest descent with the
+        slopes of the pieces the units would enter was tried as well: on 480 fits it never
+        found a step this one missed.)
 
         Returns
         -------
@@ -608,7 +668,20 @@ class FullBatchEpoch:
         if not (np.any(direction_coef) or np.any(direction_intercept)):
             return None
         change = preactivation_change(self.X, direction_coef, direction_intercept)
-        step_along = self._exact_step(change, coef, direction_coef)
+        # The quadratic model's step first, kept where it lowers the loss (one pass over
+        # the units), and the exact search (a sort of the kink crossings) otherwise.
+        # Strictly lower: a step that only ties would repeat every epoch at the optimum.
+        slope_along = inner(gradients[0], direction_coef) + inner(gradients[1], direction_intercept)
+        curvature_along = curvature(slope * change, self.weights, direction_coef, self.alpha)
+        step_along = quadratic_step(slope_along, curvature_along)
+        if step_along:
+            step_ = coef.dtype.type(step_along)
+            output, _ = self.activation.value_and_slope(self._pre_activation + step_ * change)
+            moved = coef + step_ * direction_coef
+            if not batch_loss(output - self.Y, self.weights, moved, self.alpha) < loss:
+                step_along = 0.0
+        if not step_along:
+            step_along = self._exact_step(change, coef, direction_coef)
         if not step_along:
             return None
         return step_along, direction_coef, direction_intercept, scale, change
@@ -635,45 +708,19 @@ class FullBatchEpoch:
         step_along, scale = 0.0, 1.0
         if data_gradient:
             gradients = gradient(X, backprop, coef, alpha)
-            direction, preconditioned = self._direction(gradients)
-            direction_coef, direction_intercept, scale = scaled_direction(*direction)
-            slope_along = inner(gradients[0], direction_coef)
-            slope_along += inner(gradients[1], direction_intercept)
-            change = preactivation_change(X, direction_coef, direction_intercept)
-            curvature_along = curvature(slope * change, weights, direction_coef, alpha)
-            if not np.isfinite(curvature_along):
-                step_along = np.nan
-            elif self.step == "optimal":
-                step_along = quadratic_step(slope_along, curvature_along)
-            elif self.step == "pooled":
-                # The forms of the scaled direction d / scale: -<g, d> / scale**2 and
-                # d^T H d / scale**2 (slope_along is <g, d / scale>).
-                step_along = scale * pooled_rate(
-                    self.rate_memory, -slope_along / scale, curvature_along, scale, self.window
-                )
-            elif self.step == "exact":
-                step_along = self._exact_step(change, coef, direction_coef)
-            else:
-                step_along = self.step * scale
-            checked = self._check_steps and step_along and np.isfinite(step_along)
-            if checked and not self._stalled:
-                # The default rule checks its step; "optimal" stays the seed's formula.
-                step_along = self._no_higher_loss(step_along, loss, change, coef, direction_coef)
-            if self._stalled:
-                step_along = 0.0
-            elif step_along == 0.0 and self._escapes_kinks and self._steps_since_restart == 0:
-                # Steepest descent found nothing (a conjugate direction that finds nothing
-                # is followed by steepest descent next epoch instead).
-                escaped = self._kink_step(coef, gradients)
-                if escaped is not None:
-                    step_along, direction_coef, direction_intercept, scale, change = escaped
-                # Conjugate directions restart from steepest descent after either.
-                gradients = None
-                self._stalled = escaped is None
-            if gradients is None or not step_along:
+            escaped, slid = None, self._sliding
+            if slid:
+                # The last step kept units on their knots, where steepest descent failed
+                # and would fail again: the same search along the knots comes first.
+                escaped = self._kink_step(coef, gradients, slope, loss)
+                self._sliding = escaped is not None
+            if escaped is not None:
+                step_along, direction_coef, direction_intercept, scale, change = escaped
                 self._previous = None
             else:
-                self._previous = (gradients, preconditioned, direction)
+                step_along, direction_coef, direction_intercept, scale, change = self._line_step(
+                    coef, gradients, slope, loss, may_search_knots=not slid
+                )
         else:
             self._previous = None
         if not (np.isfinite(loss) and np.isfinite(step_along)):
