@@ -797,10 +797,12 @@ def csr_epoch(
             for p in range(indptr[row], indptr[row + 1]):
                 scatter[indices[p]] = 0.0
         # The gradient is never formed, so its norm cannot be divided by a power of two
-        # near it before squaring, as the dense kernel does: the residuals are divided
-        # by a power of two near their largest times the largest ||(x_t, 1)|| instead,
-        # which bounds ||G|| / ``presize`` by about m, so that the products
-        # r_t r_s K_ts do not overflow (residuals and features of 1e77 did).
+        # near it before squaring, as the dense kernel does. The residuals are divided by
+        # a power of two near their largest times the largest ||(x_t, 1)|| instead, or
+        # near the penalty's pull alpha ||W|| where that is larger, which bounds
+        # ||G|| / ``presize`` by about m, so that the products r_t r_s K_ts and the
+        # penalty's terms neither overflow (residuals and features of 1e77 did) nor
+        # blow up under a tiny residual's inverse.
         largest_residual = 0.0
         largest_square = 0.0
         for t in range(m):
@@ -811,6 +813,12 @@ def csr_epoch(
         row_size, row_inverse = _power_of_two_scale(np.sqrt(largest_square + 1.0), -511, 511)
         presize = residual_size * row_size
         preinverse = residual_inverse * row_inverse
+        if batch_alpha > 0.0:
+            pull_size, pull_inverse = _power_of_two_scale(
+                batch_alpha * np.sqrt(penalty), -1021, 1021
+            )
+            if pull_size > presize:
+                presize, preinverse = pull_size, pull_inverse
         alpha_scaled = batch_alpha * preinverse
         for t in range(m):
             for o in range(n_outputs):

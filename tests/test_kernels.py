@@ -198,3 +198,24 @@ def test_missing_numba_fails_at_import_with_a_clear_message():
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "needs numba" in output.stdout
     assert "pip install numba" in output.stdout
+
+
+def test_csr_kernel_scales_for_the_penalty_when_the_residuals_are_tiny():
+    # Units on a shallow piece of slope 1e-170 leave residuals of that size, while the
+    # penalty pulls with alpha ||W|| of about 10: scaled by the residuals alone, the
+    # penalty's square overflowed and the CSR kernel returned a NaN loss.
+    rng = np.random.default_rng(0)
+    X = sparse.random(40, 6, density=0.5, random_state=1, format="csr")
+    X.data = np.abs(X.data)
+    Y = -rng.uniform(1.0, 2.0, size=(40, 1))
+    activation = resolve_activation("leaky_relu", 1e-170)
+    records = []
+    for epoch, data in [(numpy_epoch, X), (compiled_epoch, X)]:
+        coef, intercept = np.full((1, 6), -5.0), np.array([-1.0])
+        records.append(epoch(
+            data, Y, None, coef, intercept, activation=activation, step="pooled",
+            batch_size=8, alpha=1.0, order=np.arange(40),
+        ))  # fmt: skip
+    reference, compiled = records
+    assert np.isfinite(compiled.loss)
+    np.testing.assert_allclose(compiled.loss, reference.loss, rtol=1e-12)
