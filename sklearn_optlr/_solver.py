@@ -524,9 +524,8 @@ class FullBatchEpoch:
         # stay where they are, and so would every later search.
         self._stalled = False
         # Where the step is a line search on the true loss, a step of 0 at a kink is
-        # retried along the knots; after a step along them, that search comes first.
+        # retried along the knots.
         self._escapes_kinks = step in ("pooled", "exact") and bool(np.ptp(activation.slopes) > 0)
-        self._sliding = False
 
     def _direction(self, gradients):
         """Steepest descent, or the Polak-Ribiere+ conjugate direction when it descends.
@@ -580,12 +579,11 @@ class FullBatchEpoch:
             return step_along
         return self._exact_step(change, coef, direction_coef)
 
-    def _line_step(self, coef, gradients, slope, loss, may_search_knots):
+    def _line_step(self, coef, gradients, slope, loss):
         """The step rule's step along the (conjugate, preconditioned) gradient direction.
 
         Where a checked rule (``"pooled"`` with kinks, ``"exact"``) finds no step along
-        steepest descent, the search along the knots follows (:meth:`_kink_step`,
-        unless ``may_search_knots`` is False: it already failed at these weights), and
+        steepest descent, the search along the knots follows (:meth:`_kink_step`), and
         training stalls when that finds none either.
 
         Returns
@@ -622,14 +620,11 @@ class FullBatchEpoch:
         elif step_along == 0.0 and self._escapes_kinks and self._steps_since_restart == 0:
             # Steepest descent found nothing (a conjugate direction that finds nothing
             # is followed by steepest descent next epoch instead).
-            escaped = None
-            if may_search_knots:
-                escaped = self._kink_step(coef, gradients, slope, loss)
+            escaped = self._kink_step(coef, gradients, slope, loss)
             if escaped is not None:
                 step_along, direction_coef, direction_intercept, scale, change = escaped
             # Conjugate directions restart from steepest descent after either.
             gradients = None
-            self._sliding = escaped is not None
             self._stalled = escaped is None
         if gradients is None or not step_along:
             self._previous = None
@@ -647,10 +642,11 @@ class FullBatchEpoch:
         ReLU, full batch). Steepest descent among the directions that keep every unit on
         a knot where it is (:func:`_along_knots`) does not move them, so their slopes
         no longer matter. Its step is the quadratic model's where that lowers the loss,
-        the exact line search's otherwise, so it never raises it. The units stay on their
-        knots, so the next epoch starts with this search too. (Steepest descent with the
-        slopes of the pieces the units would enter was tried as well: on 480 fits it never
-        found a step this one missed.)
+        the exact line search's otherwise, so it never raises it. (Also tried: steepest
+        descent with the slopes of the pieces the units would enter, which on 480 fits
+        never found a step this one missed; and starting the next epochs with this search,
+        which saved their failing first search but converged more slowly on 2 of 640 fits,
+        confined to the knots.)
 
         Returns
         -------
@@ -708,19 +704,9 @@ class FullBatchEpoch:
         step_along, scale = 0.0, 1.0
         if data_gradient:
             gradients = gradient(X, backprop, coef, alpha)
-            escaped, slid = None, self._sliding
-            if slid:
-                # The last step kept units on their knots, where steepest descent failed
-                # and would fail again: the same search along the knots comes first.
-                escaped = self._kink_step(coef, gradients, slope, loss)
-                self._sliding = escaped is not None
-            if escaped is not None:
-                step_along, direction_coef, direction_intercept, scale, change = escaped
-                self._previous = None
-            else:
-                step_along, direction_coef, direction_intercept, scale, change = self._line_step(
-                    coef, gradients, slope, loss, may_search_knots=not slid
-                )
+            step_along, direction_coef, direction_intercept, scale, change = self._line_step(
+                coef, gradients, slope, loss
+            )
         else:
             self._previous = None
         if not (np.isfinite(loss) and np.isfinite(step_along)):
@@ -914,18 +900,22 @@ def _weighted_batches(sample_weight, order, batch_size, n_samples):
     return np.add.reduceat(weights, np.arange(0, n_samples, batch_size)) > 0
 
 
-def _flat_and_wrong(X, Y, sample_weight, coef, intercept, activation):
-    """Whether some unit of a row of positive weight is flat and predicts its target wrong.
+def _stuck_on_flat_units(X, Y, sample_weight, coef, intercept, activation, alpha):
+    """Whether an epoch of zero data gradients (no step taken) left units that cannot move.
 
-    After an epoch whose every batch had a zero gradient (and took no step), that is
-    what stopped it: the network is stuck. Otherwise the residuals were 0 wherever a
-    unit has a slope, and the fit is exact (zero residuals zero the gradient too).
+    A batch's data gradient is zero where every unit of a row of positive weight is flat
+    or predicts its target exactly. With no flat unit, every residual is 0: an exact
+    fit, nothing to warn about. With flat units, training is stuck if one of them
+    predicts its target wrong, or if the penalty still pulls on the weights, since a
+    batch without a data gradient takes no step.
     """
     output, slope = forward(X, coef, intercept, activation)
-    wrong = (slope == 0) & (output != Y)
+    flat = slope == 0
     if sample_weight is not None:
-        wrong &= (sample_weight > 0)[:, None]
-    return bool(np.any(wrong))
+        flat &= (sample_weight > 0)[:, None]
+    if not np.any(flat):
+        return False
+    return bool(np.any(flat & (output != Y))) or (alpha > 0 and bool(np.any(coef)))
 
 
 def train(
@@ -1064,8 +1054,8 @@ def train(
             print(line if score is None else f"{line}, validation R2={score:.5f}")
         if record.n_zero_gradient == record.n_batches and record.loss > 0:
             converged = True
-            if not _flat_and_wrong(X, Y, sample_weight, coef, intercept, activation):
-                break  # an exact fit: zero residuals zero the gradient too
+            if not _stuck_on_flat_units(X, Y, sample_weight, coef, intercept, activation, alpha):
+                break  # an exact fit
             warnings.warn(
                 "The gradient was zero on every batch of epoch "
                 f"{len(state.history.loss_curve)}: every unit is inactive (its activation is "

@@ -572,6 +572,26 @@ def test_an_exact_fit_with_a_penalty_is_not_called_inactive(batch_size):
     assert_allclose(model.intercept_, reference.intercept_, rtol=1e-12)
 
 
+@pytest.mark.parametrize("batch_size", [8, "full"])
+def test_saturated_units_that_fit_exactly_but_feel_the_penalty_still_warn(batch_size):
+    # Units clipped to [0, 1], saturated on every row and right on every row, with a
+    # penalty: the data gradient is zero, so no step is taken, but the penalty pulls on
+    # W. That is stuck, not an exact fit, and must not stop without a word.
+    clipped = PiecewiseLinear([0.0, 1.0], [0.0, 1.0], 0.0, 0.0)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 2))
+    X[:, 0] += np.where(X[:, 0] > 0, 3.0, -3.0)
+    y = (X[:, 0] > 0).astype(float)
+    model = OptimalLRRegressor(clipped, batch_size=batch_size, max_iter=1, warm_start=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, y)
+    model._state.coef[:] = [[10.0, 0.0]]  # saturates every row on the right side
+    model._state.intercept[:] = 0.5
+    with pytest.warns(ConvergenceWarning, match="inactive"):
+        model.set_params(alpha=0.01, max_iter=50).fit(X, y)
+
+
 def test_a_dead_network_is_not_also_called_worse_than_the_mean():
     X, y = linear_data()
     with warnings.catch_warnings(record=True) as caught:
