@@ -48,6 +48,7 @@ __all__ = [
     "Moments",
     "auto_preconditions",
     "column_size_spread",
+    "column_sizes",
     "moments",
     "moments_preconditioner",
     "precondition",
@@ -293,14 +294,10 @@ def preconditioner_from_moments(summary, ridge=PRECONDITIONER_RIDGE):
     return preconditioner
 
 
-def column_size_spread(X, weights):
-    """How far apart the sizes of the model's input columns are: what ``P`` would undo.
+def column_sizes(X, weights):
+    """The root mean square of each column of ``X`` (about zero, so that offsets count).
 
-    The size of a column is its root mean square (about zero, so that an offset counts:
-    plain gradient descent crawls along it as along a large spread); the intercept's
-    column of ones has size 1. The Hessian of the identity model has these sizes,
-    squared, on its diagonal, so its condition number is at least the square of their
-    ratio. Costs a pass over the stored entries; each column is divided by its largest
+    Costs a pass over the stored entries; each column is divided by its largest
     magnitude first, so that no size overflows.
 
     Parameters
@@ -311,17 +308,15 @@ def column_size_spread(X, weights):
 
     Returns
     -------
-    float
-        The largest size over the smallest, at least 1. Columns of zeros are left out:
-        gradient descent never moves their weights.
+    ndarray of shape (n_features,)
     """
     n_samples, n_features = X.shape
     if sparse.issparse(X):
         peak = abs(X).max(axis=0).toarray().ravel().astype(np.float64)
-    elif n_samples:
-        peak = np.abs(X).max(axis=0).astype(np.float64)
     else:
         peak = np.zeros(n_features)
+        for rows in _row_chunks(n_samples, n_features):
+            peak = np.maximum(peak, np.abs(_float64_rows(X, rows)).max(axis=0))
     divisor = np.where(peak > 0, peak, 1.0)
     if sparse.issparse(X):
         scaled = sparse.csr_matrix(X, dtype=np.float64).multiply(1.0 / divisor).tocsr()
@@ -331,7 +326,27 @@ def column_size_spread(X, weights):
         for rows in _row_chunks(n_samples, n_features):
             scaled = _float64_rows(X, rows) / divisor
             mean_square += weights[rows] @ (scaled * scaled)
-    sizes = divisor * np.sqrt(mean_square)
+    return divisor * np.sqrt(mean_square)
+
+
+def column_size_spread(sizes):
+    """How far apart the sizes of the model's input columns are: what ``P`` would undo.
+
+    The intercept's column of ones has size 1. The Hessian of the identity model has
+    these sizes, squared, on its diagonal, so its condition number is at least the
+    square of their ratio.
+
+    Parameters
+    ----------
+    sizes : ndarray of shape (n_features,)
+        From :func:`column_sizes`.
+
+    Returns
+    -------
+    float
+        The largest size over the smallest, at least 1. Columns of zeros are left out:
+        gradient descent never moves their weights.
+    """
     sizes = np.append(sizes[sizes > 0], 1.0)
     return float(sizes.max() / sizes.min())
 

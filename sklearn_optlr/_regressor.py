@@ -20,6 +20,7 @@ from ._preconditioning import (
     MAX_FEATURES,
     auto_preconditions,
     column_size_spread,
+    column_sizes,
     moments,
     preconditioner_from_moments,
 )
@@ -30,6 +31,7 @@ from ._step import (
     forward,
     mean_prediction_losses,
     normalised_weights,
+    scaled_gradient_gain,
 )
 
 __all__ = ["OptimalLRRegressor"]
@@ -38,16 +40,21 @@ __all__ = ["OptimalLRRegressor"]
 WORSE_THAN_THE_MEAN_R2 = -0.05
 
 #: Without the preconditioner, a fit whose training R^2 ends below this also warns when
-#: the columns' sizes are :data:`UNSCALED_SPREAD` or more apart: plain gradient descent
-#: then crawls, and a model that predicts about the mean stops as if converged (R^2
-#: 0.0001 to 0.03 where Ridge reaches 0.99, with one constant column of 2024 or one
-#: irrelevant feature of size 1000).
+#: the columns' sizes are :data:`UNSCALED_SPREAD` or more apart and it is not at a
+#: minimum (:data:`CRAWL_GAIN`): plain gradient descent then crawls, and a model that
+#: predicts about the mean stops as if converged (R^2 0.0001 to 0.03 where Ridge
+#: reaches 0.99, with one constant column of 2024 or one irrelevant feature of size 1000).
 LITTLE_BETTER_THAN_THE_MEAN_R2 = 0.1
 
 #: Columns of X (and the intercept's ones) whose root-mean-square sizes are this many
 #: times apart give the identity model's Hessian a condition number of at least its
 #: square, 1e4: plain gradient descent needs of the order of that many steps.
 UNSCALED_SPREAD = 100.0
+
+#: ...and one optimal step along the gradient with standardised columns would lower the
+#: loss by more than this share: the fit stopped, but not at a minimum. (At one, noisy
+#: targets and penalties give a low R^2 too, and that step gains nothing.)
+CRAWL_GAIN = 0.01
 
 
 class OptimalLRRegressor(RegressorMixin, BaseEstimator):
@@ -626,27 +633,37 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         output, slope = forward(X, coef, intercept, activation)
         if not np.any(slope):
             return  # every unit flat on every row: train() has said so, and how to fix it
-        r2 = 1.0 - batch_loss(output - Y, weights, coef, 0.0) / mean_loss
-        spread = None
+        error = output - Y
+        r2 = 1.0 - batch_loss(error, weights, coef, 0.0) / mean_loss
+        unscaled = False
         if preconditioner is None and r2 < LITTLE_BETTER_THAN_THE_MEAN_R2:
-            spread = column_size_spread(X, weights)
-        unscaled = spread is not None and spread >= UNSCALED_SPREAD
+            sizes = column_sizes(X, weights)
+            spread = column_size_spread(sizes)
+            if spread >= UNSCALED_SPREAD:
+                scale = np.zeros_like(sizes)
+                np.divide(1.0, sizes * sizes, out=scale, where=sizes > 0)
+                gain = scaled_gradient_gain(X, error, slope, weights, coef, self.alpha, scale)
+                loss = batch_loss(error, weights, coef, self.alpha)
+                unscaled = gain > CRAWL_GAIN * loss
         # A margin below 0: a strong penalty and batch noise can leave R^2 a little below.
         if not (r2 < WORSE_THAN_THE_MEAN_R2 or unscaled):
             return
         causes = []
         if preconditioner is None:
-            sizes = (
+            described = (
                 f"columns of X whose root-mean-square sizes are up to {spread:.3g} times "
-                "apart (the intercept's column of ones included, so offsets count)"
+                "apart (the intercept's column of ones included, so offsets count), where "
+                f"one step on standardised columns would lower the loss by {gain / loss:.0%}"
                 if unscaled
                 else "features on very different scales or far from zero"
             )
+            remedy = "standardise X (e.g. StandardScaler)"
+            if X.shape[1] <= MAX_FEATURES:
+                remedy += " or pass precondition=True"
             causes.append(
-                f"{sizes}, which make plain gradient descent crawl (the preconditioner, "
+                f"{described}, which make plain gradient descent crawl (the preconditioner, "
                 "precondition='auto', needs batches of at least n_features + 1 = "
-                f"{X.shape[1] + 1} rows and at most {AUTO_MAX_FEATURES} features): "
-                "standardise X (e.g. StandardScaler) or pass precondition=True"
+                f"{X.shape[1] + 1} rows and at most {AUTO_MAX_FEATURES} features): {remedy}"
             )
         else:
             causes.append("too few epochs, or unscaled X: standardise it (e.g. StandardScaler)")

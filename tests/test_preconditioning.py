@@ -21,6 +21,7 @@ from sklearn_optlr._preconditioning import (
     PRECONDITIONER_RIDGE,
     auto_preconditions,
     column_size_spread,
+    column_sizes,
     moments,
     moments_preconditioner,
 )
@@ -141,11 +142,12 @@ def test_column_size_spread_is_the_ratio_of_root_mean_squares(kind):
     scaled = X * tiny
     dtype = np.float32 if kind == "float32" else np.float64
     data = sparse.csr_matrix(scaled, dtype=dtype) if kind == "csr" else scaled.astype(dtype)
-    spread = column_size_spread(data, weights)
+    assert_allclose(column_sizes(data, weights)[[0, 1, 2, 4]], sizes * tiny, rtol=1e-5)
+    spread = column_size_spread(column_sizes(data, weights))
     # Scaling every column scales every size but the intercept's.
     scaled_sizes = np.append(sizes * tiny, 1.0)
     assert_allclose(spread, scaled_sizes.max() / scaled_sizes.min(), rtol=1e-5)
-    assert_allclose(column_size_spread(X, weights), expected, rtol=1e-12)
+    assert_allclose(column_size_spread(column_sizes(X, weights)), expected, rtol=1e-12)
 
 
 def test_preconditioner_is_its_definition_and_refuses_what_overflows():

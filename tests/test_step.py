@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 from scipy import sparse
+from scipy.optimize import minimize_scalar
 
 from sklearn_optlr import PiecewiseLinear, optimal_learning_rate
 from sklearn_optlr._activations import resolve_activation
-from sklearn_optlr._step import gradient_step_terms, quadratic_step
+from sklearn_optlr._step import gradient_step_terms, quadratic_step, scaled_gradient_gain
 
 NEGATIVE_SLOPE = 0.05
 CUSTOM = PiecewiseLinear([-1.0, 0.0, 1.5], [-2.0, 0.0, 0.5], 0.3, -0.7)
@@ -382,3 +383,31 @@ def test_quadratic_step():
     assert quadratic_step(-1.0, 0.0) == 0.0
     assert quadratic_step(-1.0, -2.0) == 0.0
     assert quadratic_step(-1e308, 1e-308) == 0.0
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.3])
+def test_scaled_gradient_gain_is_the_loss_decrease_of_the_best_step_on_a_quadratic(alpha):
+    # The identity activation makes the loss quadratic: the gain must be what a 1-D
+    # minimisation of the true loss along the scaled gradient finds.
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((30, 4)) * [1.0, 10.0, 100.0, 0.1]
+    Y = rng.standard_normal((30, 2))
+    weights = rng.random(30)
+    weights /= weights.sum()
+    coef, intercept = rng.standard_normal((2, 4)), rng.standard_normal(2)
+    column_scale = rng.random(4) + 0.5
+
+    def loss(coef, intercept):
+        error = X @ coef.T + intercept - Y
+        return 0.5 * weights @ np.sum(error**2, axis=1) + 0.5 * alpha * np.sum(coef**2)
+
+    error = X @ coef.T + intercept - Y
+    gain = scaled_gradient_gain(X, error, np.ones_like(error), weights, coef, alpha, column_scale)
+    backprop = weights[:, None] * error
+    direction_coef = -(backprop.T @ X + alpha * coef) * column_scale
+    direction_intercept = -backprop.sum(axis=0)
+    best = minimize_scalar(
+        lambda a: loss(coef + a * direction_coef, intercept + a * direction_intercept),
+        bounds=(0.0, 10.0), method="bounded", options=dict(xatol=1e-12),
+    )  # fmt: skip
+    np.testing.assert_allclose(gain, loss(coef, intercept) - best.fun, rtol=1e-6)
