@@ -222,10 +222,10 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
     best_loss_ : float or None
         Lowest value in ``loss_curve_``; None with ``early_stopping``.
     validation_scores_ : list of float or None
-        Validation R^2 after each epoch of an early-stopped ``fit`` (None if there
-        was none); NaN for the epochs of ``partial_fit`` calls and of warm-started
-        fits without ``early_stopping``, so that there is one entry per epoch, as in
-        ``loss_curve_``.
+        Validation R^2 after each epoch of an early-stopped ``fit`` since the last
+        cold start (None if there was none); NaN for the epochs of ``partial_fit``
+        calls and of warm-started fits without ``early_stopping``, so that there is
+        one entry per epoch, as in ``loss_curve_``.
     best_validation_score_ : float or None
         Validation R^2 of the model kept, the best epoch of the last ``fit``; None
         without ``early_stopping``, and after a ``partial_fit`` call (whose model is
