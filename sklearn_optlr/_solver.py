@@ -26,8 +26,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import r2_score
 from sklearn.utils import gen_batches
 
-from ._kernels import EXACT, FIXED, OPTIMAL, POOLED, csr_epoch, dense_epoch
 from ._activations import on_knots
+from ._kernels import EXACT, FIXED, OPTIMAL, POOLED, csr_epoch, dense_epoch
 from ._pooling import new_rate_memory, pooled_rate
 from ._preconditioning import precondition
 from ._step import (
@@ -905,9 +905,10 @@ def _stuck_on_flat_units(X, Y, sample_weight, coef, intercept, activation, alpha
 
     A batch's data gradient is zero where every unit of a row of positive weight is flat
     or predicts its target exactly. With no flat unit, every residual is 0: an exact
-    fit, nothing to warn about. With flat units, training is stuck if one of them
-    predicts its target wrong, or if the penalty still pulls on the weights, since a
-    batch without a data gradient takes no step.
+    fit, not reported (with a penalty, whose pull such batches do not follow, this
+    takes residuals that are exactly 0, as at one row whose optimum fits it). With flat
+    units, training is stuck if one of them predicts its target wrong, or if the
+    penalty still pulls on the weights.
     """
     output, slope = forward(X, coef, intercept, activation)
     flat = slope == 0
