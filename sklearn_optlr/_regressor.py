@@ -613,8 +613,9 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         The stopping rule only sees the loss stop falling: on badly scaled features
         without the preconditioner, plain gradient descent crawls, and the loss can stop
         falling by ``tol`` far above the optimum's, near that of a constant. A low R^2
-        alone is no sign of that (targets may be noise), so there the warning
-        also needs the columns' sizes to be far apart (:func:`column_size_spread`).
+        alone is no sign of that (targets may be noise), so there the warning also
+        needs the columns' sizes to be far apart (:func:`column_size_spread`) and one
+        step on standardised columns to lower the loss (:func:`scaled_gradient_gain`).
         ``recorded_loss``, the last epoch's record (penalty included), spares the
         forward pass where it already clears the threshold; it is the loss of the model
         itself with averaging, and of the weights before the last step in full batch, so
