@@ -21,7 +21,7 @@ from sklearn_optlr._preconditioning import (
     PRECONDITIONER_RIDGE,
     auto_preconditions,
     column_size_spread,
-    column_sizes,
+    column_statistics,
     moments,
     moments_preconditioner,
 )
@@ -127,7 +127,7 @@ def test_moments_of_chunks_combine_into_the_moments_of_all_rows():
 
 
 @pytest.mark.parametrize("kind", ["dense", "float32", "csr"])
-def test_column_size_spread_is_the_ratio_of_root_mean_squares(kind):
+def test_column_statistics_and_the_spread_of_their_sizes(kind):
     rng = np.random.default_rng(0)
     X = np.column_stack([
         rng.standard_normal(200), 0.01 * rng.standard_normal(200), np.full(200, 3.0),
@@ -142,12 +142,17 @@ def test_column_size_spread_is_the_ratio_of_root_mean_squares(kind):
     scaled = X * tiny
     dtype = np.float32 if kind == "float32" else np.float64
     data = sparse.csr_matrix(scaled, dtype=dtype) if kind == "csr" else scaled.astype(dtype)
-    assert_allclose(column_sizes(data, weights)[[0, 1, 2, 4]], sizes * tiny, rtol=1e-5)
-    spread = column_size_spread(column_sizes(data, weights))
+    size, mean, deviation = column_statistics(data, weights)
+    assert_allclose(size[[0, 1, 2, 4]], sizes * tiny, rtol=1e-5)
+    assert size[3] == 0.0
+    assert_allclose(mean, weights @ X * tiny, rtol=1e-5, atol=1e-12 * tiny)
+    reference_deviation = np.sqrt(weights @ (X - weights @ X) ** 2) * tiny
+    assert_allclose(deviation, reference_deviation, rtol=1e-4, atol=1e-7 * tiny)
+    spread = column_size_spread(size)
     # Scaling every column scales every size but the intercept's.
     scaled_sizes = np.append(sizes * tiny, 1.0)
     assert_allclose(spread, scaled_sizes.max() / scaled_sizes.min(), rtol=1e-5)
-    assert_allclose(column_size_spread(column_sizes(X, weights)), expected, rtol=1e-12)
+    assert_allclose(column_size_spread(column_statistics(X, weights)[0]), expected, rtol=1e-12)
 
 
 def test_preconditioner_is_its_definition_and_refuses_what_overflows():
