@@ -900,23 +900,43 @@ def _weighted_batches(sample_weight, order, batch_size, n_samples):
     return np.add.reduceat(weights, np.arange(0, n_samples, batch_size)) > 0
 
 
-def _stuck_on_flat_units(X, Y, sample_weight, coef, intercept, activation, alpha):
-    """Whether an epoch of zero data gradients (no step taken) left units that cannot move.
+def _why_zero_gradients_stop(X, Y, sample_weight, coef, intercept, activation, alpha):
+    """Why an epoch of zero data gradients (no step taken) ends training, or None.
 
     A batch's data gradient is zero where every unit of a row of positive weight is flat
-    or predicts its target exactly. With no flat unit, every residual is 0: an exact
-    fit, not reported (with a penalty, whose pull such batches do not follow, this
-    takes residuals that are exactly 0, as at one row whose optimum fits it). With flat
-    units, training is stuck if one of them predicts its target wrong, or if the
-    penalty still pulls on the weights.
+    or predicts its target exactly, and such a batch takes no step (following the
+    penalty alone would be a step of ``1 / alpha``). With no unit both flat and wrong,
+    the data are fitted exactly: nothing to report unless a penalty that still matters
+    (above the targets' rounding level, :data:`ROUNDING_FLOOR_ULPS`) pulls on the
+    weights.
+
+    Returns
+    -------
+    str or None
+        The end of the warning's sentence.
     """
     output, slope = forward(X, coef, intercept, activation)
-    flat = slope == 0
-    if sample_weight is not None:
-        flat &= (sample_weight > 0)[:, None]
-    if not np.any(flat):
-        return False
-    return bool(np.any(flat & (output != Y))) or (alpha > 0 and bool(np.any(coef)))
+    wrong = (slope == 0) & (output != Y)
+    weights = normalised_weights(sample_weight, X.shape[0], np.float64)
+    if np.any(wrong & (weights > 0)[:, None]):
+        return (
+            "every unit is inactive (its activation is flat) on the training rows it "
+            "mispredicts, so training cannot progress. Standardise X (e.g. StandardScaler), "
+            "check that y lies in the activation's range (e.g. hard_tanh predicts only "
+            "[-1, 1]), or use an activation with no flat piece such as 'leaky_relu' or "
+            "'identity'."
+        )
+    rounding = ROUNDING_FLOOR_ULPS * float(np.finfo(Y.dtype).eps)
+    targets = 0.5 * float((weights @ np.square(Y, dtype=np.float64)).sum())
+    penalty = 0.5 * alpha * sum_of_squares(coef)
+    if not penalty > rounding * rounding * targets:
+        return None
+    return (
+        "every row is fitted exactly or sits on a flat piece of the activation, so no "
+        f"step was taken, although the penalty (alpha={alpha}) still pulls on the weights: "
+        "the model is not the penalised optimum. Refit from a cold start (warm_start=False), "
+        "or use an activation with no flat piece such as 'leaky_relu' or 'identity'."
+    )
 
 
 def train(
@@ -1055,17 +1075,13 @@ def train(
             print(line if score is None else f"{line}, validation R2={score:.5f}")
         if record.n_zero_gradient == record.n_batches and record.loss > 0:
             converged = True
-            if not _stuck_on_flat_units(X, Y, sample_weight, coef, intercept, activation, alpha):
-                break  # an exact fit
-            warnings.warn(
-                "The gradient was zero on every batch of epoch "
-                f"{len(state.history.loss_curve)}: every unit is inactive (its activation is "
-                "flat) on the training data, so training cannot progress. Standardise X (e.g. "
-                "StandardScaler), check that y lies in the activation's range (e.g. "
-                "hard_tanh predicts only [-1, 1]), or use an activation with no flat piece "
-                "such as 'leaky_relu' or 'identity'.",
-                ConvergenceWarning,
-            )
+            why = _why_zero_gradients_stop(X, Y, sample_weight, coef, intercept, activation, alpha)
+            if why is not None:
+                warnings.warn(
+                    "The gradient was zero on every batch of epoch "
+                    f"{len(state.history.loss_curve)}: {why}",
+                    ConvergenceWarning,
+                )
             break
         if tol is None:
             continue

@@ -17,6 +17,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils import get_tags
 
 from sklearn_optlr import OptimalLRRegressor, PiecewiseLinear, optimal_learning_rate
+from sklearn_optlr._activations import resolve_activation
 from sklearn_optlr._regressor import LITTLE_BETTER_THAN_THE_MEAN_R2
 
 ignore_convergence = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -471,6 +472,19 @@ def test_a_fit_worse_than_the_mean_warns_and_says_why():
     assert scaled.score(X, Y) > 0
 
 
+def test_an_informative_column_far_from_zero_warns():
+    # The signal is a feature of spread 1 about 1000: the column is nearly collinear with
+    # the intercept's, and plain descent crawls (R^2 0.0000 where least squares gets
+    # 0.99). A gain measured on columns scaled but not centred missed it.
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal(1000)
+    X, y = (1000.0 + z)[:, None], z + 0.1 * rng.standard_normal(1000)
+    model = OptimalLRRegressor(batch_size=8, precondition=False, random_state=0)
+    with pytest.warns(ConvergenceWarning, match=r"(worse|little better) than their mean.*apart"):
+        model.fit(X, y)
+    assert model.score(X, y) < LITTLE_BETTER_THAN_THE_MEAN_R2
+
+
 @pytest.mark.parametrize(
     "extra_column, batch_size",
     [("constant", 1), ("constant", 4), ("large noise", 1), ("constant", 200)],
@@ -519,11 +533,16 @@ def test_a_low_r2_at_the_optimum_on_unscaled_columns_does_not_warn(batch_size):
     assert model.score(X, y) == pytest.approx(ols, abs=1e-3)
 
 
-def test_noise_targets_on_scaled_features_do_not_warn():
-    # R^2 near 0 is all there is to find: no warning without unscaled columns.
+@pytest.mark.parametrize("large_column", [False, True])
+def test_noise_targets_do_not_warn(large_column):
+    # R^2 near 0 is all there is to find. With one column 1000 times the others the
+    # mini-batch fit stops short of least squares on the noise (whose R^2 is about
+    # n_features / n_samples, 0.01 here), and that is no crawl to warn about.
     rng = np.random.default_rng(0)
-    X, y = rng.standard_normal((1000, 3)), rng.standard_normal(1000)
-    model = OptimalLRRegressor(batch_size=1, random_state=0)
+    X, y = rng.standard_normal((2000, 20)), rng.standard_normal(2000)
+    if large_column:
+        X[:, 0] *= 1000.0
+    model = OptimalLRRegressor(batch_size=8, precondition=False, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         model.fit(X, y)
@@ -606,8 +625,25 @@ def test_saturated_units_that_fit_exactly_but_feel_the_penalty_still_warn(batch_
         model.fit(X, y)
     model._state.coef[:] = [[10.0, 0.0]]  # saturates every row on the right side
     model._state.intercept[:] = 0.5
-    with pytest.warns(ConvergenceWarning, match="inactive"):
+    with pytest.warns(ConvergenceWarning, match=r"penalty \(alpha=0.01\) still pulls"):
         model.set_params(alpha=0.01, max_iter=50).fit(X, y)
+
+
+def test_an_exact_fit_off_the_penalised_optimum_says_so():
+    # An exact fit set by warm start, then a penalty: no batch has a data gradient, so no
+    # step follows the penalty. With identity (no flat piece) the fit stopped silently;
+    # with ReLU it said every unit was inactive, though 4 of 6 rows were active.
+    X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [2.0, 1.0], [-3.0, -3.0], [-4.0, -2.0]])
+    for activation in ["identity", "relu"]:
+        y = resolve_activation(activation)(X @ [1.0, 2.0] + 0.5)
+        model = OptimalLRRegressor(activation, batch_size="full", max_iter=1, warm_start=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(X, y)
+        model._state.coef[:] = [[1.0, 2.0]]
+        model._state.intercept[:] = 0.5
+        with pytest.warns(ConvergenceWarning, match="not the penalised optimum"):
+            model.set_params(alpha=0.1, max_iter=20).fit(X, y)
 
 
 def test_a_dead_network_is_not_also_called_worse_than_the_mean():
