@@ -801,7 +801,7 @@ def csr_epoch(
         # a power of two near their largest times the largest ||(x_t, 1)|| instead, or
         # near the penalty's pull alpha ||W|| where that is larger, which bounds
         # ||G|| / ``presize`` by about m, so that the products r_t r_s K_ts and the
-        # penalty's terms neither overflow (residuals and features of 1e77 did) nor
+        # penalty's square neither overflow (residuals and features of 1e77 did) nor
         # blow up under a tiny residual's inverse.
         largest_residual = 0.0
         largest_square = 0.0
@@ -825,7 +825,8 @@ def csr_epoch(
                 scaled_backprop[t, o] = backprop[t, o] * preinverse
         # ||G||^2 = sum_ts <r_t, r_s> K_ts + 2 alpha sum_t <r_t, W x_t> + alpha^2 ||W||^2
         # (alpha: the batch's), here divided by presize**2.
-        grad_coef_sq = alpha_scaled * alpha_scaled * penalty
+        pull = alpha_scaled * np.sqrt(penalty)  # 0, not inf * 0, where ||W||^2 underflows
+        grad_coef_sq = pull * pull
         numerator = 0.0
         for o in range(n_outputs):
             g = 0.0
