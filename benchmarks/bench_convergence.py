@@ -227,12 +227,13 @@ def run_ours(problem, batch_size, params, n_epochs, seed=0):
         return Curves(train[None], test[None], np.cumsum(seconds)[None])
     averaging = params.get("average", False) is not False
     start = time.perf_counter()
-    with _epoch_clock() as ends:
+    with _epoch_clock() as starts:
         model = _quiet_fit(_estimator(problem, batch_size, params, n_epochs + 1), problem)
-    # Seconds from the start of the fit to the end of each epoch (its set-up, such as
-    # the preconditioner's moments, included): epochs differ in cost, e.g. the last ones
-    # near a minimum at kinks search more.
-    seconds = np.asarray(ends[:n_epochs]) - start
+    # Seconds from the start of the fit to the end of each epoch, i.e. the start of the
+    # next (the fit's set-up, such as the preconditioner's moments, and each epoch's
+    # loss passes for averaging included): epochs differ in cost, e.g. the last ones
+    # near a minimum at kinks search more. The fit runs one epoch more than timed.
+    seconds = np.asarray(starts[1 : n_epochs + 1]) - start
     if len(seconds) != n_epochs:
         raise AssertionError(f"{len(seconds)} full-batch epochs timed, not {n_epochs}")
     curve = np.asarray(model.loss_curve_)
@@ -250,22 +251,23 @@ def run_ours(problem, batch_size, params, n_epochs, seed=0):
 
 @contextmanager
 def _epoch_clock():
-    """Record ``time.perf_counter()`` at the end of every full-batch epoch.
+    """Record ``time.perf_counter()`` at the start of every full-batch epoch.
 
     One ``fit`` runs all the full-batch epochs (conjugate directions do not survive a
     ``fit`` call), so their times are read from the solver's epoch object, wrapped here.
+    An epoch ends where the next starts: what the solver does between two steps (the
+    averaged weights' loss passes) belongs to the epoch before.
     """
-    ends = []
+    starts = []
     original = FullBatchEpoch.__call__
 
     def timed(self, *args, **kwargs):
-        record = original(self, *args, **kwargs)
-        ends.append(time.perf_counter())
-        return record
+        starts.append(time.perf_counter())
+        return original(self, *args, **kwargs)
 
     FullBatchEpoch.__call__ = timed
     try:
-        yield ends
+        yield starts
     finally:
         FullBatchEpoch.__call__ = original
 
