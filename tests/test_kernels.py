@@ -219,3 +219,22 @@ def test_csr_kernel_scales_for_the_penalty_when_the_residuals_are_tiny():
     reference, compiled = records
     assert np.isfinite(compiled.loss)
     np.testing.assert_allclose(compiled.loss, reference.loss, rtol=1e-12)
+
+
+def test_csr_kernel_with_a_penalty_whose_weights_square_underflows():
+    # Weights of 1e-250 square to 0 while alpha is 1e197: scaled by the penalty's pull,
+    # alpha / presize times ||W||^2 was inf * 0, a NaN loss.
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 6)) * 1e100
+    Y = rng.standard_normal((40, 1)) * 1e-150
+    start = rng.standard_normal((1, 6)) * 1e-250
+    records = []
+    for epoch, data in [(numpy_epoch, X), (compiled_epoch, sparse.csr_matrix(X))]:
+        coef, intercept = start.copy(), np.zeros(1)
+        records.append(epoch(
+            data, Y, None, coef, intercept, activation=resolve_activation("identity"),
+            step="optimal", batch_size=40, alpha=1e197, order=np.arange(40),
+        ))  # fmt: skip
+    reference, compiled = records
+    assert np.isfinite(compiled.loss)
+    np.testing.assert_allclose(compiled.loss, reference.loss, rtol=1e-9)
