@@ -293,10 +293,10 @@ def on_knots(activation, pre_activation):
     knots = activation.knots.astype(z.dtype)
     above = np.minimum(np.searchsorted(knots, z), knots.size - 1)
     below = np.maximum(above - 1, 0)
-    distance = np.minimum(np.abs(z - knots[below]), np.abs(z - knots[above]))
-    nearest = np.where(np.abs(z - knots[below]) < np.abs(z - knots[above]), below, above)
+    to_below, to_above = np.abs(z - knots[below]), np.abs(z - knots[above])
+    nearest = np.where(to_below < to_above, below, above)
     spread = np.sqrt(np.mean(np.square(z, dtype=np.float64), axis=0))
-    return distance <= KNOT_TOLERANCE * (spread + np.abs(knots[nearest]))
+    return np.minimum(to_below, to_above) <= KNOT_TOLERANCE * (spread + np.abs(knots[nearest]))
 
 
 def initial_intercept(activation, Y, weights):

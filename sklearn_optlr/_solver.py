@@ -560,7 +560,7 @@ class FullBatchEpoch:
         self._steps_since_restart += 1
         return direction, preconditioned
 
-    def _no_higher_loss(self, step_along, loss, change, coef, direction_coef):
+    def _no_higher_loss(self, step_along, loss, change, coef, direction_coef, strict=False):
         """The quadratic model's step, or the exact line search's where it raises the loss.
 
         The model is exact until a pre-activation crosses a knot; beyond one, a unit's
@@ -569,13 +569,15 @@ class FullBatchEpoch:
         -0.99. In full batch the loss is the objective, and the new pre-activations are
         ``z + a v`` without touching ``X``, so the check costs one activation pass; the
         exact step, never above the model's step or no step, is searched only then.
+        ``strict``: the step must lower the loss, not only tie with it to rounding.
         """
         Y, weights, alpha = self.Y, self.weights, self.alpha
         step_ = coef.dtype.type(step_along)
         output, _ = self.activation.value_and_slope(self._pre_activation + step_ * change)
         new_loss = batch_loss(output - Y, weights, coef + step_ * direction_coef, alpha)
         # Rounding aside: at convergence both losses agree to a few ulps.
-        if new_loss <= loss * (1.0 + 64 * float(np.finfo(coef.dtype).eps)):
+        rounding = 0.0 if strict else 64 * float(np.finfo(coef.dtype).eps)
+        if new_loss < loss or (not strict and new_loss <= loss * (1.0 + rounding)):
             return step_along
         return self._exact_step(change, coef, direction_coef)
 
@@ -671,12 +673,10 @@ class FullBatchEpoch:
         curvature_along = curvature(slope * change, self.weights, direction_coef, self.alpha)
         step_along = quadratic_step(slope_along, curvature_along)
         if step_along:
-            step_ = coef.dtype.type(step_along)
-            output, _ = self.activation.value_and_slope(self._pre_activation + step_ * change)
-            moved = coef + step_ * direction_coef
-            if not batch_loss(output - self.Y, self.weights, moved, self.alpha) < loss:
-                step_along = 0.0
-        if not step_along:
+            step_along = self._no_higher_loss(
+                step_along, loss, change, coef, direction_coef, strict=True
+            )
+        else:
             step_along = self._exact_step(change, coef, direction_coef)
         if not step_along:
             return None
