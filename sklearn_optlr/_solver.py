@@ -900,6 +900,13 @@ def _weighted_batches(sample_weight, order, batch_size, n_samples):
     return np.add.reduceat(weights, np.arange(0, n_samples, batch_size)) > 0
 
 
+def _rounding_losses(Y, weights):
+    """Per output, the loss of residuals at the targets' rounding level: half the
+    targets' weighted mean square times ``(ROUNDING_FLOOR_ULPS * eps)**2``."""
+    rounding = ROUNDING_FLOOR_ULPS * float(np.finfo(Y.dtype).eps)
+    return rounding * rounding * (0.5 * (weights @ np.square(Y, dtype=np.float64)))
+
+
 def _why_zero_gradients_stop(X, Y, sample_weight, coef, intercept, activation, alpha):
     """Why an epoch of zero data gradients (no step taken) ends training, or None.
 
@@ -926,10 +933,8 @@ def _why_zero_gradients_stop(X, Y, sample_weight, coef, intercept, activation, a
             "[-1, 1]), or use an activation with no flat piece such as 'leaky_relu' or "
             "'identity'."
         )
-    rounding = ROUNDING_FLOOR_ULPS * float(np.finfo(Y.dtype).eps)
-    targets = 0.5 * float((weights @ np.square(Y, dtype=np.float64)).sum())
     penalty = 0.5 * alpha * sum_of_squares(coef)
-    if not penalty > rounding * rounding * targets:
+    if not penalty > float(_rounding_losses(Y, weights).sum()):
         return None
     return (
         "every row is fitted exactly or sits on a flat piece of the activation, so no "
@@ -1020,11 +1025,9 @@ def train(
     # own rounding.
     loss_floor = -np.inf
     if tol and validation is None:
-        weights = normalised_weights(sample_weight, n_samples, np.float64)
-        sizes = 0.5 * (weights @ np.square(Y, dtype=np.float64))
-        sizes = sizes[sizes > 0]  # an all-zero output has no rounding to speak of
-        rounding = ROUNDING_FLOOR_ULPS * float(np.finfo(Y.dtype).eps)
-        loss_floor = rounding * rounding * (float(sizes.min()) if sizes.size else 0.0)
+        levels = _rounding_losses(Y, normalised_weights(sample_weight, n_samples, np.float64))
+        levels = levels[levels > 0]  # an all-zero output has no rounding to speak of
+        loss_floor = float(levels.min()) if levels.size else 0.0
     model = best_model = None
     converged = False
     for epoch in range(max_iter):
