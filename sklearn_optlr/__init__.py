@@ -1,9 +1,16 @@
 """sklearn-optlr: a single-layer piecewise-linear regressor trained with the optimal learning rate."""
 
 from ._activations import PiecewiseLinear
+from ._diagnostics import TrainingDivergedError
 from ._plotting import TrainingCurveDisplay
 from ._regressor import OptimalLRRegressor
 from ._step import optimal_learning_rate
 
-__all__ = ["OptimalLRRegressor", "PiecewiseLinear", "TrainingCurveDisplay", "optimal_learning_rate"]
+__all__ = [
+    "OptimalLRRegressor",
+    "PiecewiseLinear",
+    "TrainingCurveDisplay",
+    "TrainingDivergedError",
+    "optimal_learning_rate",
+]
 __version__ = "0.1.0"

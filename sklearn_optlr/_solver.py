@@ -17,19 +17,18 @@ Three ways to run an epoch, all making the same updates (``tests/test_kernels.py
 
 import copy
 import time
-import warnings
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import sparse
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import r2_score
-from sklearn.utils import gen_batches
+from sklearn.utils import check_random_state, gen_batches
 
-from ._activations import on_knots
+from ._activations import initial_intercept, on_knots
+from ._averaging import IterateAverage
 from ._kernels import EXACT, FIXED, OPTIMAL, POOLED, csr_epoch, dense_epoch
 from ._pooling import new_rate_memory, pooled_rate
-from ._preconditioning import precondition
+from ._preconditioning import moments, precondition, preconditioner_from_moments
 from ._step import (
     backpropagate,
     batch_loss,
@@ -47,7 +46,16 @@ from ._step import (
     weight_unit,
 )
 
-__all__ = ["EpochRecord", "TrainingHistory", "TrainingState", "make_epoch", "train"]
+__all__ = [
+    "EpochRecord",
+    "TrainingHistory",
+    "TrainingState",
+    "TrainingStatus",
+    "make_epoch",
+    "prepare",
+    "start",
+    "train",
+]
 
 # Mini-batches run by numpy (BLAS, scipy.sparse) where a batch's products are large
 # enough to pay back numpy's fixed cost per batch, and in the compiled kernel otherwise:
@@ -900,147 +908,209 @@ def _weighted_batches(sample_weight, order, batch_size, n_samples):
     return np.add.reduceat(weights, np.arange(0, n_samples, batch_size)) > 0
 
 
-def _rounding_losses(Y, weights):
+def rounding_losses(Y, weights):
     """Per output, the loss of residuals at the targets' rounding level: half the
     targets' weighted mean square times ``(ROUNDING_FLOOR_ULPS * eps)**2``."""
     rounding = ROUNDING_FLOOR_ULPS * float(np.finfo(Y.dtype).eps)
     return rounding * rounding * (0.5 * (weights @ np.square(Y, dtype=np.float64)))
 
 
-def _why_zero_gradients_stop(X, Y, sample_weight, coef, intercept, activation, alpha):
-    """Why an epoch of zero data gradients (no step taken) ends training, or None.
+@dataclass(frozen=True)
+class TrainingStatus:
+    """How :func:`train` ended; :mod:`._diagnostics` turns it into warnings or an error.
 
-    A batch's data gradient is zero where every unit of a row of positive weight is flat
-    or predicts its target exactly, and such a batch takes no step (following the
-    penalty alone would be a step of ``1 / alpha``). With no unit both flat and wrong,
-    the data are fitted exactly: nothing to report unless a penalty that still matters
-    (above the targets' rounding level, :data:`ROUNDING_FLOOR_ULPS`) pulls on the
-    weights.
-
-    Returns
-    -------
-    str or None
-        The end of the warning's sentence.
+    Attributes
+    ----------
+    reason : {"stopped", "max_iter", "zero_gradient", "diverged"}
+        The stopping rule ended training (or ``partial_fit``'s one epoch ran:
+        ``"max_iter"``); it ran its ``max_iter`` epochs; an epoch took no step because
+        every batch's data gradient was zero; the loss, a step or the weights stopped
+        being finite (the returned state is then the one passed in).
+    epoch : int
+        The epoch it ended in, counted over the model's life (from 1).
+    early_stopped : bool
+        The model is the best epoch's on held-out data, not the last one recorded.
     """
-    output, slope = forward(X, coef, intercept, activation)
-    wrong = (slope == 0) & (output != Y)
-    weights = normalised_weights(sample_weight, X.shape[0], np.float64)
-    if np.any(wrong & (weights > 0)[:, None]):
-        return (
-            "every unit is inactive (its activation is flat) on the training rows it "
-            "mispredicts, so training cannot progress. Standardise X (e.g. StandardScaler), "
-            "check that y lies in the activation's range (e.g. hard_tanh predicts only "
-            "[-1, 1]), or use an activation with no flat piece such as 'leaky_relu' or "
-            "'identity'."
-        )
-    penalty = 0.5 * alpha * sum_of_squares(coef)
-    if not penalty > float(_rounding_losses(Y, weights).sum()):
+
+    reason: str
+    epoch: int
+    early_stopped: bool = False
+
+
+def _prepare_preconditioner(state, X, sample_weight, config):
+    """Compute the preconditioner ``config`` asks for into ``state``.
+
+    ``fit`` computes it from its training rows on the first call that needs it, and
+    ``warm_start`` keeps it, so that one fit of several epochs makes the same updates as
+    several fits of one. ``partial_fit`` combines the moments of every chunk (and of
+    the ``fit`` before it), whether or not the chunk was preconditioned, and recomputes
+    ``P`` from them: a first chunk that lacks some feature's values must not set ``P``
+    for the whole stream.
+    """
+    width = X.shape[1] + 1
+    known = state.moments is not None and state.moments.mean.shape[0] + 1 == width
+    if config.incremental and config.track_moments:
+        chunk = moments(X, sample_weight)
+        state.moments = state.moments + chunk if known else chunk
+        if config.precondition:
+            state.preconditioner = preconditioner_from_moments(state.moments)
+    elif config.precondition and (
+        state.preconditioner is None or state.preconditioner.shape[0] != width
+    ):
+        state.moments = moments(X, sample_weight)
+        state.preconditioner = preconditioner_from_moments(state.moments)
+
+
+def _prepared_averager(current, averaging):
+    """The averager ``averaging`` asks for: the current one where it averages alike."""
+    if averaging is None:
         return None
-    return (
-        "every row is fitted exactly or sits on a flat piece of the activation, so no "
-        f"step was taken, although the penalty (alpha={alpha}) still pulls on the weights: "
-        "the model is not the penalised optimum. Refit from a cold start (warm_start=False), "
-        "or use an activation with no flat piece such as 'leaky_relu' or 'identity'."
+    if current is not None and current.start_sample == averaging.start_sample:
+        current.keep_better = averaging.keep_better
+        return current
+    return IterateAverage(averaging.start_sample, averaging.keep_better)
+
+
+def start(previous, n_outputs, n_features, dtype, random_state):
+    """The state to train from: a copy of ``previous`` in ``dtype``, or, where it is
+    None, a new model's (``W = 0``, and no intercepts yet: :func:`prepare` sets them
+    from the training rows).
+
+    Raises
+    ------
+    ValueError
+        Where ``previous`` has another number of outputs.
+    """
+    if previous is None:
+        seed = check_random_state(random_state).randint(2**31)
+        coef = np.zeros((n_outputs, n_features), dtype=dtype)
+        return TrainingState(coef, None, TrainingHistory(), None, np.random.default_rng(seed))
+    if previous.coef.shape[0] != n_outputs:
+        raise ValueError(
+            f"y has {n_outputs} outputs but the model was fitted with {previous.coef.shape[0]}."
+        )
+    state = previous.copy()
+    state.coef = state.coef.astype(dtype, copy=False)
+    state.intercept = state.intercept.astype(dtype, copy=False)
+    return state
+
+
+def prepare(state, X, Y, sample_weight, config):
+    """The state to train from: ``state``'s copy with its averager, its preconditioner
+    and (for a new model) its intercepts set up as ``config`` asks."""
+    state = state.copy()
+    state.averager = _prepared_averager(state.averager, config.averaging)
+    if state.intercept is None:
+        weights = normalised_weights(sample_weight, X.shape[0], np.float64)
+        state.intercept = initial_intercept(config.activation, Y, weights).astype(X.dtype)
+    _prepare_preconditioner(state, X, sample_weight, config)
+    return state
+
+
+def _epoch_model(X, Y, sample_weight, coef, intercept, record, averager, config):
+    """The model after an epoch and its training loss: the iterate and the epoch's
+    running loss, or with averaging the average (or the last iterate where it fits
+    better) and its loss on ``X``."""
+    if averager is None:
+        return (coef, intercept), record.loss
+    if record.iterate_sum is not None:
+        averager.add_epoch(*record.iterate_sum)
+    model = averager.average(coef.dtype) or (coef, intercept)
+    loss = objective(X, Y, sample_weight, *model, config.activation, config.alpha)
+    if averager.keep_better and model[0] is not coef:
+        # While the iterates still make real progress their average lags behind them:
+        # keep whichever fits the training data better (one more pass).
+        last_loss = objective(X, Y, sample_weight, coef, intercept, config.activation, config.alpha)
+        if last_loss < loss:
+            return (coef, intercept), last_loss
+    return model, loss
+
+
+def _loss_floor(Y, sample_weight, config, validation):
+    """The training loss at which the stopping rule has nothing left to fit.
+
+    An interpolating fit (more features than rows) reached 4e-28 and ran to max_iter, its
+    rounding noise counting as improvements of more than tol. Rounding is relative to
+    the targets' values (an offset of 1000 raises it), so the level is set by their mean
+    squares, that of the smallest output, so that every output is fitted to its own
+    rounding.
+    """
+    if not config.tol or validation is not None:
+        return -np.inf
+    levels = rounding_losses(Y, normalised_weights(sample_weight, Y.shape[0], np.float64))
+    levels = levels[levels > 0]  # an all-zero output has no rounding to speak of
+    return float(levels.min()) if levels.size else 0.0
+
+
+def _print_epoch(history, record, loss, score, start):
+    line = (
+        f"Epoch {len(history.loss_curve)}: loss={loss:.6g}, "
+        f"mean learning rate={record.step_mean:.4g}, time={time.perf_counter() - start:.3f}s"
     )
+    print(line if score is None else f"{line}, validation R2={score:.5f}")
 
 
-def train(
-    X,
-    Y,
-    sample_weight,
-    state,
-    *,
-    activation,
-    step,
-    batch_size,
-    alpha,
-    conjugate,
-    max_iter,
-    tol,
-    n_iter_no_change,
-    shuffle,
-    validation=None,
-    verbose=0,
-    method="auto",
-    window=1.0,
-    preconditioner=None,
-):
-    """Run up to ``max_iter`` epochs from ``state``; return the new state and the model.
+def train(X, Y, sample_weight, state, config, validation=None, method="auto"):
+    """Run up to ``config.max_iter`` epochs from ``state``; return the new state, the
+    model and how training ended.
 
-    ``state`` is not modified (the run works on a copy), so a failure part-way never
-    reaches a fitted model.
+    ``state`` is not modified (the run works on a copy, see :func:`prepare`), so a
+    failure part-way never reaches a fitted model.
 
     Parameters
     ----------
-    X, Y, sample_weight, activation, step, batch_size, alpha
-        As in :func:`numpy_epoch`.
+    X, Y, sample_weight
+        The training rows, as in :func:`numpy_epoch`.
     state : TrainingState
-        Where training stands (a fresh one for a new model). With an ``averager``
-        the model is the average of the iterates, and its loss on ``X`` (one extra
-        forward pass an epoch) is what the record and the stopping rule see.
-    conjugate : bool
-        Conjugate-gradient directions (full batch).
-    max_iter : int
-        Epochs to run at most.
-    tol, n_iter_no_change : float, int or None
-        The stopping rule (see :class:`_Stopper`), and with ``tol > 0`` (training
-        loss), a loss at the targets' rounding level (:data:`ROUNDING_FLOOR_ULPS`);
-        ``tol=None`` never stops early.
-    shuffle : bool
+        Where training stands (a fresh one, without intercepts, for a new model).
+    config : SolverConfig
+        From :func:`._config.resolve`. With averaging the model is the average of the
+        iterates, and its loss on ``X`` (one extra forward pass an epoch) is what the
+        record and the stopping rule see. The stopping rule is :class:`_Stopper`'s, and
+        with ``tol > 0`` (training loss) a loss at the targets' rounding level
+        (:data:`ROUNDING_FLOOR_ULPS`); ``tol=None`` never stops early.
     validation : tuple (X_val, Y_val, sample_weight_val) or None
         With held-out data, stop on its R^2 and return the best epoch's model.
-    verbose : int
     method : {"auto", "compiled", "numpy"}, default="auto"
         How epochs run (see :func:`make_epoch`).
-    window : float, default=1.0
-        The pooled step rule's window, in batches; its memory is ``state``'s.
-    preconditioner : ndarray or None, default=None
-        Descend along the preconditioned gradient (see :func:`numpy_epoch`).
 
     Returns
     -------
     state : TrainingState
         Its iterate is the last one, or, where early stopping rejected the epochs
-        after its best, the model kept (with a fresh averager).
-    coef, intercept : ndarray
-        The model: the averaged weights with averaging, the best epoch's under
-        early stopping, else the last iterate.
-    converged : bool
-        Whether the stopping rule (or a dead network) ended training before ``max_iter``.
+        after its best, the model kept (with a fresh averager). The state passed in
+        where training diverged.
+    model : tuple (coef, intercept) or None
+        The averaged weights with averaging, the best epoch's under early stopping, else
+        the last iterate; None where training diverged.
+    status : TrainingStatus
     """
-    state = state.copy()
+    initial, state = state, prepare(state, X, Y, sample_weight, config)
     coef, intercept, averager, rng = state.coef, state.intercept, state.averager, state.rng
-    n_samples = X.shape[0]
+    n_samples, batch_size = X.shape[0], config.batch_size
     epoch_runner = make_epoch(
-        X, Y, sample_weight, activation=activation, step=step, batch_size=batch_size,
-        alpha=alpha, conjugate=conjugate, method=method, rate_memory=state.rate_memory,
-        window=window, preconditioner=preconditioner,
+        X, Y, sample_weight, activation=config.activation, step=config.step,
+        batch_size=batch_size, alpha=config.alpha, conjugate=config.conjugate, method=method,
+        rate_memory=state.rate_memory, window=config.window,
+        preconditioner=state.preconditioner if config.precondition else None,
     )  # fmt: skip
-    stopper = _Stopper(tol=np.inf if tol is None else tol, n_iter_no_change=n_iter_no_change)
-    # A training loss at the rounding level of the targets has nothing left to fit: an
-    # interpolating fit (more features than rows) reached 4e-28 and ran to max_iter,
-    # its rounding noise counting as improvements of more than tol. Rounding is relative
-    # to the targets' values (an offset of 1000 raises it), so the level is set by their
-    # mean squares, that of the smallest output, so that every output is fitted to its
-    # own rounding.
-    loss_floor = -np.inf
-    if tol and validation is None:
-        levels = _rounding_losses(Y, normalised_weights(sample_weight, n_samples, np.float64))
-        levels = levels[levels > 0]  # an all-zero output has no rounding to speak of
-        loss_floor = float(levels.min()) if levels.size else 0.0
+    stopper = _Stopper(
+        tol=np.inf if config.tol is None else config.tol, n_iter_no_change=config.n_iter_no_change
+    )
+    loss_floor = _loss_floor(Y, sample_weight, config, validation)
     model = best_model = None
-    converged = False
-    for epoch in range(max_iter):
+    reason = "max_iter"
+    for epoch in range(config.max_iter):
         start = time.perf_counter()
         # Full batch visits every row at once: the order cannot matter.
-        order = rng.permutation(n_samples) if shuffle and batch_size < n_samples else None
+        order = rng.permutation(n_samples) if config.shuffle and batch_size < n_samples else None
         average_from = None
         if averager is not None:
             average_from = averager.first_averaged_step(
                 state.history.t, _weighted_batches(sample_weight, order, batch_size, n_samples),
                 batch_size,
             )  # fmt: skip
-        bar, progress = _progress(verbose, len(state.history.loss_curve) + 1, n_samples)
+        bar, progress = _progress(config.verbose, len(state.history.loss_curve) + 1, n_samples)
         try:
             record = epoch_runner(coef, intercept, order, average_from, progress)
         finally:
@@ -1048,45 +1118,16 @@ def train(
                 bar.close()
         finite = np.all(np.isfinite(coef)) and np.all(np.isfinite(intercept))
         if not (np.isfinite(record.loss) and finite):
-            raise FloatingPointError(
-                f"Training diverged in epoch {len(state.history.loss_curve) + 1}: the loss, "
-                "the gradient, the step or the weights are no longer finite (the update was "
-                "not kept; the model is as before this call). With a fixed `step`, lower it; "
-                "with step='optimal' or 'exact', rescale X and y (e.g. StandardScaler): "
-                "squares of values beyond about 1e154 overflow float64."
-            )
-        loss = record.loss
-        model = (coef, intercept)
-        if averager is not None:
-            if record.iterate_sum is not None:
-                averager.add_epoch(*record.iterate_sum)
-            model = averager.average(coef.dtype) or model
-            loss = objective(X, Y, sample_weight, *model, activation, alpha)
-            if averager.keep_better and model[0] is not coef:
-                # While the iterates still make real progress their average lags behind
-                # them: keep whichever fits the training data better (one more pass).
-                last_loss = objective(X, Y, sample_weight, coef, intercept, activation, alpha)
-                if last_loss < loss:
-                    model, loss = (coef, intercept), last_loss
-        score = None if validation is None else validation_score(*validation, *model, activation)
+            return initial, None, TrainingStatus("diverged", len(state.history.loss_curve) + 1)
+        model, loss = _epoch_model(X, Y, sample_weight, coef, intercept, record, averager, config)
+        score = None if validation is None else validation_score(*validation, *model, config.activation)
         state.history = state.history.append(record, loss, n_samples, score)
-        if verbose:
-            line = (
-                f"Epoch {len(state.history.loss_curve)}: loss={loss:.6g}, "
-                f"mean learning rate={record.step_mean:.4g}, time={time.perf_counter() - start:.3f}s"
-            )
-            print(line if score is None else f"{line}, validation R2={score:.5f}")
+        if config.verbose:
+            _print_epoch(state.history, record, loss, score, start)
         if record.n_zero_gradient == record.n_batches and record.loss > 0:
-            converged = True
-            why = _why_zero_gradients_stop(X, Y, sample_weight, coef, intercept, activation, alpha)
-            if why is not None:
-                warnings.warn(
-                    "The gradient was zero on every batch of epoch "
-                    f"{len(state.history.loss_curve)}: {why}",
-                    ConvergenceWarning,
-                )
+            reason = "zero_gradient"
             break
-        if tol is None:
+        if config.tol is None:
             continue
         if validation is not None:
             should_stop = stopper.update(-score, epoch, relative=False)
@@ -1095,7 +1136,7 @@ def train(
         else:
             should_stop = stopper.update(loss, epoch, relative=True) or loss <= loss_floor
         if should_stop:
-            converged = True
+            reason = "stopped"
             break
     if best_model is not None and stopper.best_epoch != epoch:
         # Early stopping rejected the epochs after the best one: a later warm-started
@@ -1106,4 +1147,5 @@ def train(
         if averager is not None:
             state.averager = averager.fresh()
     model = best_model or tuple(part.copy() for part in model)
-    return state, *model, converged
+    status = TrainingStatus(reason, len(state.history.loss_curve), validation is not None)
+    return state, model, status

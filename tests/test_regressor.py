@@ -18,7 +18,7 @@ from sklearn.utils import get_tags
 
 from sklearn_optlr import OptimalLRRegressor, PiecewiseLinear, optimal_learning_rate
 from sklearn_optlr._activations import resolve_activation
-from sklearn_optlr._regressor import LITTLE_BETTER_THAN_THE_MEAN_R2
+from sklearn_optlr._diagnostics import LITTLE_BETTER_THAN_THE_MEAN_R2
 
 ignore_convergence = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 

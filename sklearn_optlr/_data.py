@@ -1,0 +1,93 @@
+"""Training arrays from validated input: the checks scikit-learn's validation leaves to
+the estimator, and the hold-out split of early stopping."""
+
+import numpy as np
+from scipy import sparse
+from sklearn.model_selection import train_test_split
+
+__all__ = ["split_validation", "training_arrays"]
+
+
+def training_arrays(X, y):
+    """``X`` as the solver takes it and ``y`` as a 2-D array of ``X``'s dtype.
+
+    Parameters
+    ----------
+    X : {ndarray, sparse matrix} of shape (n_samples, n_features)
+        From ``validate_data`` (float32 or float64, CSR or CSC).
+    y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+
+    Returns
+    -------
+    X : {ndarray, CSR matrix}
+        CSR with summed duplicates where sparse (batches are row slices, and the
+        kernels take each stored entry as a whole value), never the user's matrix
+        modified.
+    Y : ndarray of shape (n_samples, n_outputs)
+    single_output : bool
+        Whether ``y`` was 1-D.
+    """
+    if sparse.issparse(X):
+        X = X.tocsr()
+        if not X.has_canonical_format:
+            # Duplicates of an entry would each count in a row's norm. Summed on a copy.
+            X = X.copy()
+            X.sum_duplicates()
+    if sparse.issparse(y):
+        # validate_data passes a sparse y through with multi_output=True.
+        raise TypeError(
+            "A sparse y was passed, but dense targets are required. Use y.toarray() to "
+            "convert it to a dense array."
+        )
+    with np.errstate(over="ignore"):
+        Y = np.asarray(y, dtype=X.dtype)
+    if not np.all(np.isfinite(Y)):
+        if not np.all(np.isfinite(np.asarray(y, dtype=np.float64))):
+            # validate_data skips its check under sklearn.set_config(assume_finite=True).
+            raise ValueError("Input y contains NaN or infinity.")
+        raise ValueError(
+            f"y has values beyond the range of {X.dtype.name}, the dtype of X (largest "
+            f"magnitude {np.max(np.abs(y)):.3g}). Pass float64 X, or rescale y."
+        )
+    single_output = Y.ndim == 1
+    return X, (Y.reshape(-1, 1) if single_output else Y), single_output
+
+
+def split_validation(X, Y, sample_weight, validation_fraction, rng):
+    """Early stopping's split: the training rows, and the held-out ones.
+
+    Returns
+    -------
+    X, Y, sample_weight
+        The training rows (copies).
+    validation : tuple (X_val, Y_val, sample_weight_val)
+    """
+    n_samples = X.shape[0]
+    n_validation = int(np.ceil(validation_fraction * n_samples))
+    if n_validation < 2 or n_samples - n_validation < 1:
+        fix = (
+            "Use more data or a larger validation_fraction."
+            if n_validation < 2
+            else "Use a smaller validation_fraction."
+        )
+        raise ValueError(
+            f"early_stopping needs at least 2 validation samples and 1 training sample; "
+            f"validation_fraction={validation_fraction} of {n_samples} samples "
+            f"gives {n_validation} for validation and {n_samples - n_validation} for "
+            f"training. {fix}"
+        )
+    train_rows, validation_rows = train_test_split(
+        np.arange(n_samples), test_size=n_validation, random_state=rng.integers(2**31)
+    )
+    parts = [
+        (X[rows], Y[rows], None if sample_weight is None else sample_weight[rows])
+        for rows in (train_rows, validation_rows)
+    ]
+    for (_, _, weights), name in zip(parts, ("training", "validation")):
+        if weights is not None and not weights.sum() > 0:
+            raise ValueError(
+                f"early_stopping's random split left the {name} rows with zero total "
+                "sample_weight: change random_state or validation_fraction, or give "
+                "more rows a positive weight."
+            )
+    return *parts[0], parts[1]

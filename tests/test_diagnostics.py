@@ -1,0 +1,158 @@
+"""What a fit warns and raises, from one place (``sklearn_optlr._diagnostics``).
+
+The targets' range check is tested against distances to the range written out here,
+independently of the module's own sums.
+"""
+
+import re
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_diabetes
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV
+
+from sklearn_optlr import OptimalLRRegressor, PiecewiseLinear, TrainingDivergedError
+from sklearn_optlr._diagnostics import RANGE_LOSS_SHARE
+
+RANGE_WARNING = "The targets leave the activation's range"
+
+
+def standardised_diabetes():
+    X, y = load_diabetes(return_X_y=True)
+    return (X - X.mean(0)) / X.std(0), (y - y.mean()) / y.std()
+
+
+def range_warnings(record):
+    """The warnings before training (later ones may repeat the cause first)."""
+    return [
+        str(w.message)
+        for w in record
+        if w.category is UserWarning and str(w.message).startswith(RANGE_WARNING)
+    ]
+
+
+def fit_recording(model, X, y, **fit_params):
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        model.fit(X, y, **fit_params)
+    return record
+
+
+@pytest.mark.parametrize(
+    "activation, expected",
+    [
+        ("relu", r"\d+% of y is below 0.*'relu' predicts only values >= 0"),
+        ("abs", r"\d+% of y is below 0.*'abs' predicts only values >= 0"),
+        ("hard_tanh", r"\d+% of y is below -1 and \d+% of y is above 1.*\[-1, 1\]"),
+        # Bounded above only: falls on both sides of 0.
+        (PiecewiseLinear([0.0], [0.0], 1.0, -1.0), r"above 0.*PiecewiseLinear.*values <= 0"),
+        # A clip to [0, 0.5]: bounded on both sides.
+        (PiecewiseLinear([0.0, 0.5], [0.0, 0.5], 0.0, 0.0), r"values in \[0, 0.5\]"),
+    ],
+)
+def test_targets_outside_the_range_warn_before_training_with_the_specifics(activation, expected):
+    X, y = standardised_diabetes()
+    if not isinstance(activation, str) and activation.slopes[-1] < 0:
+        y = np.abs(y) + 1.0  # all above the range's top, 0
+    model = OptimalLRRegressor(activation, batch_size="full", max_iter=3)
+    messages = range_warnings(fit_recording(model, X, 2.0 * y))
+    assert len(messages) == 1, messages
+    assert re.search(expected, messages[0]), messages[0]
+
+
+def test_the_share_below_is_that_of_the_targets():
+    X, y = standardised_diabetes()
+    messages = range_warnings(fit_recording(OptimalLRRegressor("relu", max_iter=2), X, y))
+    share = round(100 * np.mean(y < 0))
+    assert f"{share}% of y is below 0" in messages[0]
+
+
+@pytest.mark.parametrize(
+    "activation, shift",
+    [
+        ("relu", 0.0),  # targets >= 0
+        ("abs", 0.0),
+        ("identity", -5.0),
+        ("leaky_relu", -5.0),
+        ("hard_tanh", None),  # targets in [-1, 1]
+    ],
+)
+def test_targets_inside_the_range_are_silent(activation, shift):
+    X, y = standardised_diabetes()
+    y = y - y.min() + shift if shift is not None else np.clip(y / 3, -1, 1)
+    model = OptimalLRRegressor(activation, batch_size="full", max_iter=3)
+    assert not range_warnings(fit_recording(model, X, y))
+
+
+def test_noise_around_a_relu_teachers_zeros_is_silent():
+    # A ReLU teacher's targets plus noise dip below 0 on many rows, by the noise only:
+    # ReLU is the right model, and no warning should say otherwise.
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((2000, 5))
+    y = np.maximum(X @ rng.standard_normal(5), 0) + 0.05 * rng.standard_normal(2000)
+    assert np.mean(y < 0) > 0.2
+    model = OptimalLRRegressor("relu", batch_size="full", max_iter=3)
+    assert not range_warnings(fit_recording(model, X, y))
+
+
+@pytest.mark.parametrize("high, above", [(2.0, True), (10.0, False)])
+def test_the_range_warning_threshold_is_a_share_of_the_variance(high, above):
+    # 30 targets at -1, 10 at `high`, 60 at 0: ReLU's range leaves the distance 1 on the
+    # 30 rows, whatever the weights; how much of the variance that is depends on `high`.
+    y = np.repeat([-1.0, high, 0.0], [30, 10, 60])
+    X = np.random.default_rng(0).standard_normal((y.size, 2))
+    share = np.mean(np.minimum(y, 0.0) ** 2) / y.var()
+    assert (share >= RANGE_LOSS_SHARE) == above  # the two cases straddle the threshold
+    messages = range_warnings(fit_recording(OptimalLRRegressor("relu", max_iter=2), X, y))
+    assert bool(messages) == above
+
+
+def test_sample_weights_enter_the_range_check():
+    X, y = standardised_diabetes()
+    y = np.abs(y)
+    y[:10] = -3.0
+    weights = np.ones_like(y)
+    model = OptimalLRRegressor("relu", batch_size="full", max_iter=2)
+    assert range_warnings(fit_recording(model, X, y, sample_weight=weights))
+    weights[:10] = 0.0  # the rows below the range no longer count
+    assert not range_warnings(fit_recording(model, X, y, sample_weight=weights))
+
+
+def test_later_convergence_warnings_name_the_range_first():
+    X, y = load_diabetes(return_X_y=True)  # targets 25 to 346
+    X = (X - X.mean(0)) / X.std(0)
+    model = OptimalLRRegressor("hard_tanh", batch_size="full", max_iter=2)
+    record = fit_recording(model, X, y)
+    later = [str(w.message) for w in record if issubclass(w.category, ConvergenceWarning)]
+    assert later
+    for message in later:
+        assert message.startswith(RANGE_WARNING), message
+        assert message.index("above 1") < message.lower().find("standardise")
+
+
+def test_divergence_is_a_value_error_that_model_selection_catches():
+    X, y = standardised_diabetes()
+    model = OptimalLRRegressor(step=1e12, solver="gd", precondition=False, batch_size=32)
+    with pytest.raises(ValueError, match="diverged") as error:
+        model.fit(X, y)
+    assert isinstance(error.value, TrainingDivergedError)
+    assert isinstance(error.value, FloatingPointError)
+    # scikit-learn's model selection catches it (as a ValueError) and scores the split NaN.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        search = GridSearchCV(model, {"step": [1e12, "pooled"]}, cv=2, error_score=np.nan)
+        search.fit(X, y)
+    assert np.all(np.isnan(search.cv_results_["split0_test_score"][:1]))
+    assert search.best_params_ == {"step": "pooled"}
+
+
+@pytest.mark.parametrize("dtype, limit", [(np.float64, "1e+154"), (np.float32, "2e+19")])
+def test_divergence_names_the_overflow_limit_of_the_datas_dtype(dtype, limit):
+    X, y = standardised_diabetes()
+    model = OptimalLRRegressor(step=1e12, solver="gd", precondition=False, batch_size=32)
+    with pytest.raises(TrainingDivergedError) as error:
+        model.fit(X.astype(dtype), y.astype(dtype))
+    message = str(error.value)
+    assert f"beyond about {limit} overflow {np.dtype(dtype).name}" in message
