@@ -29,7 +29,7 @@ from sklearn.utils import gen_batches
 from ._activations import on_knots
 from ._kernels import EXACT, FIXED, OPTIMAL, POOLED, csr_epoch, dense_epoch
 from ._pooling import new_rate_memory, pooled_rate
-from ._preconditioning import precondition
+from ._preconditioning import precondition, preconditioner_root
 from ._step import (
     backpropagate,
     batch_loss,
@@ -454,12 +454,7 @@ def _along_knots(X, on_knot, gradients, preconditioner):
     """
     grad_coef, grad_intercept = gradients
     n_outputs, width = grad_coef.shape[0], grad_coef.shape[1] + 1
-    root = None
-    if preconditioner is not None:
-        try:
-            root = np.linalg.cholesky(preconditioner)
-        except np.linalg.LinAlgError:  # not positive definite in floating point
-            root = None
+    root = None if preconditioner is None else preconditioner_root(preconditioner)
     augmented = np.hstack([grad_coef, grad_intercept[:, None]]).astype(np.float64)
     direction = np.empty_like(augmented)
     for output in range(n_outputs):
