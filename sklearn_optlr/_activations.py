@@ -7,6 +7,7 @@ second derivative is zero away from the knots, which is what makes the optimal
 learning rate exact inside a linear region.
 """
 
+import math
 import numbers
 
 import numpy as np
@@ -17,6 +18,7 @@ __all__ = [
     "initial_intercept",
     "on_knots",
     "resolve_activation",
+    "unit_slope_form",
 ]
 
 
@@ -370,6 +372,47 @@ def initial_intercept(activation, Y, weights):
     # A constant activation (every slope 0) fits nothing whatever the start.
     depth = spread / abs(slope) if slope != 0 else np.ones_like(spread)
     return np.array([activation.steep_point(each) for each in depth])
+
+
+def unit_slope_form(activation, dtype=np.float64):
+    """The activation reparametrised so that its steepest slope is between 1 and 2.
+
+    ``sigma(z) = tau(s z)``, where ``tau`` has the knots times ``s``, the same values and
+    the slopes over ``s``, and ``s`` is the power of two with ``s <= max |slope| < 2 s``.
+    So ``sigma(W x + b)`` is ``tau(W' x + b')`` with ``W' = s W`` and ``b' = s b``: the
+    same model, the same loss, and, since the factor is a power of two, the same numbers
+    to the bit wherever nothing overflows. The solver trains in these units: its scale
+    safety divides by the sizes of the features, the residuals and the gradient, but a
+    slope of 1e200 squared (in the curvature) overflowed at any weights.
+
+    Parameters
+    ----------
+    activation : PiecewiseLinear
+    dtype : numpy floating type, default=np.float64
+        The training data's, whose range the knots times ``s`` must stay in.
+
+    Returns
+    -------
+    tau : PiecewiseLinear
+        ``activation`` itself where ``s`` is 1 (every built-in one).
+    scale : float
+        ``s``, at most what keeps the knots times ``s`` finite in ``dtype``.
+    """
+    steepest = float(np.abs(activation.slopes).max())
+    if steepest == 0.0:
+        return activation, 1.0
+    exponent = math.frexp(steepest)[1] - 1
+    widest = float(np.abs(activation.knots).max())
+    if widest > 0.0:
+        exponent = min(exponent, np.finfo(dtype).maxexp - 1 - math.frexp(widest)[1])
+    if exponent == 0:
+        return activation, 1.0
+    scale, inverse = math.ldexp(1.0, exponent), math.ldexp(1.0, -exponent)
+    slopes = activation.slopes
+    tau = PiecewiseLinear(
+        activation.knots * scale, activation.values, slopes[0] * inverse, slopes[-1] * inverse
+    )
+    return tau, scale
 
 
 def _identity(negative_slope):

@@ -15,7 +15,7 @@ import pytest
 from numpy.testing import assert_allclose
 
 from sklearn_optlr import OptimalLRRegressor, PiecewiseLinear
-from sklearn_optlr._activations import initial_intercept, resolve_activation
+from sklearn_optlr._activations import initial_intercept, resolve_activation, unit_slope_form
 
 # Not powers of two, so the fits differ by rounding, and one that is.
 MULTIPLES = [100.0, 1e-3, 2.0**-7]
@@ -119,3 +119,33 @@ def test_initial_intercept_is_the_targets_depth_over_the_slope_from_the_kink():
     assert_allclose(initial_intercept(steep, np.array([[1.0], [3.0]]), weights), [5.25])
     # On a bounded piece: as near 0 as the depth allows, at most its middle.
     assert_allclose(initial_intercept(resolve_activation("hard_tanh"), y, weights), [0.0, 0.0])
+
+
+@pytest.mark.parametrize("batch_size", BATCH_SIZES)
+@pytest.mark.parametrize("c", [1e200, 1e-200])
+def test_slopes_far_from_one_train_as_unit_ones(c, batch_size):
+    # The curvature is a sum of squared slopes times changes: slopes of 1e200 overflowed it
+    # at any weights, and every fit was reported as diverging. The solver now trains in
+    # the units where the steepest slope is between 1 and 2 (unit_slope_form).
+    X, y = teacher(SAME_CLASS["relu"])
+    expected = fit(SAME_CLASS["relu"], X, y, batch_size).predict(X)
+    model = fit(times(SAME_CLASS["relu"], c), X, y, batch_size)
+    assert_allclose(model.predict(X), expected, rtol=0, atol=1e-9 * np.abs(expected).max())
+    # The rates along these gradients are the unit ones times c**-2: 1e-400 and 1e400
+    # round to 0 and inf, which only the record shows.
+    assert not np.any(np.isnan(model.learning_rate_curve_))
+
+
+@pytest.mark.parametrize(
+    "activation",
+    [times(SAME_CLASS["relu"], 1e200), OTHER_CLASSES["steep right tail"],
+     PiecewiseLinear([-3.0, 0.5, 2.0], [1.0, -2e-5, 4e-5], 1e-7, 0.0)],
+    ids=repr,
+)  # fmt: skip
+def test_the_unit_slope_form_is_the_same_function_in_scaled_units(activation):
+    tau, scale = unit_slope_form(activation)
+    assert scale == 2.0 ** np.floor(np.log2(np.abs(activation.slopes).max()))
+    assert 1.0 <= np.abs(tau.slopes).max() < 2.0
+    z = np.linspace(-4.0, 4.0, 81)
+    assert_allclose(tau(scale * z), activation(z), rtol=1e-15, atol=0)
+    assert unit_slope_form(resolve_activation("relu")) == (resolve_activation("relu"), 1.0)
