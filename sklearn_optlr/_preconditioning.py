@@ -86,6 +86,7 @@ def _row_chunks(n_samples, n_features):
     rows = max(1, min(_CHUNK_ROWS, _CHUNK_ENTRIES // max(n_features, 1)))
     return gen_batches(n_samples, rows)
 
+
 # CSR with at least this share of entries stored is summarised by dense chunks of rows,
 # as dense X is: BLAS's product of a chunk with itself beats the sparse x x^T from about
 # 5% to 10% (50,000 x 200: 0.05 s dense against 0.1 s sparse at 10%, 4.8 s at 100%).
