@@ -7,6 +7,7 @@ second derivative is zero away from the knots, which is what makes the optimal
 learning rate exact inside a linear region.
 """
 
+import math
 import numbers
 
 import numpy as np
@@ -17,6 +18,7 @@ __all__ = [
     "initial_intercept",
     "on_knots",
     "resolve_activation",
+    "unit_slope_form",
 ]
 
 
@@ -231,22 +233,11 @@ class PiecewiseLinear:
         """
         return self.value_and_slope(z)[1]
 
-    def steep_point(self):
-        """A pre-activation well inside the steepest piece, as close to 0 as possible.
-
-        Starting every unit here keeps it alive (non-zero slope) whatever the data,
-        which is how the solver initialises the intercept (for a homogeneous
-        activation, at the targets' scale: see :func:`initial_intercept`).
-
-        Returns
-        -------
-        float
-            A point of the steepest piece (after merging neighbours of equal
-            slope) nearest to 0, at least 1 (or half the piece's width) inside it.
-        """
+    def _steepest_piece(self):
+        """``(start, end, slope)`` of the steepest piece nearest to 0, after merging
+        neighbouring pieces of equal slope (so identity is one piece around 0)."""
         slopes = self.slopes
         bounds = np.concatenate(([-np.inf], self.knots, [np.inf]))
-        # Merge neighbouring pieces of equal slope, so identity is one piece around 0.
         keep = np.concatenate(([True], slopes[1:] != slopes[:-1]))
         starts = bounds[:-1][keep]
         ends = np.append(starts[1:], np.inf)
@@ -254,8 +245,42 @@ class PiecewiseLinear:
         steepest = np.flatnonzero(np.abs(slopes) == np.abs(slopes).max())
         distance = np.maximum(np.maximum(starts[steepest], 0.0), np.maximum(-ends[steepest], 0.0))
         piece = steepest[np.argmin(distance)]
-        start, end = starts[piece], ends[piece]
-        margin = min(1.0, (end - start) / 2)
+        return float(starts[piece]), float(ends[piece]), float(slopes[piece])
+
+    def _anchor(self):
+        """The point of the steepest piece that a start's depth is measured from: its
+        one finite end, or where the piece is nearest to 0 (0 itself on a piece with
+        no end or two)."""
+        start, end, _ = self._steepest_piece()
+        if np.isfinite(start) != np.isfinite(end):
+            return start if np.isfinite(start) else end
+        return float(np.clip(0.0, start, end))
+
+    def steep_point(self, depth=1.0):
+        """A pre-activation ``depth`` inside the steepest piece.
+
+        Starting every unit here keeps it alive (non-zero slope) whatever the data,
+        which is how the solver initialises the intercept (with a ``depth`` from the
+        targets' scale: see :func:`initial_intercept`).
+
+        Parameters
+        ----------
+        depth : float, default=1.0
+            How far inside the piece, from its end: at most half its width.
+
+        Returns
+        -------
+        float
+            On a piece with one end (ReLU's), ``depth`` from that end, so that the point
+            moves with the knot and scales with ``depth``: the same start relative to
+            the kink, wherever the kink is. On a piece with two ends, the point nearest
+            to 0 at least ``depth`` (or half the width) from both; on one with none
+            (identity), 0.
+        """
+        start, end, _ = self._steepest_piece()
+        if np.isfinite(start) != np.isfinite(end):
+            return float(start + depth if np.isfinite(start) else end - depth)
+        margin = min(depth, (end - start) / 2)
         return float(np.clip(0.0, start + margin, end - margin))
 
     @property
@@ -300,16 +325,30 @@ def on_knots(activation, pre_activation):
 
 
 def initial_intercept(activation, Y, weights):
-    """Where the intercepts start: inside the steepest piece, at the targets' scale.
+    """Where the intercepts start: inside the steepest piece, as deep as the targets
+    lie from the activation's value there.
 
-    With ``W = 0`` every unit starts at :meth:`PiecewiseLinear.steep_point`, active
-    whatever ``X``. For a homogeneous activation that point is also multiplied by
-    each output's root mean square target: the optimal step is then equivariant, a
-    fit on ``c y`` being ``c`` times the fit on ``y`` (``W`` and ``b`` scale with the
-    targets, the rates do not). From a fixed 1, ReLU on targets of size 1e-4 took a
-    first step a thousand times too long for them, past the kink on most rows, and
-    every unit died (R^2 -0.51 where the same data at size 1 reached 1.0). An output
-    of all-zero targets starts at 0, which fits it.
+    With ``W = 0`` every row's pre-activation is ``b``. Each output's ``b`` is the
+    :meth:`PiecewiseLinear.steep_point` at depth ``d = rms(y - v) / |s|``, with ``s``
+    the steepest piece's slope and ``v`` the activation's value where that depth is
+    measured from (ReLU's kink): the start's output then lies about as far from ``v``
+    as the targets do, and the first steps, which move the outputs by about the
+    targets' size, leave most units on the piece. A depth fixed in pre-activation
+    units, 1, killed every unit of ReLU on targets of size 1e-4 (R^2 -0.51 where the
+    same data at size 1 reached 1.0), and of ReLU times 100 on targets of size 1
+    (R^2 -0.74 at batch size 16). Targets all equal to ``v`` start on the piece's end
+    (ReLU's all-zero output at 0, which fits it).
+
+    As the optimal steps are equivariant, so are the fits that start here:
+
+    - ``c sigma`` (``c > 0``) on ``y`` is fitted as ``sigma`` on ``y / c``, with the
+      same weights, whatever ``sigma`` (both ``v`` and ``s`` scale by ``c``);
+    - where ``c sigma`` is the same model as ``sigma``, ``c sigma(z) = sigma(k + c (z -
+      k))`` for a single knot ``k`` of value 0 (ReLU, leaky ReLU, abs, identity,
+      shifted or not), the fit with ``c sigma`` is the fit with ``sigma``, its
+      pre-activations mapped likewise (``W`` and ``b - k`` divided by ``c``);
+    - a homogeneous ``sigma`` on ``c y`` fits ``c`` times the model on ``y``, and
+      ``sigma + t`` on ``y + t`` fits the model of ``sigma`` on ``y``.
 
     Parameters
     ----------
@@ -322,14 +361,58 @@ def initial_intercept(activation, Y, weights):
     -------
     ndarray of shape (n_outputs,), float64
     """
-    start = np.full(Y.shape[1], activation.steep_point())
-    if not activation.is_homogeneous:
-        return start  # the kinks set the scale, not the targets
-    # The root mean square, with the largest target factored out: squares of 1e200 overflow.
-    largest = np.max(np.abs(Y), axis=0).astype(np.float64)
-    safe = np.where(largest > 0, largest, 1.0)
-    ratio = Y / safe
-    return start * largest * np.sqrt(weights.astype(np.float64) @ (ratio * ratio))
+    slope = activation._steepest_piece()[2]
+    reference = float(activation(activation._anchor()))
+    # Halved, so that targets and v of 1e308 and opposite signs do not overflow; the root
+    # mean square has the largest distance factored out, since squares of 1e200 overflow.
+    distance = np.abs(0.5 * Y.astype(np.float64) - 0.5 * reference)
+    largest = np.max(distance, axis=0)
+    ratio = distance / np.where(largest > 0, largest, 1.0)
+    spread = 2.0 * largest * np.sqrt(weights.astype(np.float64) @ (ratio * ratio))
+    # A constant activation (every slope 0) fits nothing whatever the start.
+    depth = spread / abs(slope) if slope != 0 else np.ones_like(spread)
+    return np.array([activation.steep_point(each) for each in depth])
+
+
+def unit_slope_form(activation, dtype=np.float64):
+    """The activation reparametrised so that its steepest slope is between 1 and 2.
+
+    ``sigma(z) = tau(s z)``, where ``tau`` has the knots times ``s``, the same values and
+    the slopes over ``s``, and ``s`` is the power of two with ``s <= max |slope| < 2 s``.
+    So ``sigma(W x + b)`` is ``tau(W' x + b')`` with ``W' = s W`` and ``b' = s b``: the
+    same model, the same loss, and, since the factor is a power of two, the same numbers
+    to the bit wherever nothing overflows. The solver trains in these units: its scale
+    safety divides by the sizes of the features, the residuals and the gradient, but a
+    slope of 1e200 squared (in the curvature) overflowed at any weights.
+
+    Parameters
+    ----------
+    activation : PiecewiseLinear
+    dtype : numpy floating type, default=np.float64
+        The training data's, whose range the knots times ``s`` must stay in.
+
+    Returns
+    -------
+    tau : PiecewiseLinear
+        ``activation`` itself where ``s`` is 1 (every built-in one).
+    scale : float
+        ``s``, at most what keeps the knots times ``s`` finite in ``dtype``.
+    """
+    steepest = float(np.abs(activation.slopes).max())
+    if steepest == 0.0:
+        return activation, 1.0
+    exponent = math.frexp(steepest)[1] - 1
+    widest = float(np.abs(activation.knots).max())
+    if widest > 0.0:
+        exponent = min(exponent, np.finfo(dtype).maxexp - 1 - math.frexp(widest)[1])
+    if exponent == 0:
+        return activation, 1.0
+    scale, inverse = math.ldexp(1.0, exponent), math.ldexp(1.0, -exponent)
+    slopes = activation.slopes
+    tau = PiecewiseLinear(
+        activation.knots * scale, activation.values, slopes[0] * inverse, slopes[-1] * inverse
+    )
+    return tau, scale
 
 
 def _identity(negative_slope):

@@ -326,24 +326,27 @@ def _curvature_along_gradient(
 def _precondition(grad_coef, grad_intercept, preconditioner, raw_coef, raw_intercept, row):
     """Replace the gradient ``[G, g_b]`` in place by ``[G, g_b] P``, keeping it in ``raw_*``.
 
-    ``row`` is scratch of ``n_features + 1`` entries. Rows of ``P`` are visited in order
-    and skipped where the gradient's entry is zero (inactive units' features).
+    ``preconditioner`` is in centred form, ``[[S^-1, m], [m^T, 1]]``
+    (:func:`sklearn_optlr._preconditioning.precondition` applies it alike): the centred
+    gradient ``g_w - g_b m`` times ``S^-1`` is the coef part ``d``, and ``g_b - <d, m>``
+    the intercept's. ``row`` is scratch of ``n_features + 1`` entries.
     """
     n_outputs, n_features = grad_coef.shape
     for o in range(n_outputs):
         raw_intercept[o] = grad_intercept[o]
         for j in range(n_features):
             raw_coef[o, j] = grad_coef[o, j]
-        for j in range(n_features + 1):
             row[j] = 0.0
-        for i in range(n_features + 1):
-            entry = raw_coef[o, i] if i < n_features else raw_intercept[o]
+        for i in range(n_features):
+            entry = raw_coef[o, i] - raw_intercept[o] * preconditioner[n_features, i]
             if entry != 0.0:
-                for j in range(n_features + 1):
+                for j in range(n_features):
                     row[j] += entry * preconditioner[i, j]
+        intercept_part = raw_intercept[o]
         for j in range(n_features):
             grad_coef[o, j] = row[j]
-        grad_intercept[o] = row[n_features]
+            intercept_part -= row[j] * preconditioner[n_features, j]
+        grad_intercept[o] = intercept_part
 
 
 @njit(cache=True)

@@ -24,9 +24,10 @@ so the preconditioner magnified them a thousand times and training stalled. For 
 same reason ``partial_fit`` combines the moments of every chunk seen so far
 (:class:`Moments`), rather than keeping the first chunk's.
 
-The ridge is relative to each feature's own variance, and ``P`` is assembled from the
-inverse covariance and the mean, so neither a feature's scale nor its offset leaves it
-unpreconditioned. A ridge relative to the average second moment instead left features
+The ridge is relative to each feature's own variance, and ``P`` is kept as the
+inverse covariance and the mean (its centred form: centre the gradient, multiply by the
+inverse covariance, un-centre), so neither a feature's scale nor its offset leaves it
+unpreconditioned, and no product with ``P`` cancels the offsets' squares. A ridge relative to the average second moment instead left features
 a thousand times smaller than the largest under it (on unscaled features of scales
 1e-3 to 1e4, 1,500 times the optimal loss after 5 epochs), and one relative to each
 feature's second moment left features whose offsets are a thousand times their spread
@@ -49,10 +50,12 @@ __all__ = [
     "auto_preconditions",
     "column_size_spread",
     "column_statistics",
+    "dense_preconditioner",
     "moments",
     "moments_preconditioner",
     "precondition",
     "preconditioner_from_moments",
+    "preconditioner_root",
 ]
 
 #: The ridge, relative to each feature's variance. On the
@@ -82,6 +85,7 @@ def _row_chunks(n_samples, n_features):
     """Slices of rows for chunked passes: :data:`_CHUNK_ROWS`, fewer for wide data."""
     rows = max(1, min(_CHUNK_ROWS, _CHUNK_ENTRIES // max(n_features, 1)))
     return gen_batches(n_samples, rows)
+
 
 # CSR with at least this share of entries stored is summarised by dense chunks of rows,
 # as dense X is: BLAS's product of a chunk with itself beats the sparse x x^T from about
@@ -243,14 +247,19 @@ def moments(X, sample_weight=None):
 
 
 def preconditioner_from_moments(summary, ridge=PRECONDITIONER_RIDGE):
-    """``P = (C + ridge diag(v, 0))^{-1}``, where ``C`` is the second moment of the rows
-    ``[x, 1]`` and ``v`` each feature's variance (its second moment if it is constant,
-    1 if it is all zeros); None where that is not finite.
+    """``P = (C + ridge diag(v, 0))^{-1}`` in centred form, where ``C`` is the second
+    moment of the rows ``[x, 1]`` and ``v`` each feature's variance (its second moment
+    if it is constant, 1 if it is all zeros); None where that is not finite.
 
-    Computed by blocks: with ``S`` the covariance plus the ridge, ``P`` is
-    ``[[S^-1, -S^-1 m], [-m^T S^-1, 1 + m^T S^-1 m]]`` (``m`` the mean), and ``S^-1`` is
-    ``J (J S J)^{-1} J`` with ``J = diag(v)^{-1/2}``, so the inverse is taken of a matrix
-    with a unit diagonal whatever the features' scales and offsets.
+    With ``m`` the mean and ``S`` the covariance plus the ridge, ``P = A^T B A`` where
+    ``A = [[I, -m], [0, 1]]`` centres ``[g_w, g_b]`` into ``[g_w - g_b m, g_b]`` and
+    ``B = diag(S^-1, 1)``. The matrix ``P`` itself is never formed: its intercept
+    entries are ``1 + m^T S^-1 m``, and a product with them cancels terms
+    ``(offset / spread)**2`` times larger than its result, so a feature of 1e9 +- 1
+    lost every digit of the intercept's direction (R^2 0.05 in full batch where
+    least squares reaches 0.9998). :func:`precondition` applies the factors instead.
+    ``S^-1`` is ``J (J S J)^{-1} J`` with ``J = diag(v)^{-1/2}``, so the inverse is
+    taken of a matrix with a unit diagonal whatever the features' scales and offsets.
 
     Parameters
     ----------
@@ -260,9 +269,10 @@ def preconditioner_from_moments(summary, ridge=PRECONDITIONER_RIDGE):
     Returns
     -------
     ndarray of shape (n_features + 1, n_features + 1), float64, or None
-        None when a square overflows (features beyond about 1e154) or a feature is so
-        small that its inverse variance does (below about 1e-154): then training runs
-        without a preconditioner.
+        ``[[S^-1, m], [m^T, 1]]``: what :func:`precondition`, the compiled kernels and
+        :func:`dense_preconditioner` take. None when a square overflows (features beyond
+        about 1e154) or a feature is so small that its inverse variance does (below
+        about 1e-154): then training runs without a preconditioner.
     """
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         covariance = summary.scatter / summary.count
@@ -283,15 +293,61 @@ def preconditioner_from_moments(summary, ridge=PRECONDITIONER_RIDGE):
         inverse = 1.0 / (np.maximum(eigenvalues, 0.0) + ridge)
         inverse_covariance = (eigenvectors * inverse) @ eigenvectors.T
         inverse_covariance *= inverse_root[:, None] * inverse_root[None, :]
-        coupling = inverse_covariance @ mean
         n_features = mean.shape[0]
-        preconditioner = np.empty((n_features + 1, n_features + 1))
-        preconditioner[:-1, :-1] = inverse_covariance
-        preconditioner[:-1, -1] = preconditioner[-1, :-1] = -coupling
-        preconditioner[-1, -1] = 1.0 + mean @ coupling
-    if not np.all(np.isfinite(preconditioner)):
+        centred = np.empty((n_features + 1, n_features + 1))
+        centred[:-1, :-1] = inverse_covariance
+        centred[:-1, -1] = centred[-1, :-1] = mean
+        centred[-1, -1] = 1.0
+    if not np.all(np.isfinite(centred)):
         return None
-    return preconditioner
+    return centred
+
+
+def dense_preconditioner(centred):
+    """The matrix ``P = A^T B A`` of a preconditioner in centred form (see
+    :func:`preconditioner_from_moments`), for reference: products with it lose the
+    digits that the centred form keeps.
+
+    Parameters
+    ----------
+    centred : ndarray of shape (n_features + 1, n_features + 1)
+
+    Returns
+    -------
+    ndarray of shape (n_features + 1, n_features + 1)
+    """
+    inverse_covariance, mean = centred[:-1, :-1], centred[-1, :-1]
+    coupling = inverse_covariance @ mean
+    dense = np.empty_like(centred)
+    dense[:-1, :-1] = inverse_covariance
+    dense[:-1, -1] = dense[-1, :-1] = -coupling
+    dense[-1, -1] = 1.0 + mean @ coupling
+    return dense
+
+
+def preconditioner_root(centred):
+    """``L`` with ``P = L L^T``, from a preconditioner in centred form: ``L = A^T
+    diag(R, 1)`` with ``R`` the Cholesky factor of ``S^-1``, so that ``L`` is never taken
+    from ``P``'s cancelling entries; None where ``S^-1`` is not positive definite in
+    floating point.
+
+    Parameters
+    ----------
+    centred : ndarray of shape (n_features + 1, n_features + 1)
+
+    Returns
+    -------
+    ndarray of shape (n_features + 1, n_features + 1), lower triangular, or None
+    """
+    try:
+        factor = np.linalg.cholesky(centred[:-1, :-1])
+    except np.linalg.LinAlgError:
+        return None
+    root = np.zeros_like(centred)
+    root[:-1, :-1] = factor
+    root[-1, :-1] = -centred[-1, :-1] @ factor
+    root[-1, -1] = 1.0
+    return root
 
 
 def column_statistics(X, weights):
@@ -366,16 +422,29 @@ def moments_preconditioner(X, sample_weight=None, ridge=PRECONDITIONER_RIDGE):
 def precondition(grad_coef, grad_intercept, preconditioner):
     """The direction ``[G, g_b] P``, split into its coef and intercept parts.
 
+    Applied in centred form (see :func:`preconditioner_from_moments`): the centred
+    gradient ``G - g_b m^T`` times ``S^-1`` is the coef part ``D``, and ``g_b - D m`` the
+    intercept's. No step subtracts terms larger than the features' offsets times the
+    direction, where ``P``'s own entries would subtract their squares.
+
     Parameters
     ----------
     grad_coef : ndarray of shape (n_outputs, n_features)
     grad_intercept : ndarray of shape (n_outputs,)
     preconditioner : ndarray of shape (n_features + 1, n_features + 1)
+        In centred form, from :func:`preconditioner_from_moments`.
 
     Returns
     -------
     direction_coef, direction_intercept : ndarray, in the gradient's dtype
     """
-    augmented = np.hstack([grad_coef, grad_intercept[:, None]]).astype(np.float64)
-    direction = (augmented @ preconditioner).astype(grad_coef.dtype, copy=False)
-    return np.ascontiguousarray(direction[:, :-1]), np.ascontiguousarray(direction[:, -1])
+    inverse_covariance, mean = preconditioner[:-1, :-1], preconditioner[-1, :-1]
+    grad_intercept = grad_intercept.astype(np.float64)
+    centred = grad_coef.astype(np.float64) - grad_intercept[:, None] * mean
+    direction_coef = centred @ inverse_covariance
+    direction_intercept = grad_intercept - direction_coef @ mean
+    dtype = grad_coef.dtype
+    return (
+        np.ascontiguousarray(direction_coef.astype(dtype, copy=False)),
+        np.ascontiguousarray(direction_intercept.astype(dtype, copy=False)),
+    )

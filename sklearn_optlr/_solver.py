@@ -24,11 +24,16 @@ from scipy import sparse
 from sklearn.metrics import r2_score
 from sklearn.utils import check_random_state, gen_batches
 
-from ._activations import initial_intercept, on_knots
+from ._activations import initial_intercept, on_knots, unit_slope_form
 from ._averaging import IterateAverage
 from ._kernels import EXACT, FIXED, OPTIMAL, POOLED, csr_epoch, dense_epoch
 from ._pooling import new_rate_memory, pooled_rate
-from ._preconditioning import moments, precondition, preconditioner_from_moments
+from ._preconditioning import (
+    moments,
+    precondition,
+    preconditioner_from_moments,
+    preconditioner_root,
+)
 from ._step import (
     backpropagate,
     batch_loss,
@@ -462,12 +467,7 @@ def _along_knots(X, on_knot, gradients, preconditioner):
     """
     grad_coef, grad_intercept = gradients
     n_outputs, width = grad_coef.shape[0], grad_coef.shape[1] + 1
-    root = None
-    if preconditioner is not None:
-        try:
-            root = np.linalg.cholesky(preconditioner)
-        except np.linalg.LinAlgError:  # not positive definite in floating point
-            root = None
+    root = None if preconditioner is None else preconditioner_root(preconditioner)
     augmented = np.hstack([grad_coef, grad_intercept[:, None]]).astype(np.float64)
     direction = np.empty_like(augmented)
     for output in range(n_outputs):
@@ -761,6 +761,31 @@ def uses_numpy(X, batch_size, n_outputs):
     return n_outputs >= NUMPY_MIN_OUTPUTS and products >= NUMPY_MIN_PRODUCTS
 
 
+def _in_units_of(run, scale):
+    """The epoch ``run``, which takes weights ``scale`` times the caller's
+    (:func:`._activations.unit_slope_form`), on the caller's weights and records."""
+
+    def scaled_run(coef, intercept, order, average_from=None, progress=None):
+        coef *= scale  # by a power of two: exact, and undone exactly
+        intercept *= scale
+        try:
+            record = run(coef, intercept, order, average_from, progress)
+        finally:
+            coef /= scale
+            intercept /= scale
+        sums = record.iterate_sum
+        if sums is not None:
+            sums = (sums[0] / scale, sums[1] / scale, sums[2])
+        # The rate along the caller's gradient: W' = scale W makes it scale**-2 times W''s.
+        return replace(
+            record, step_mean=record.step_mean / scale / scale,
+            step_min=record.step_min / scale / scale, step_max=record.step_max / scale / scale,
+            iterate_sum=sums,
+        )  # fmt: skip
+
+    return scaled_run
+
+
 def make_epoch(
     X, Y, sample_weight, *, activation, step, batch_size, alpha, conjugate=False, method="auto",
     rate_memory=None, window=1.0, preconditioner=None,
@@ -791,6 +816,15 @@ def make_epoch(
         ``epoch(coef, intercept, order, average_from) -> EpochRecord``, updating
         the weights in place.
     """
+    tau, scale = unit_slope_form(activation, X.dtype)
+    if scale != 1.0:  # trained as tau(scale W x + scale b), the same model in other units
+        run = make_epoch(
+            X, Y, sample_weight, activation=tau, alpha=alpha / scale / scale,
+            step=step if isinstance(step, str) else step * scale * scale, batch_size=batch_size,
+            conjugate=conjugate, method=method, rate_memory=rate_memory, window=window,
+            preconditioner=preconditioner,
+        )  # fmt: skip
+        return _in_units_of(run, scale)
     options = dict(
         activation=activation, step=step, alpha=alpha,
         rate_memory=new_rate_memory() if rate_memory is None else rate_memory, window=window,

@@ -377,7 +377,10 @@ def test_the_direction_along_the_knots_keeps_those_units_still_and_descends(prec
     assert np.all(np.abs(change[on_knot]) <= 1e-12 * scale)
     gradient = np.hstack([grad_coef, grad_intercept[:, None]])
     direction = np.hstack([direction_coef, direction_intercept[:, None]])
-    metric = np.eye(5) if P is None else P
+    # P in centred form (see moments_preconditioner); the metric is the matrix it stands for.
+    from sklearn_optlr._preconditioning import dense_preconditioner
+
+    metric = np.eye(5) if P is None else dense_preconditioner(P)
     assert_allclose(direction[1], -metric @ gradient[1], rtol=1e-12)
     # Steepest in P's metric under the constraints: the closed form of the KKT system.
     rows = np.hstack([X[[3, 7, 11]], np.ones((3, 1))])

@@ -16,7 +16,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy import sparse
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LinearRegression
+from sklearn.linear_model import LinearRegression, Ridge
 
 from sklearn_optlr import OptimalLRRegressor, optimal_learning_rate
 from sklearn_optlr._activations import resolve_activation
@@ -508,3 +508,39 @@ def test_subnormal_sample_weights_are_zero_weights():
         model = OptimalLRRegressor(**params).fit(X, y, sample_weight=weights)
         reference = OptimalLRRegressor(**params).fit(X, y, sample_weight=(weights == 1.0) * 1.0)
     assert_array_equal(model.coef_, reference.coef_)
+
+
+def float32_problem(feature_scale, target_scale, n_samples, seed=0):
+    """Float32 features of the given size, correlated, and linear targets of the given size."""
+    rng = np.random.default_rng(seed)
+    Z = rng.standard_normal((n_samples, 5)) @ (np.eye(5) + 0.5)
+    y = (Z @ rng.standard_normal(5) + 0.3 + 0.05 * rng.standard_normal(n_samples)) * target_scale
+    return (Z * feature_scale).astype(np.float32), y.astype(np.float32)
+
+
+@ignore_convergence
+@pytest.mark.parametrize("n_samples", [150, 1000])  # the default batch: full, 200 rows
+@pytest.mark.parametrize("feature_scale", [1e30, 1e-30])
+def test_the_defaults_train_on_float32_features_far_from_unit_size(feature_scale, n_samples):
+    # Their squares leave float32's range (1e60, 1e-60): the preconditioner's moments are
+    # float64 sums, and the default fit must reach least squares as unit-size ones do
+    # (at 1e-30 plain descent does not move W at all: R^2 0).
+    X, y = float32_problem(feature_scale, 1.0, n_samples)
+    X64, y64 = X.astype(np.float64), y.astype(np.float64)
+    best = Ridge(alpha=0.0).fit(X64, y64).score(X64, y64)
+    model = OptimalLRRegressor(random_state=0).fit(X, y)
+    assert model._state.preconditioner is not None
+    assert r2(model, X, y) > best - 1e-3
+
+
+@ignore_convergence
+@pytest.mark.xfail(
+    strict=True, raises=FloatingPointError,
+    reason="the full-batch gradient X^T r is formed in float32 (_step.gradient) and overflows "
+    "where float32 features of 1e30 meet targets of 1e10; the compiled mini-batch kernels "
+    "accumulate in float64 and train (issue 15, point 7)",
+)  # fmt: skip
+def test_the_default_full_batch_trains_where_float32_mini_batches_do():
+    X, y = float32_problem(1e30, 1e10, 150)
+    assert r2(OptimalLRRegressor(batch_size=32, random_state=0).fit(X, y), X, y) > 0.99
+    assert r2(OptimalLRRegressor(random_state=0).fit(X, y), X, y) > 0.99

@@ -3,6 +3,7 @@ path against the numpy reference, the ``"auto"`` rule, and what it is for (badly
 conditioned data)."""
 
 import warnings
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -22,9 +23,11 @@ from sklearn_optlr._preconditioning import (
     auto_preconditions,
     column_size_spread,
     column_statistics,
+    dense_preconditioner,
     moments,
     moments_preconditioner,
 )
+from sklearn_optlr._preconditioning import precondition as preconditioned_direction
 from sklearn_optlr._solver import FullBatchEpoch, compiled_epoch, numpy_epoch
 
 ignore_convergence = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -162,7 +165,7 @@ def test_preconditioner_is_its_definition_and_refuses_what_overflows():
     X[:, 3] = 0.0  # an all-zero one: no scale to divide by
     X[:, 4] += 1e3  # an offset a thousand times the spread
     assert_allclose(
-        moments_preconditioner(X, weights),
+        dense_preconditioner(moments_preconditioner(X, weights)),
         written_out_preconditioner(X, weights),
         rtol=1e-7,
         atol=1e-9,
@@ -399,7 +402,7 @@ def test_partial_fit_preconditions_with_every_chunk_seen():
             stream.partial_fit(X[chunk], y[chunk], sample_weight=weights[chunk])
             if n_passes == 0:
                 assert_allclose(
-                    stream._state.preconditioner,
+                    dense_preconditioner(stream._state.preconditioner),
                     written_out_preconditioner(X, weights, chunks[: k + 1]),
                     rtol=1e-8,
                     atol=1e-8,
@@ -420,7 +423,9 @@ def test_partial_fit_after_fit_keeps_the_fit_rows_in_the_preconditioner():
     weights = np.ones(len(X))
     chunks = [slice(0, 300), slice(300, 305), slice(305, 400)]
     assert_allclose(
-        model._state.preconditioner, written_out_preconditioner(X, weights, chunks), rtol=1e-8
+        dense_preconditioner(model._state.preconditioner),
+        written_out_preconditioner(X, weights, chunks),
+        rtol=1e-8,
     )
     # At a batch size that can never be preconditioned, chunks cost no moments.
     narrow = OptimalLRRegressor(batch_size=4, random_state=0).partial_fit(X, Y)
@@ -502,3 +507,83 @@ def test_precondition_true_refuses_data_too_wide_for_a_dense_preconditioner():
         model.fit(X, np.arange(20.0))
     assert not hasattr(model, "coef_")
     OptimalLRRegressor(max_iter=2).fit(X, np.arange(20.0))  # "auto" leaves it off
+
+
+def offset_data(offset, n_samples=1000, seed=1):
+    """One feature of ``offset`` +- 1 next to a unit-scale one, both informative."""
+    rng = np.random.default_rng(seed)
+    spread, other = rng.standard_normal((2, n_samples))
+    X = np.column_stack([offset + spread, other])
+    return X, 3.0 * spread + 2.0 * other + 0.05 * rng.standard_normal(n_samples)
+
+
+@ignore_convergence
+@pytest.mark.parametrize("batch_size", ["auto", "full"])
+@pytest.mark.parametrize("offset", [1e9, 1e12])
+def test_a_feature_far_from_zero_next_to_a_unit_one_is_fitted(offset, batch_size):
+    # The dense P has intercept entries (offset / spread)**2: applied as a matrix, its
+    # product cancelled terms 1e18 times larger than the intercept's direction, and fits
+    # stalled silently (R^2 0.05 in full batch at 1e9, -0.006 at the defaults at 1e12,
+    # where least squares reaches 0.9998). The centred form keeps those digits.
+    X, y = offset_data(offset)
+    best = LinearRegression().fit(X, y).score(X, y)
+    model = OptimalLRRegressor(batch_size=batch_size, random_state=0).fit(X, y)
+    assert model.score(X, y) > best - 1e-3
+
+
+def rational_inverse(matrix):
+    """The inverse of a positive definite matrix of Fractions, by Gauss-Jordan elimination
+    (its leading minors are positive: no pivoting)."""
+    width = len(matrix)
+    identity = [[Fraction(int(i == j)) for j in range(width)] for i in range(width)]
+    rows = [list(row) + unit for row, unit in zip(matrix, identity)]
+    for i in range(width):
+        rows[i] = [v / rows[i][i] for v in rows[i]]
+        for k in range(width):
+            if k != i:
+                rows[k] = [a - rows[k][i] * b for a, b in zip(rows[k], rows[i])]
+    return [row[width:] for row in rows]
+
+
+def exact_changes(X, weights, gradient, direction=None):
+    """The pre-activations' changes ``[x_i, 1] d`` in rational arithmetic, along the given
+    direction or along ``d = gradient P`` with ``P`` by its definition (see
+    :func:`written_out_preconditioner`)."""
+    rows = [[Fraction(v) for v in row] + [Fraction(1)] for row in X]
+    width = len(rows[0])
+    if direction is None:
+        w = [Fraction(v) for v in weights]
+        w = [v / sum(w) for v in w]  # exactly: a float normalisation leaves 1e-16 of 1
+        mean = [sum(wi * row[j] for wi, row in zip(w, rows)) for j in range(width)]
+        moment = [
+            [sum(wi * row[i] * row[j] for wi, row in zip(w, rows)) for j in range(width)]
+            for i in range(width)
+        ]
+        for j in range(width - 1):  # the ridge, relative to each feature's variance
+            moment[j][j] += Fraction(PRECONDITIONER_RIDGE) * (moment[j][j] - mean[j] * mean[j])
+        inverse = rational_inverse(moment)
+        exact = [Fraction(v) for v in gradient]
+        direction = [sum(g * row[j] for g, row in zip(exact, inverse)) for j in range(width)]
+    direction = [Fraction(v) for v in direction]
+    return np.array([float(sum(x * d for x, d in zip(row, direction))) for row in rows])
+
+
+@pytest.mark.parametrize("offset", [1e6, 1e9])
+def test_the_preconditioned_direction_keeps_its_digits_next_to_a_large_offset(offset):
+    # The dense P's products lose about (offset / spread)**2 rounding units of the
+    # intercept's direction (its entries are that large), and with it the pre-activations'
+    # changes about their mean; the centred form loses about offset / spread, as rounding
+    # the features themselves does.
+    X, _ = offset_data(offset, n_samples=40)
+    rng = np.random.default_rng(2)
+    weights, residual = rng.uniform(0.5, 2.0, 40), rng.standard_normal(40)
+    gradient = (weights / weights.sum() * residual) @ np.column_stack([X, np.ones(40)])
+    expected = exact_changes(X, weights, gradient)
+    P = moments_preconditioner(X, weights)
+    direction_coef, direction_intercept = preconditioned_direction(
+        gradient[None, :-1], gradient[-1:], P
+    )
+    direction = np.append(direction_coef[0], direction_intercept)
+    changes = exact_changes(X, weights, gradient, direction)
+    tolerance = 100 * offset * np.finfo(np.float64).eps * np.abs(expected).max()
+    assert_allclose(changes, expected, rtol=0, atol=tolerance)
