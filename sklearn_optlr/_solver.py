@@ -27,15 +27,16 @@ from sklearn.metrics import r2_score
 from sklearn.utils import gen_batches
 
 from ._activations import on_knots
-from ._kernels import EXACT, FIXED, OPTIMAL, POOLED, csr_epoch, dense_epoch
-from ._pooling import new_rate_memory, pooled_rate
+from ._kernels import csr_epoch, dense_epoch
+from ._line_search import EXACT, FIXED, NO_LINE, exact_line_search, step_length, step_rule
+from ._pooling import new_rate_memory
 from ._preconditioning import precondition
 from ._step import (
     backpropagate,
     batch_loss,
     batch_weights,
     curvature,
-    exact_line_step,
+    exact_line,
     forward,
     gradient,
     inner,
@@ -241,24 +242,20 @@ def _descent_step(
     ``(memory, window)``.
 
     The step along ``-d`` is ``scale`` times the learning rate along ``-g`` (or along
-    the preconditioned gradient). NaN when the curvature is not finite (features beyond
-    about 1e154 make it overflow float64).
+    the preconditioned gradient), from :func:`._line_search.step_length`. NaN when the
+    curvature is not finite (features beyond about 1e154 make it overflow float64).
     """
     direction_coef, direction_intercept, scale = direction
-    if not isinstance(step, str):
-        return step * scale
-    change = preactivation_change(X, direction_coef, direction_intercept)
-    curvature_along = curvature(slope * change, weights, direction_coef, alpha)
-    if not np.isfinite(curvature_along):
-        return np.nan
-    if step == "optimal":
-        return scale * quadratic_step(-slope_form, curvature_along)
-    if step == "pooled":
-        memory, window = pooling
-        return scale * pooled_rate(memory, slope_form, curvature_along, scale, window)
-    return exact_line_step(
-        pre_activation, -change, Y, weights, activation, coef, -direction_coef, alpha
-    )[0]
+    rule, fixed_rate = step_rule(step)
+    curvature_along, line = 0.0, NO_LINE
+    if rule != FIXED:
+        change = preactivation_change(X, direction_coef, direction_intercept)
+        curvature_along = curvature(slope * change, weights, direction_coef, alpha)
+    if rule == EXACT:
+        line = exact_line(
+            pre_activation, -change, Y, weights, activation, coef, -direction_coef, alpha
+        )
+    return step_length(rule, slope_form, curvature_along, scale, fixed_rate, *pooling, line)
 
 
 def _direction(gradients, preconditioner):
@@ -393,15 +390,15 @@ def compiled_epoch(
     n_batches = -(-n_samples // batch_size)
     rates = np.empty(n_batches)
     buffers = _averaging_buffers(coef, intercept)
-    fixed = not isinstance(step, str)
+    rule, fixed_rate = step_rule(step)
     common = dict(
         knots=activation.knots.astype(dtype),
         values=activation.values.astype(dtype),
         slopes=activation.slopes.astype(dtype),
         batch_size=batch_size,
         alpha=float(alpha),
-        rule=FIXED if fixed else {"optimal": OPTIMAL, "pooled": POOLED, "exact": EXACT}[step],
-        fixed_rate=float(step) if fixed else 0.0,
+        rule=rule,
+        fixed_rate=fixed_rate,
         rate_memory=new_rate_memory() if rate_memory is None else rate_memory,
         window=float(window),
         rates=rates,
@@ -507,6 +504,7 @@ class FullBatchEpoch:
         rate_memory=None, window=1.0, preconditioner=None,
     ):  # fmt: skip
         self.X, self.Y, self.activation, self.step, self.alpha = X, Y, activation, step, alpha
+        self.rule, self.fixed_rate = step_rule(step)
         self.conjugate = conjugate
         self.preconditioner = preconditioner
         self.rate_memory = new_rate_memory() if rate_memory is None else rate_memory
@@ -599,23 +597,21 @@ class FullBatchEpoch:
         slope_along += inner(gradients[1], direction_intercept)
         change = preactivation_change(X, direction_coef, direction_intercept)
         curvature_along = curvature(slope * change, weights, direction_coef, alpha)
-        if not np.isfinite(curvature_along):
-            step_along = np.nan
-        elif self.step == "optimal":
-            step_along = quadratic_step(slope_along, curvature_along)
-        elif self.step == "pooled":
-            # The forms of the scaled direction d / scale: -<g, d> / scale**2 and
-            # d^T H d / scale**2 (slope_along is <g, d / scale>).
-            step_along = scale * pooled_rate(
-                self.rate_memory, -slope_along / scale, curvature_along, scale, self.window
-            )
-        elif self.step == "exact":
-            step_along = self._exact_step(change, coef, direction_coef)
-        else:
-            step_along = self.step * scale
+        line = NO_LINE
+        if self.rule == EXACT:
+            line = self._line(change, coef, direction_coef)
+        # The forms of the scaled direction d / scale: -<g, d> / scale**2 and
+        # d^T H d / scale**2 (slope_along is <g, d / scale>).
+        step_along = step_length(
+            self.rule, -slope_along / scale, curvature_along, scale, self.fixed_rate,
+            self.rate_memory, self.window, line,
+        )  # fmt: skip
+        # A second dispatch on the rule that stays: in full batch the loss at the new
+        # point costs one activation pass (no pass over X), so the pooled step, which can
+        # overshoot across kinks, is checked against it; the mini-batch paths cannot
+        # afford that check, and "optimal" stays the seed's formula.
         checked = self._check_steps and step_along and np.isfinite(step_along)
         if checked and not self._stalled:
-            # The default rule checks its step; "optimal" stays the seed's formula.
             step_along = self._no_higher_loss(step_along, loss, change, coef, direction_coef)
         if self._stalled:
             step_along = 0.0
@@ -682,12 +678,16 @@ class FullBatchEpoch:
             return None
         return step_along, direction_coef, direction_intercept, scale, change
 
-    def _exact_step(self, change, coef, direction_coef):
-        """The exact minimiser of the loss along the direction, from the cached ``z``."""
-        return exact_line_step(
+    def _line(self, change, coef, direction_coef):
+        """The line along the direction from the cached ``z``, for the exact search."""
+        return exact_line(
             self._pre_activation, change, self.Y, self.weights, self.activation, coef,
             direction_coef, self.alpha,
-        )[0]  # fmt: skip
+        )  # fmt: skip
+
+    def _exact_step(self, change, coef, direction_coef):
+        """The exact minimiser of the loss along the direction."""
+        return exact_line_search(*self._line(change, coef, direction_coef))
 
     def __call__(self, coef, intercept, order=None, average_from=None, progress=None):
         X, Y, weights, alpha = self.X, self.Y, self.weights, self.alpha
