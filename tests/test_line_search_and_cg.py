@@ -1,17 +1,21 @@
 """The exact line search and the conjugate-gradient solver.
 
-Oracles: a brute-force grid over the step, the quadratic step's own loss,
-scikit-learn's LinearRegression for the conjugate-gradient solution, and scipy's
+Oracles: a brute-force grid over the step and scipy's bounded minimisation on each
+piece between kink crossings, the quadratic step's own loss, scikit-learn's
+LinearRegression for the conjugate-gradient solution, and scipy's
 L-BFGS-B and Nelder-Mead started from the fitted weights for minima at kinks.
 """
 
 import warnings
+from collections import Counter
+from itertools import pairwise
+from typing import ClassVar
 
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 from scipy import sparse
-from scipy.optimize import minimize
+from scipy.optimize import minimize, minimize_scalar
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LinearRegression, Ridge
@@ -381,3 +385,111 @@ def test_the_direction_along_the_knots_keeps_those_units_still_and_descends(prec
     assert_allclose(direction[0], -metric @ (gradient[0] - rows.T @ multipliers), atol=1e-12)
     assert np.sum(gradient * direction) < 0
 
+
+class CountingPiecewiseLinear(PiecewiseLinear):
+    """A PiecewiseLinear that counts how often its array properties are read: each read
+    builds an array of all the knots, so a search that reads them once a knot costs the
+    square of their number."""
+
+    __slots__ = ()
+    reads: ClassVar[Counter] = Counter()
+
+    @property
+    def knots(self):
+        CountingPiecewiseLinear.reads["knots"] += 1
+        return super().knots
+
+    @property
+    def values(self):
+        CountingPiecewiseLinear.reads["values"] += 1
+        return super().values
+
+    @property
+    def slopes(self):
+        CountingPiecewiseLinear.reads["slopes"] += 1
+        return super().slopes
+
+
+def many_knots(n_knots, cls=PiecewiseLinear, seed=0):
+    """A continuous zig-zag of ``n_knots`` knots on [-3, 3]."""
+    rng = np.random.default_rng(seed)
+    knots = np.sort(rng.uniform(-3.0, 3.0, n_knots))
+    return cls(knots, np.cumsum(rng.uniform(-0.1, 0.1, n_knots)), 0.2, -0.3)
+
+
+def test_exact_step_reads_the_activation_a_number_of_times_independent_of_its_knots():
+    # Defect 8b of issue 15: the numpy search rebuilt the activation's arrays for every
+    # knot (2 full-batch epochs took 0.16 s with 500 knots and 6 s with 4,000). The cost
+    # of one search must not grow faster than its kink crossings: the arrays are read a
+    # fixed number of times, however many knots there are.
+    rng = np.random.default_rng(0)
+    z, v = rng.uniform(-4.0, 4.0, (30, 2)), rng.standard_normal((30, 2))
+    Y, weights = rng.standard_normal((30, 2)), np.full(30, 1.0 / 30)
+    coef, direction_coef = rng.standard_normal((2, 3)), rng.standard_normal((2, 3))
+    reads = []
+    for n_knots in (500, 4000):
+        activation = many_knots(n_knots, CountingPiecewiseLinear)
+        CountingPiecewiseLinear.reads.clear()
+        step, value = exact_line_step(z, v, Y, weights, activation, coef, direction_coef, 0.1)
+        assert step > 0 and np.isfinite(value)
+        reads.append(sum(CountingPiecewiseLinear.reads.values()))
+    assert reads[0] == reads[1] <= 6, reads
+
+
+def line_problem(seed, activation, weighted, alpha):
+    """A random line with units on knots, and the loss along it (vectorised in the step)."""
+    rng = np.random.default_rng(seed)
+    n_samples, n_outputs = rng.integers(1, 7), rng.integers(1, 3)
+    knots = activation.knots
+    z = rng.uniform(knots[0] - 1.0, knots[-1] + 1.0, (n_samples, n_outputs))
+    z.flat[0] = knots[rng.integers(len(knots))]  # a unit on a knot, moving either way
+    v = rng.standard_normal((n_samples, n_outputs))
+    Y = rng.standard_normal((n_samples, n_outputs))
+    weights = rng.random(n_samples) if weighted else np.ones(n_samples)
+    weights /= weights.sum()
+    coef, direction_coef = rng.standard_normal((2, n_outputs, 3))
+
+    def loss(step):
+        steps = np.asarray(step, dtype=float)[..., None, None]
+        residual = activation(z + steps * v) - Y
+        penalty = 0.5 * alpha * np.sum((coef + steps * direction_coef) ** 2, axis=(-2, -1))
+        return 0.5 * np.sum(weights[:, None] * residual**2, axis=(-2, -1)) + penalty
+
+    return z, v, Y, weights, coef, direction_coef, loss
+
+
+def brute_force_minimum(z, v, activation, loss):
+    """The loss's minimum along the line by brute force: a dense grid, and scipy's bounded
+    scalar minimisation on every piece between consecutive kink crossings."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        crossings = (activation.knots - z[..., None]) / v[..., None]
+    crossings = np.unique(crossings[np.isfinite(crossings) & (crossings > 0)])
+    end = 2.0 * crossings[-1] + 50.0 if crossings.size else 50.0
+    bounds = np.concatenate([[0.0], crossings, [end]])
+    lowest = loss(np.linspace(0.0, end, 20_001)).min()
+    for low, high in pairwise(bounds):
+        found = minimize_scalar(
+            loss, bounds=(low, high), method="bounded", options={"xatol": 1e-10}
+        )
+        lowest = min(lowest, found.fun, loss(low), loss(high))
+    return lowest
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.3])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize(
+    "activation",
+    [*ACTIVATION_CASES, many_knots(40, seed=1)],
+    ids=[*map(str, ACTIVATION_CASES), "40 knots"],
+)
+@pytest.mark.parametrize("seed", range(4))
+def test_exact_step_matches_a_brute_force_minimisation_along_the_line(
+    activation, weighted, alpha, seed
+):
+    activation = resolve_activation(activation, negative_slope=0.05)
+    z, v, Y, weights, coef, direction_coef, loss = line_problem(seed, activation, weighted, alpha)
+    step, value = exact_line_step(z, v, Y, weights, activation, coef, direction_coef, alpha)
+    assert step >= 0
+    assert_allclose(value, loss(step), rtol=1e-12, atol=1e-15)  # a loss it really reaches
+    lowest = brute_force_minimum(z, v, activation, loss)
+    assert value <= lowest + 1e-12 * loss(0.0)
