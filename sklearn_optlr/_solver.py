@@ -1,8 +1,9 @@
 """The training loop: epochs of mini-batch descent with the optimal (or exact) step.
 
 The loop owns batching, shuffling, search directions, iterate averaging, the
-per-epoch record and the stopping rule; the step math lives in :mod:`._step`, the
-compiled epochs in :mod:`._kernels`, the averaging window in :mod:`._averaging`.
+per-epoch record and the stopping rule; the step math lives in :mod:`._step` (the step
+rules and the exact line search, compiled, in :mod:`._line_search`), the compiled
+epochs in :mod:`._kernels`, the averaging window in :mod:`._averaging`.
 Functions here take and return arrays and plain records, never the estimator, so
 tests can drive them directly.
 
@@ -606,10 +607,11 @@ class FullBatchEpoch:
             self.rule, -slope_along / scale, curvature_along, scale, self.fixed_rate,
             self.rate_memory, self.window, line,
         )  # fmt: skip
-        # A second dispatch on the rule that stays: in full batch the loss at the new
-        # point costs one activation pass (no pass over X), so the pooled step, which can
-        # overshoot across kinks, is checked against it; the mini-batch paths cannot
-        # afford that check, and "optimal" stays the seed's formula.
+        # The one dispatch on the rule outside step_length, full batch's own safeguard: here
+        # the batch loss is the objective, and its value at the new point costs one
+        # activation pass (z + a v, no pass over X), so the pooled step, which can
+        # overshoot across kinks, is checked against it (a mini-batch's loss is not the
+        # objective, and "optimal" stays the seed's formula).
         checked = self._check_steps and step_along and np.isfinite(step_along)
         if checked and not self._stalled:
             step_along = self._no_higher_loss(step_along, loss, change, coef, direction_coef)
