@@ -46,21 +46,13 @@ except ImportError as exc:  # pragma: no cover - exercised only without numba
 
 import numpy as np
 
-from ._pooling import pooled_rate
+from ._line_search import _FASTMATH, EXACT, FIXED, _activate, step_from_forms, step_length
 from ._prefetch import prefetch_row
-from ._step import CHECK_TIE_TOLERANCE, TIE_TOLERANCE, power_of_two_scale
+from ._step import power_of_two_scale
 
 __all__ = ["dense_epoch", "csr_epoch"]
 
-# Reassociation lets the dot products vectorise; no assumption about NaN or inf is
-# made, so a diverging fit is still seen by the caller's finiteness check.
-_FASTMATH = {"reassoc", "contract", "arcp"}
-
-#: Step rules, as the kernels take them.
-FIXED, OPTIMAL, EXACT, POOLED = 0, 1, 2, 3
-
 _power_of_two_scale = njit(cache=True, inline="always")(power_of_two_scale)
-_pooled_rate = njit(cache=True)(pooled_rate)
 
 #: At batch size 1, rows are prefetched this many steps ahead (see :mod:`._prefetch`):
 #: on 100,000 x 100 a minimal one-row loop took 1.66, 1.38, 1.23 and 1.25 times one
@@ -120,162 +112,6 @@ def _squared_norm(matrix):
         for j in range(matrix.shape[1]):
             total += matrix[i, j] * matrix[i, j]
     return total
-
-
-@njit(cache=True, fastmath=_FASTMATH, inline="always")
-def _activate(z, knots, values, slopes):
-    """Value and right-hand slope of the piecewise-linear function at ``z``."""
-    piece = 0
-    while piece < knots.shape[0] and z >= knots[piece]:
-        piece += 1
-    anchor = max(piece - 1, 0)
-    slope = slopes[piece]
-    return values[anchor] + slope * (z - knots[anchor]), slope
-
-
-@njit(cache=True, fastmath=_FASTMATH, inline="always")
-def _step_rate(
-    numerator, denominator, scale, rule, fixed_rate, data_gradient, rate_memory, window
-):  # fmt: skip
-    """The rate along ``-g`` by a fixed, optimal or pooled rule, from ``<g, g>`` and
-    ``g^T H g`` computed on ``g / scale`` (``scale`` a power of two)."""
-    # As in the solver: no active unit, no step (the penalty alone is not followed).
-    if numerator == 0.0 or not data_gradient:
-        return 0.0
-    if rule == FIXED:
-        return fixed_rate
-    if not denominator > 0.0:
-        return 0.0
-    if rule == POOLED:
-        return _pooled_rate(rate_memory, numerator, denominator, scale, window)
-    rate = numerator / denominator
-    return rate if np.isfinite(rate) else 0.0
-
-
-@njit(cache=True, fastmath=_FASTMATH, inline="always")
-def _piece_line(piece, z, v, y, knots, values, slopes):
-    """Residual ``sigma(z + a v) - y = offset + gain * a`` while on ``piece``."""
-    anchor = max(piece - 1, 0)
-    slope = slopes[piece]
-    return values[anchor] + slope * (z - knots[anchor]) - y, slope * v
-
-
-@njit(cache=True, fastmath=_FASTMATH)
-def _exact_step(z, v, y, w, count, knots, values, slopes, c0, c1, c2, event_step, event_delta):
-    """Exact minimiser over ``a >= 0`` of ``1/2 sum_e w_e (sigma(z_e + a v_e) - y_e)^2`` plus a
-    quadratic ``c0 + c1 a + c2 a^2 / 2`` (the penalty), for the first ``count`` entries.
-
-    The compiled twin of :func:`sklearn_optlr._step.exact_line_step` (same sweep over
-    the sorted kink crossings, same check of its choice against the loss evaluated
-    directly); ``event_step`` and ``event_delta`` (5 rows) are scratch buffers of at
-    least ``count * n_knots + 1`` columns.
-    """
-    n_knots = knots.shape[0]
-    n_events = 0
-    penalty0, penalty1, penalty2 = c0, c1, c2
-    # The quadratic model's slope and curvature at a = 0, with right-hand slopes.
-    model1, model2 = penalty1, penalty2
-    on_knot_falling = False
-    for e in range(count):
-        ze, ve, ye, we = z[e], v[e], y[e], w[e]
-        piece = 0
-        while piece < n_knots and (ze >= knots[piece] if ve >= 0.0 else ze > knots[piece]):
-            piece += 1
-        offset, gain = _piece_line(piece, ze, ve, ye, knots, values, slopes)
-        c0 += 0.5 * we * offset * offset
-        c1 += we * offset * gain
-        c2 += we * gain * gain
-        right_gain = gain
-        if ve < 0.0 and piece < n_knots and ze == knots[piece]:
-            right_gain = slopes[piece + 1] * ve
-            on_knot_falling = True
-        model1 += we * offset * right_gain
-        model2 += we * right_gain * right_gain
-        if ve == 0.0:
-            continue
-        # Crossings ahead, in order: upwards through knots[piece:], downwards through
-        # knots[:piece] from the top.
-        first, stop, stride = (piece, n_knots, 1) if ve > 0.0 else (piece - 1, -1, -1)
-        for k in range(first, stop, stride):
-            after = k + 1 if ve > 0.0 else k
-            new_offset, new_gain = _piece_line(after, ze, ve, ye, knots, values, slopes)
-            event_step[n_events] = (knots[k] - ze) / ve
-            event_delta[0, n_events] = 0.5 * we * (new_offset * new_offset - offset * offset)
-            event_delta[1, n_events] = we * (new_offset * new_gain - offset * gain)
-            event_delta[2, n_events] = we * (new_gain * new_gain - gain * gain)
-            offset, gain = new_offset, new_gain
-            n_events += 1
-    order = np.argsort(event_step[:n_events])
-    first_crossing = event_step[order[0]] if n_events > 0 else np.inf
-    # Each piece's minimiser and value (in the scratch's last two rows), then the
-    # shortest step among the minima equal to rounding, as in the numpy version.
-    tie = TIE_TOLERANCE * abs(c0)
-    start_loss = c0  # a direct sum, not a running one: the loss at a = 0 as it is
-    start = 0.0
-    lowest = np.inf
-    candidates, candidate_values = event_delta[3], event_delta[4]
-    for i in range(n_events + 1):
-        end = event_step[order[i]] if i < n_events else np.inf
-        if c2 > 0.0:
-            candidate = min(max(-c1 / c2, start), end)
-        else:
-            candidate = start if c1 >= 0.0 or not np.isfinite(end) else end
-        candidates[i] = candidate
-        value = c0 + c1 * candidate + 0.5 * c2 * candidate * candidate
-        # A value that overflows is no minimum (a nearly flat piece can put the vertex far).
-        candidate_values[i] = value if np.isfinite(value) else np.inf
-        lowest = min(lowest, candidate_values[i])
-        if i < n_events:
-            event = order[i]
-            c0 += event_delta[0, event]
-            c1 += event_delta[1, event]
-            c2 += event_delta[2, event]
-            start = end
-    best = 0.0
-    best_piece = 0
-    for i in range(n_events + 1):
-        if candidate_values[i] <= lowest + tie:
-            best = candidates[i]
-            best_piece = i
-            break
-    # Up to the first crossing the loss is the quadratic model itself: where the minimum is
-    # on that piece, the model's step is it, and needs no check (see exact_line_step).
-    optimal = 0.0
-    if model1 < 0.0 and model2 > 0.0 and np.isfinite(-model1 / model2):
-        optimal = -model1 / model2
-    if best_piece == 0 and optimal > 0.0 and optimal <= first_crossing and not on_knot_falling:
-        return optimal
-    # The running sums can lose precision (see exact_line_step): check the choice, the
-    # quadratic model's step and no step against the loss itself; ties go to the shortest.
-    penalty = (penalty0, penalty1, penalty2)
-    best_loss = start_loss
-    if best != 0.0:
-        best_loss = _loss_along(best, z, v, y, w, count, knots, values, slopes, penalty)
-    optimal_loss = best_loss
-    if optimal != best:
-        optimal_loss = _loss_along(optimal, z, v, y, w, count, knots, values, slopes, penalty)
-    lowest = min(best_loss, optimal_loss, start_loss)
-    tie = CHECK_TIE_TOLERANCE * abs(start_loss)
-    step = np.inf
-    if best_loss <= lowest + tie:
-        step = best
-    if optimal_loss <= lowest + tie:
-        step = min(step, optimal)
-    if start_loss <= lowest + tie:
-        step = 0.0
-    return step if np.isfinite(step) else 0.0
-
-
-@njit(cache=True, fastmath=_FASTMATH, inline="always")
-def _loss_along(step, z, v, y, w, count, knots, values, slopes, penalty):
-    """``1/2 sum_e w_e (sigma(z_e + step v_e) - y_e)^2`` plus the penalty's quadratic;
-    infinity where that overflows."""
-    loss = penalty[0] + step * penalty[1] + 0.5 * step * step * penalty[2]
-    for e in range(count):
-        value, _ = _activate(z[e] + step * v[e], knots, values, slopes)
-        residual = value - y[e]
-        loss += 0.5 * w[e] * residual * residual
-    return loss if np.isfinite(loss) else np.inf
 
 
 @njit(cache=True, fastmath=_FASTMATH, inline="always")
@@ -356,7 +192,7 @@ def _batch_scratch(batch_size, n_outputs, n_knots):
     Returns the slopes, back-propagated residuals and intercept gradient of a batch,
     then the exact step's scratch: one entry per (row, output) for the pre-activations,
     their change along the direction, the targets and the weights, and the kink
-    crossings' steps and coefficient changes (see :func:`_exact_step`).
+    crossings' steps and coefficient changes (see :func:`._line_search.exact_line_search`).
     """
     entries = batch_size * n_outputs
     return (
@@ -557,26 +393,24 @@ def _dense_batch_epoch(
                 numerator += raw_intercept[o] * inverse * grad_intercept[o]
                 for j in range(n_features):
                     numerator += raw_coef[o, j] * inverse * grad_coef[o, j]
-        if rule == EXACT and data_gradient:
-            coef_dot_grad = 0.0
-            if batch_alpha > 0.0:
-                for o in range(n_outputs):
-                    for j in range(n_features):
-                        coef_dot_grad += coef[o, j] * grad_coef[o, j]
-            step_along = _exact_step(
-                line_pre_activation, line_change, line_target, line_weight,
-                (stop - start) * n_outputs, knots, values, slopes,
-                0.5 * batch_alpha * penalty, -batch_alpha * coef_dot_grad,
-                batch_alpha * grad_coef_sq,
-                event_step, event_delta,
-            )  # fmt: skip
-            rate = step_along * inverse
-        else:
-            rate = _step_rate(
-                numerator, denominator, scale, rule, fixed_rate, data_gradient, rate_memory,
-                window,
-            )  # fmt: skip
-            step_along = rate * scale
+        # The exact search's line along -g / scale, with the penalty's quadratic in the step.
+        coef_dot_grad = 0.0
+        if rule == EXACT and batch_alpha > 0.0:
+            for o in range(n_outputs):
+                for j in range(n_features):
+                    coef_dot_grad += coef[o, j] * grad_coef[o, j]
+        line = (
+            line_pre_activation, line_change, line_target, line_weight,
+            (stop - start) * n_outputs, knots, values, slopes,
+            (0.5 * batch_alpha * penalty, -batch_alpha * coef_dot_grad, batch_alpha * grad_coef_sq),
+            event_step, event_delta,
+        )  # fmt: skip
+        step_along = 0.0  # no active unit, no step (the penalty alone is not followed)
+        if data_gradient:
+            step_along = step_length(
+                rule, numerator, denominator, scale, fixed_rate, rate_memory, window, line
+            )
+        rate = step_along * inverse
         if not (
             np.isfinite(batch_loss) and np.isfinite(numerator) and np.isfinite(denominator)
             and np.isfinite(step_along)
@@ -692,9 +526,13 @@ def _dense_one_row_epoch(
             if not np.isfinite(row_result[0]):
                 return np.nan, n_steps, n_zero_gradient
             continue
-        rate = _step_rate(
-            numerator, denominator, 1.0, rule, fixed_rate, data_gradient, rate_memory, window
-        )  # fmt: skip
+        rate = 0.0  # no active unit, no step (the penalty alone is not followed)
+        if data_gradient:
+            # The rule without a line (no exact search here): passing step_length a line
+            # of empty arrays doubled the time of this loop.
+            rate = step_from_forms(
+                rule, numerator, denominator, 1.0, fixed_rate, rate_memory, window
+            )
         if not (np.isfinite(row_loss) and np.isfinite(rate)):
             return np.nan, n_steps, n_zero_gradient
         loss += 0.5 * (row_loss + batch_alpha * penalty) * (1.0 / n_weighted)
@@ -867,24 +705,28 @@ def csr_epoch(
                         change *= slope
                         denominator += weight * change * change
             denominator += batch_alpha * grad_coef_sq
+        # The exact search's line along -g / scale, with the penalty's quadratic in the
+        # step; <W, G> = sum_t <r_t, W x_t> + alpha ||W||^2, divided by presize.
+        coef_dot_grad = 0.0
         if rule == EXACT and data_gradient:
-            # <W, G> = sum_t <r_t, W x_t> + alpha ||W||^2, divided by presize.
             coef_dot_grad = alpha_scaled * penalty
             for t in range(m):
                 for o in range(n_outputs):
                     coef_dot_grad += scaled_backprop[t, o] * linear[t, o]
-            rate = inverse * _exact_step(
-                line_pre_activation, line_change, line_target, line_weight, m * n_outputs,
-                knots, values, slopes,
+        line = (
+            line_pre_activation, line_change, line_target, line_weight, m * n_outputs,
+            knots, values, slopes,
+            (
                 0.5 * batch_alpha * penalty, -batch_alpha * coef_dot_grad * reinverse,
                 batch_alpha * grad_coef_sq,
-                event_step, event_delta,
-            )  # fmt: skip
-        else:
-            rate = _step_rate(
-                numerator, denominator, scale, rule, fixed_rate, data_gradient, rate_memory,
-                window,
-            )  # fmt: skip
+            ),
+            event_step, event_delta,
+        )  # fmt: skip
+        rate = 0.0  # no active unit, no step (the penalty alone is not followed)
+        if data_gradient:
+            rate = inverse * step_length(
+                rule, numerator, denominator, scale, fixed_rate, rate_memory, window, line
+            )
         if not (
             np.isfinite(batch_loss) and np.isfinite(numerator) and np.isfinite(denominator)
             and np.isfinite(rate)

@@ -1,8 +1,9 @@
 """The training loop: epochs of mini-batch descent with the optimal (or exact) step.
 
 The loop owns batching, shuffling, search directions, iterate averaging, the
-per-epoch record and the stopping rule; the step math lives in :mod:`._step`, the
-compiled epochs in :mod:`._kernels`, the averaging window in :mod:`._averaging`.
+per-epoch record and the stopping rule; the step math lives in :mod:`._step` (the step
+rules and the exact line search, compiled, in :mod:`._line_search`), the compiled
+epochs in :mod:`._kernels`, the averaging window in :mod:`._averaging`.
 Functions here take and return arrays and plain records, never the estimator, so
 tests can drive them directly.
 
@@ -26,8 +27,9 @@ from sklearn.utils import check_random_state, gen_batches
 
 from ._activations import initial_intercept, on_knots, unit_slope_form
 from ._averaging import IterateAverage
-from ._kernels import EXACT, FIXED, OPTIMAL, POOLED, csr_epoch, dense_epoch
-from ._pooling import new_rate_memory, pooled_rate
+from ._kernels import csr_epoch, dense_epoch
+from ._line_search import EXACT, FIXED, NO_LINE, exact_line_search, step_length, step_rule
+from ._pooling import new_rate_memory
 from ._preconditioning import (
     moments,
     precondition,
@@ -39,7 +41,7 @@ from ._step import (
     batch_loss,
     batch_weights,
     curvature,
-    exact_line_step,
+    exact_line,
     forward,
     gradient,
     inner,
@@ -254,24 +256,20 @@ def _descent_step(
     ``(memory, window)``.
 
     The step along ``-d`` is ``scale`` times the learning rate along ``-g`` (or along
-    the preconditioned gradient). NaN when the curvature is not finite (features beyond
-    about 1e154 make it overflow float64).
+    the preconditioned gradient), from :func:`._line_search.step_length`. NaN when the
+    curvature is not finite (features beyond about 1e154 make it overflow float64).
     """
     direction_coef, direction_intercept, scale = direction
-    if not isinstance(step, str):
-        return step * scale
-    change = preactivation_change(X, direction_coef, direction_intercept)
-    curvature_along = curvature(slope * change, weights, direction_coef, alpha)
-    if not np.isfinite(curvature_along):
-        return np.nan
-    if step == "optimal":
-        return scale * quadratic_step(-slope_form, curvature_along)
-    if step == "pooled":
-        memory, window = pooling
-        return scale * pooled_rate(memory, slope_form, curvature_along, scale, window)
-    return exact_line_step(
-        pre_activation, -change, Y, weights, activation, coef, -direction_coef, alpha
-    )[0]
+    rule, fixed_rate = step_rule(step)
+    curvature_along, line = 0.0, NO_LINE
+    if rule != FIXED:
+        change = preactivation_change(X, direction_coef, direction_intercept)
+        curvature_along = curvature(slope * change, weights, direction_coef, alpha)
+    if rule == EXACT:
+        line = exact_line(
+            pre_activation, -change, Y, weights, activation, coef, -direction_coef, alpha
+        )
+    return step_length(rule, slope_form, curvature_along, scale, fixed_rate, *pooling, line)
 
 
 def _direction(gradients, preconditioner):
@@ -406,15 +404,15 @@ def compiled_epoch(
     n_batches = -(-n_samples // batch_size)
     rates = np.empty(n_batches)
     buffers = _averaging_buffers(coef, intercept)
-    fixed = not isinstance(step, str)
+    rule, fixed_rate = step_rule(step)
     common = dict(
         knots=activation.knots.astype(dtype),
         values=activation.values.astype(dtype),
         slopes=activation.slopes.astype(dtype),
         batch_size=batch_size,
         alpha=float(alpha),
-        rule=FIXED if fixed else {"optimal": OPTIMAL, "pooled": POOLED, "exact": EXACT}[step],
-        fixed_rate=float(step) if fixed else 0.0,
+        rule=rule,
+        fixed_rate=fixed_rate,
         rate_memory=new_rate_memory() if rate_memory is None else rate_memory,
         window=float(window),
         rates=rates,
@@ -515,6 +513,7 @@ class FullBatchEpoch:
         rate_memory=None, window=1.0, preconditioner=None,
     ):  # fmt: skip
         self.X, self.Y, self.activation, self.step, self.alpha = X, Y, activation, step, alpha
+        self.rule, self.fixed_rate = step_rule(step)
         self.conjugate = conjugate
         self.preconditioner = preconditioner
         self.rate_memory = new_rate_memory() if rate_memory is None else rate_memory
@@ -607,23 +606,22 @@ class FullBatchEpoch:
         slope_along += inner(gradients[1], direction_intercept)
         change = preactivation_change(X, direction_coef, direction_intercept)
         curvature_along = curvature(slope * change, weights, direction_coef, alpha)
-        if not np.isfinite(curvature_along):
-            step_along = np.nan
-        elif self.step == "optimal":
-            step_along = quadratic_step(slope_along, curvature_along)
-        elif self.step == "pooled":
-            # The forms of the scaled direction d / scale: -<g, d> / scale**2 and
-            # d^T H d / scale**2 (slope_along is <g, d / scale>).
-            step_along = scale * pooled_rate(
-                self.rate_memory, -slope_along / scale, curvature_along, scale, self.window
-            )
-        elif self.step == "exact":
-            step_along = self._exact_step(change, coef, direction_coef)
-        else:
-            step_along = self.step * scale
+        line = NO_LINE
+        if self.rule == EXACT:
+            line = self._line(change, coef, direction_coef)
+        # The forms of the scaled direction d / scale: -<g, d> / scale**2 and
+        # d^T H d / scale**2 (slope_along is <g, d / scale>).
+        step_along = step_length(
+            self.rule, -slope_along / scale, curvature_along, scale, self.fixed_rate,
+            self.rate_memory, self.window, line,
+        )  # fmt: skip
+        # The one dispatch on the rule outside step_length, full batch's own safeguard: here
+        # the batch loss is the objective, and its value at the new point costs one
+        # activation pass (z + a v, no pass over X), so the pooled step, which can
+        # overshoot across kinks, is checked against it (a mini-batch's loss is not the
+        # objective, and "optimal" stays the seed's formula).
         checked = self._check_steps and step_along and np.isfinite(step_along)
         if checked and not self._stalled:
-            # The default rule checks its step; "optimal" stays the seed's formula.
             step_along = self._no_higher_loss(step_along, loss, change, coef, direction_coef)
         if self._stalled:
             step_along = 0.0
@@ -690,12 +688,16 @@ class FullBatchEpoch:
             return None
         return step_along, direction_coef, direction_intercept, scale, change
 
-    def _exact_step(self, change, coef, direction_coef):
-        """The exact minimiser of the loss along the direction, from the cached ``z``."""
-        return exact_line_step(
+    def _line(self, change, coef, direction_coef):
+        """The line along the direction from the cached ``z``, for the exact search."""
+        return exact_line(
             self._pre_activation, change, self.Y, self.weights, self.activation, coef,
             direction_coef, self.alpha,
-        )[0]  # fmt: skip
+        )  # fmt: skip
+
+    def _exact_step(self, change, coef, direction_coef):
+        """The exact minimiser of the loss along the direction."""
+        return exact_line_search(*self._line(change, coef, direction_coef))
 
     def __call__(self, coef, intercept, order=None, average_from=None, progress=None):
         X, Y, weights, alpha = self.X, self.Y, self.weights, self.alpha

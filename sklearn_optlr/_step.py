@@ -31,6 +31,7 @@ from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.validation import _check_sample_weight, check_array, check_consistent_length
 
 from ._activations import ACTIVATIONS, PiecewiseLinear, resolve_activation
+from ._line_search import count_crossings, exact_line_search, loss_along, quadratic_step
 
 __all__ = ["optimal_learning_rate"]
 
@@ -98,15 +99,15 @@ def scaled_direction(direction_coef, direction_intercept):
 
 def sum_of_squares(array):
     """``sum(array**2)`` accumulated in float64 (squares of 1e20 overflow float32)."""
-    flat = np.ravel(array).astype(np.float64, copy=False)
+    flat = np.ravel(array).astype(np.float64)
     return float(flat @ flat)
 
 
 def inner(first, second):
     """``<first, second>`` of two arrays of one shape, accumulated in float64."""
     return float(
-        np.ravel(first).astype(np.float64, copy=False)
-        @ np.ravel(second).astype(np.float64, copy=False)
+        np.ravel(first).astype(np.float64)
+        @ np.ravel(second).astype(np.float64)
     )
 
 
@@ -221,7 +222,7 @@ def mean_prediction_losses(Y, weights):
     -------
     ndarray of shape (n_outputs,), float64
     """
-    weights = weights.astype(np.float64, copy=False)
+    weights = weights.astype(np.float64)
     centred = Y - weights @ Y
     return 0.5 * (weights @ (centred * centred))
 
@@ -313,22 +314,6 @@ def standardised_gradient_gain(X, error, slope, weights, coef, alpha, mean, spre
     if not (slope_along < 0 and curvature_along > 0):
         return 0.0
     return slope_along * slope_along / (2.0 * curvature_along)
-
-
-def quadratic_step(slope_along, curvature_along):
-    """Minimiser of ``a -> slope_along * a + curvature_along * a**2 / 2`` over ``a >= 0``.
-
-    ``slope_along`` is the directional derivative of the loss (``-<g, g>`` along
-    ``-g``). Returns 0 when the direction does not descend: a zero gradient, for
-    instance every unit inactive on the batch, is never divided by. A descent
-    direction of zero curvature (possible only through rounding, since zero
-    curvature implies a zero gradient along ``-g``) also gives 0 rather than an
-    infinite step.
-    """
-    if not slope_along < 0 or not curvature_along > 0:
-        return 0.0
-    step = -slope_along / curvature_along
-    return step if np.isfinite(step) else 0.0
 
 
 def gradient_step_terms(X, Y, coef, intercept, activation, weights, alpha):
@@ -492,52 +477,43 @@ def optimal_learning_rate(
     return quadratic_step(-numerator, denominator)
 
 
-#: Relative to the loss at the start of the line, candidate minima of the exact line
-#: search's sweep closer than this are ties, broken towards the shorter step (its
-#: running sums can lose precision).
-TIE_TOLERANCE = 1e-12
+def exact_line(pre_activation, change, Y, weights, activation, coef, direction_coef, alpha):
+    """The line ``theta + a d`` as :func:`._line_search.step_length` and
+    :func:`._line_search.exact_line_search` take it, with scratch for its kink crossings.
 
-#: Relative to the loss at the start of the line, losses evaluated directly (the sweep's
-#: choice, the quadratic model's step, no step) closer than this are ties, broken towards
-#: the shorter step: the rounding of a sum of squares. The sweep's looser tolerance here
-#: made the search stop 1e-12 short of the optimum and take no step ever after.
-CHECK_TIE_TOLERANCE = 16 * float(np.finfo(np.float64).eps)
+    Parameters are those of :func:`exact_line_step`.
 
-
-def _piece_line(piece, pre_activation, change, Y, activation):
-    """Residual ``sigma(z + a v) - y = P + Q a`` while ``z + a v`` stays on ``piece``."""
+    Returns
+    -------
+    tuple
+        ``(z, v, y, w, count, knots, values, slopes, penalty, event_step, event_delta)``
+        (see :mod:`._line_search`): the units flattened to float64, the activation's
+        arrays (built once here), and the penalty ``alpha/2 ||W + a dW||^2`` as
+        ``(c0, c1, c2)``.
+    """
+    z = np.ravel(pre_activation).astype(np.float64, copy=False)
+    v = np.ravel(change).astype(np.float64, copy=False)
+    y = np.ravel(Y).astype(np.float64, copy=False)
+    w = np.repeat(weights.astype(np.float64, copy=False), Y.shape[1])
     knots, values, slopes = activation.knots, activation.values, activation.slopes
-    anchor = np.maximum(piece - 1, 0)
-    slope = slopes[piece]
-    offset = values[anchor] + slope * (pre_activation - knots[anchor]) - Y
-    return offset, slope * change
+    penalty = (0.0, 0.0, 0.0)
+    if alpha:
+        penalty = (
+            0.5 * alpha * sum_of_squares(coef),
+            alpha * inner(coef, direction_coef),
+            alpha * sum_of_squares(direction_coef),
+        )
+    n_events = count_crossings(z, v, z.size, knots)
+    event_step, event_delta = np.empty(n_events + 1), np.empty((5, n_events + 1))
+    return z, v, y, w, z.size, knots, values, slopes, penalty, event_step, event_delta
 
 
-def _quadratic_terms(offset, gradient_along, weights):
-    """Coefficients ``(c0, c1, c2)`` of ``1/2 sum_i w_i (P + Q a)^2 = c0 + c1 a + c2 a^2 / 2``."""
-    weighted = weights[:, None] if offset.ndim == 2 else weights
-    return (
-        0.5 * weighted * offset * offset,
-        weighted * offset * gradient_along,
-        weighted * gradient_along * gradient_along,
-    )
-
-
-def exact_line_step(
-    pre_activation, change, Y, weights, activation, coef, direction_coef, alpha
-):
+def exact_line_step(pre_activation, change, Y, weights, activation, coef, direction_coef, alpha):
     """Exact minimiser of the batch loss along a direction, over steps ``a >= 0``.
 
     Along ``theta + a d`` every pre-activation moves linearly, ``z_io + a v_io``, so
-    the loss is piecewise quadratic in ``a`` with a breakpoint wherever some
-    ``z_io + a v_io`` meets a knot: at most ``n_samples x n_outputs x n_knots`` of
-    them. On each piece the residual of every unit is linear in ``a`` with known
-    coefficients, so the loss's quadratic coefficients on every piece follow from
-    one sort of the breakpoints and a cumulative sum; the minimiser of each piece
-    is clipped to it and the best is kept. The cost is O(B log B) for B breakpoints.
-    The choice is then checked, with the quadratic model's step and no step, against
-    the loss evaluated directly (two more passes over the units), since the running sums
-    can lose precision when the breakpoints span many orders of magnitude.
+    the loss is piecewise quadratic in ``a``; :func:`._line_search.exact_line_search`
+    finds its minimum in O(B log B) for the B kink crossings.
 
     Parameters
     ----------
@@ -561,99 +537,6 @@ def exact_line_step(
     loss : float
         The batch loss there, evaluated directly.
     """
-    z = pre_activation.astype(np.float64, copy=False).ravel()
-    v = change.astype(np.float64, copy=False).ravel()
-    y = Y.astype(np.float64, copy=False).ravel()
-    w = np.repeat(weights.astype(np.float64, copy=False), Y.shape[1])
-    knots = activation.knots
-    # The piece each unit lies on just after a = 0, given its direction of travel
-    # (a unit sitting on a knot and moving left is already on the left piece).
-    piece = np.where(
-        v >= 0, np.searchsorted(knots, z, side="right"), np.searchsorted(knots, z, side="left")
-    )
-    terms = _quadratic_terms(*_piece_line(piece, z, v, y, activation), w)
-    penalty = (0.0, 0.0, 0.0)
-    if alpha:
-        penalty = (
-            0.5 * alpha * sum_of_squares(coef),
-            alpha * inner(coef, direction_coef),
-            alpha * sum_of_squares(direction_coef),
-        )
-    c0, c1, c2 = (float(term.sum()) + extra for term, extra in zip(terms, penalty))
-
-    # One breakpoint per (unit, knot ahead of it): crossing knot k moves a unit from
-    # piece k to k + 1 when rising, from k + 1 to k when falling.
-    event_steps, event_deltas = [], []
-    # (A subnormal change puts its crossing at an overflowing step: beyond every other.)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        for k, knot in enumerate(knots):
-            step = (knot - z) / v
-            rising = (v > 0) & (z < knot)
-            falling = (v < 0) & (z > knot)  # on the knot and falling: already on piece k
-            crossing = rising | falling
-            if not crossing.any():
-                continue
-            before = np.where(rising, k, k + 1)[crossing]
-            after = np.where(rising, k + 1, k)[crossing]
-            args = (z[crossing], v[crossing], y[crossing], activation)
-            old = _quadratic_terms(*_piece_line(before, *args), w[crossing])
-            new = _quadratic_terms(*_piece_line(after, *args), w[crossing])
-            event_steps.append(step[crossing])
-            event_deltas.append(np.stack([n - o for n, o in zip(new, old)]))
-    if event_steps:
-        steps = np.concatenate(event_steps)
-        deltas = np.concatenate(event_deltas, axis=1)
-        order = np.argsort(steps, kind="stable")
-        steps = steps[order]
-        cumulative = np.cumsum(deltas[:, order], axis=1)
-        # Piece j spans [starts[j], ends[j]] with coefficients coefficients[:, j].
-        starts = np.concatenate(([0.0], steps))
-        ends = np.concatenate((steps, [np.inf]))
-    else:
-        starts, ends, cumulative = np.zeros(1), np.full(1, np.inf), np.zeros((3, 0))
-    initial = np.array([c0, c1, c2])[:, None]
-    a0, a1, a2 = np.concatenate((initial, initial + cumulative), axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        vertex = np.where(a2 > 0, -a1 / a2, np.where(a1 < 0, np.inf, 0.0))
-    candidate = np.clip(vertex, starts, ends)
-    # A loss bounded below cannot fall forever: an unbounded piece (rounding can make
-    # one where the slope should be zero) is taken at its start.
-    candidate = np.where(np.isfinite(candidate), candidate, starts)
-    with np.errstate(over="ignore", invalid="ignore"):
-        values = a0 + a1 * candidate + 0.5 * a2 * candidate * candidate
-    # A value that overflows is no minimum (a nearly flat piece can put the vertex at 1e300).
-    values = np.where(np.isfinite(values), values, np.inf)
-    # The loss can be flat along the line (every unit inactive beyond some step);
-    # among minimisers equal to rounding, take the shortest step.
-    best = int(np.argmax(values <= values.min() + TIE_TOLERANCE * abs(c0)))
-
-    # The running sums lose precision when the breakpoints span many orders of magnitude
-    # (one unit's tiny change, another's large one: fuzzing found such lines), and can then
-    # mislead the sweep. Its choice is checked against the loss itself, and so is the
-    # quadratic model's step (the optimal rate along the direction, right-hand slopes at
-    # a = 0): the exact step is never worse than the optimal step, nor than no step.
-    def loss_along(step):
-        with np.errstate(over="ignore", invalid="ignore"):
-            residual = activation(z + step * v) - y
-            value = 0.5 * float(w @ (residual * residual))
-        return value + penalty[0] + step * penalty[1] + 0.5 * step * step * penalty[2]
-
-    _, gain = _piece_line(np.searchsorted(knots, z, side="right"), z, v, y, activation)
-    optimal = quadratic_step(
-        float(np.sum(w * (activation(z) - y) * gain)) + penalty[1],
-        float(np.sum(w * gain * gain)) + penalty[2],
-    )
-    # Up to the first kink crossing the loss is the quadratic model itself (unless a unit
-    # sits on a knot moving left, where the model's right-hand slope is not its piece's).
-    # Where the sweep finds the minimum on that first piece, the model's step, short of
-    # the crossing, is it, with a decrease of slope^2 / (2 curvature), and needs no check:
-    # checked by comparing losses, a decrease below their rounding would read as none, and
-    # the search would stall short of the optimum (1e-12 of the loss, then no step ever).
-    first_crossing = float(steps[0]) if event_steps else np.inf
-    on_knot_falling = bool(np.any((v < 0) & np.isin(z, knots)))
-    if best == 0 and 0.0 < optimal <= first_crossing and not on_knot_falling:
-        return optimal, loss_along(optimal)
-    steps = (float(candidate[best]), optimal, 0.0)
-    losses = [loss if np.isfinite(loss) else np.inf for loss in map(loss_along, steps)]
-    lowest = min(losses) + CHECK_TIE_TOLERANCE * abs(losses[-1])
-    return min((step, loss) for step, loss in zip(steps, losses) if loss <= lowest)
+    line = exact_line(pre_activation, change, Y, weights, activation, coef, direction_coef, alpha)
+    step = exact_line_search(*line)
+    return step, loss_along(step, *line[:9])

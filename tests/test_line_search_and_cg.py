@@ -1,27 +1,30 @@
 """The exact line search and the conjugate-gradient solver.
 
-Oracles: a brute-force grid over the step, the quadratic step's own loss,
-scikit-learn's LinearRegression for the conjugate-gradient solution, and scipy's
+Oracles: a brute-force grid over the step and scipy's bounded minimisation on each
+piece between kink crossings, the quadratic step's own loss, scikit-learn's
+LinearRegression for the conjugate-gradient solution, and scipy's
 L-BFGS-B and Nelder-Mead started from the fitted weights for minima at kinks.
 """
 
 import warnings
+from collections import Counter
+from itertools import pairwise
+from typing import ClassVar
 
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 from scipy import sparse
-from scipy.optimize import minimize
+from scipy.optimize import minimize, minimize_scalar
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LinearRegression, Ridge
 
 from sklearn_optlr import OptimalLRRegressor, PiecewiseLinear
 from sklearn_optlr._activations import ACTIVATIONS, resolve_activation
-from sklearn_optlr._kernels import _exact_step
 from sklearn_optlr._preconditioning import moments_preconditioner
 from sklearn_optlr._solver import _along_knots
-from sklearn_optlr._step import exact_line_step, quadratic_step
+from sklearn_optlr._step import exact_line, exact_line_step, quadratic_step
 
 ACTIVATION_CASES = [*ACTIVATIONS, PiecewiseLinear([-1.0, 0.0, 2.0], [0.5, -1.0, 1.0], 0.3, -0.2)]
 
@@ -101,18 +104,12 @@ def test_exact_step_keeps_descending_where_the_decrease_is_below_the_losses_roun
     # Deciding by comparing losses, the search read a decrease of 1e-14 of the loss as
     # none (ties within 1e-12) and stalled: full-batch fits stopped 1e-12 short of the
     # optimum and took no step ever after. On the first linear piece the quadratic model
-    # is the loss, and its step needs no comparison. Both implementations.
+    # is the loss, and its step needs no comparison.
     z, v, Y, weights, quadratic = near_optimum_line(activation == "relu")
     act = resolve_activation(activation)
     no_penalty = np.zeros((1, 4))
     step, _ = exact_line_step(z, v, Y, weights, act, no_penalty, no_penalty, 0.0)
     assert quadratic > 0 and step == pytest.approx(quadratic, rel=1e-9)
-    count = z.size
-    compiled = _exact_step(
-        z.ravel(), v.ravel(), Y.ravel(), weights, count, act.knots, act.values, act.slopes,
-        0.0, 0.0, 0.0, np.empty(count * len(act.knots) + 1), np.empty((5, count * len(act.knots) + 1)),
-    )  # fmt: skip
-    assert compiled == pytest.approx(quadratic, rel=1e-9)
 
 
 @pytest.mark.parametrize("solver", ["gd", "cg"])
@@ -281,21 +278,24 @@ def test_full_batch_stops_searching_once_no_step_off_or_along_the_kinks_lowers_t
     # Where steepest descent finds nothing lower and neither do the directions off and
     # along the kinks (here: said to find nothing), the weights stay put, so searching
     # again every epoch (64 searches in 80 epochs, each costing a sort of the kink
-    # crossings) would only cost time.
+    # crossings) would only cost time. No search follows the stall.
     import sklearn_optlr._solver as solver
 
-    searches, kink_steps = [], []
+    searches, searches_at_kink_steps = [], []
 
-    def counting_search(*args, **kwargs):
+    def counting_line(*args, **kwargs):
         searches.append(1)
-        return exact_line_step(*args, **kwargs)
+        return exact_line(*args, **kwargs)
 
-    monkeypatch.setattr(solver, "exact_line_step", counting_search)
-    monkeypatch.setattr(solver.FullBatchEpoch, "_kink_step", lambda *args: kink_steps.append(1))
+    def no_kink_step(*args):
+        searches_at_kink_steps.append(len(searches))
+
+    monkeypatch.setattr(solver, "exact_line", counting_line)
+    monkeypatch.setattr(solver.FullBatchEpoch, "_kink_step", no_kink_step)
     X, Y, model = relu_on_kinks()
     model.fit(X, Y)
-    assert 0 < len(searches) <= 10
-    assert len(kink_steps) == 1
+    assert searches_at_kink_steps == [len(searches)]
+    assert 0 < len(searches) <= 16  # the stall comes early: a fifth of the 80 epochs
     losses = np.array(model.loss_curve_)
     assert np.all(np.diff(losses) <= 1e-12 * losses[:-1])
 
@@ -387,3 +387,112 @@ def test_the_direction_along_the_knots_keeps_those_units_still_and_descends(prec
     multipliers = np.linalg.solve(rows @ metric @ rows.T, rows @ metric @ gradient[0])
     assert_allclose(direction[0], -metric @ (gradient[0] - rows.T @ multipliers), atol=1e-12)
     assert np.sum(gradient * direction) < 0
+
+
+class CountingPiecewiseLinear(PiecewiseLinear):
+    """A PiecewiseLinear that counts how often its array properties are read: each read
+    builds an array of all the knots, so a search that reads them once a knot costs the
+    square of their number."""
+
+    __slots__ = ()
+    reads: ClassVar[Counter] = Counter()
+
+    @property
+    def knots(self):
+        CountingPiecewiseLinear.reads["knots"] += 1
+        return super().knots
+
+    @property
+    def values(self):
+        CountingPiecewiseLinear.reads["values"] += 1
+        return super().values
+
+    @property
+    def slopes(self):
+        CountingPiecewiseLinear.reads["slopes"] += 1
+        return super().slopes
+
+
+def many_knots(n_knots, cls=PiecewiseLinear, seed=0):
+    """A continuous zig-zag of ``n_knots`` knots on [-3, 3]."""
+    rng = np.random.default_rng(seed)
+    knots = np.sort(rng.uniform(-3.0, 3.0, n_knots))
+    return cls(knots, np.cumsum(rng.uniform(-0.1, 0.1, n_knots)), 0.2, -0.3)
+
+
+def test_exact_step_reads_the_activation_a_number_of_times_independent_of_its_knots():
+    # Defect 8b of issue 15: the numpy search rebuilt the activation's arrays for every
+    # knot (2 full-batch epochs took 0.16 s with 500 knots and 6 s with 4,000). The cost
+    # of one search must not grow faster than its kink crossings: the arrays are read a
+    # fixed number of times, however many knots there are.
+    rng = np.random.default_rng(0)
+    z, v = rng.uniform(-4.0, 4.0, (30, 2)), rng.standard_normal((30, 2))
+    Y, weights = rng.standard_normal((30, 2)), np.full(30, 1.0 / 30)
+    coef, direction_coef = rng.standard_normal((2, 3)), rng.standard_normal((2, 3))
+    reads = []
+    for n_knots in (500, 4000):
+        activation = many_knots(n_knots, CountingPiecewiseLinear)
+        CountingPiecewiseLinear.reads.clear()
+        step, value = exact_line_step(z, v, Y, weights, activation, coef, direction_coef, 0.1)
+        assert step > 0 and np.isfinite(value)
+        reads.append(sum(CountingPiecewiseLinear.reads.values()))
+    assert reads[0] == reads[1] <= 6, reads
+
+
+def line_problem(seed, activation, weighted, alpha):
+    """A random line with units on knots, and the loss along it (vectorised in the step)."""
+    rng = np.random.default_rng(seed)
+    n_samples, n_outputs = rng.integers(1, 7), rng.integers(1, 3)
+    knots = activation.knots
+    z = rng.uniform(knots[0] - 1.0, knots[-1] + 1.0, (n_samples, n_outputs))
+    z.flat[0] = knots[rng.integers(len(knots))]  # a unit on a knot, moving either way
+    v = rng.standard_normal((n_samples, n_outputs))
+    Y = rng.standard_normal((n_samples, n_outputs))
+    weights = rng.random(n_samples) if weighted else np.ones(n_samples)
+    weights /= weights.sum()
+    coef, direction_coef = rng.standard_normal((2, n_outputs, 3))
+
+    def loss(step):
+        steps = np.asarray(step, dtype=float)[..., None, None]
+        residual = activation(z + steps * v) - Y
+        penalty = 0.5 * alpha * np.sum((coef + steps * direction_coef) ** 2, axis=(-2, -1))
+        return 0.5 * np.sum(weights[:, None] * residual**2, axis=(-2, -1)) + penalty
+
+    return z, v, Y, weights, coef, direction_coef, loss
+
+
+def brute_force_minimum(z, v, activation, loss):
+    """The loss's minimum along the line by brute force: a dense grid, and scipy's bounded
+    scalar minimisation on every piece between consecutive kink crossings."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        crossings = (activation.knots - z[..., None]) / v[..., None]
+    crossings = np.unique(crossings[np.isfinite(crossings) & (crossings > 0)])
+    end = 2.0 * crossings[-1] + 50.0 if crossings.size else 50.0
+    bounds = np.concatenate([[0.0], crossings, [end]])
+    lowest = loss(np.linspace(0.0, end, 20_001)).min()
+    for low, high in pairwise(bounds):
+        found = minimize_scalar(
+            loss, bounds=(low, high), method="bounded", options={"xatol": 1e-10}
+        )
+        lowest = min(lowest, found.fun, loss(low), loss(high))
+    return lowest
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.3])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize(
+    "activation",
+    [*ACTIVATION_CASES, many_knots(40, seed=1)],
+    ids=[*map(str, ACTIVATION_CASES), "40 knots"],
+)
+@pytest.mark.parametrize("seed", range(4))
+def test_exact_step_matches_a_brute_force_minimisation_along_the_line(
+    activation, weighted, alpha, seed
+):
+    activation = resolve_activation(activation, negative_slope=0.05)
+    z, v, Y, weights, coef, direction_coef, loss = line_problem(seed, activation, weighted, alpha)
+    step, value = exact_line_step(z, v, Y, weights, activation, coef, direction_coef, alpha)
+    assert step >= 0
+    assert_allclose(value, loss(step), rtol=1e-12, atol=1e-15)  # a loss it really reaches
+    lowest = brute_force_minimum(z, v, activation, loss)
+    assert value <= lowest + 1e-12 * loss(0.0)
