@@ -278,6 +278,23 @@ def _loss_along(step, z, v, y, w, count, knots, values, slopes, penalty):
     return loss if np.isfinite(loss) else np.inf
 
 
+@njit(cache=True, fastmath=_FASTMATH)
+def _exact_step_if(
+    exact_search, z, v, y, w, count, knots, values, slopes, c0, c1, c2, event_step, event_delta
+):  # fmt: skip
+    """:func:`_exact_step`, where ``exact_search`` is True; NaN where it is None.
+
+    numba prunes the branch of an ``is None`` test on an argument typed None before
+    typing the function, so a kernel compiled with ``exact_search=None`` never compiles
+    the search (its sort alone is about a second of compilation): fits by the other
+    rules do not wait for it. NaN, not 0, so that a kernel run by :data:`EXACT` without
+    the search ends its epoch as diverged instead of silently not stepping.
+    """
+    if exact_search is None:
+        return np.nan
+    return _exact_step(z, v, y, w, count, knots, values, slopes, c0, c1, c2, event_step, event_delta)
+
+
 @njit(cache=True, fastmath=_FASTMATH, inline="always")
 def _batch_norm(sample_weight, order, start, stop, unit):
     """A batch's rows of positive weight, what its weights are divided by (``unit``
@@ -369,13 +386,17 @@ def _batch_scratch(batch_size, n_outputs, n_knots):
     )
 
 
-@njit(cache=True, fastmath=_FASTMATH)
 def dense_epoch(
     X, Y, sample_weight, order, coef, intercept, knots, values, slopes,
     batch_size, alpha, rule, fixed_rate, rate_memory, window, preconditioner, rates,
     average_from, sum_coef, sum_intercept, unit, n_weighted,
 ):  # fmt: skip
     """One epoch of mini-batch updates on dense ``X`` (C-contiguous rows).
+
+    Chooses the compiled kernel in Python, so that a fit compiles only the one it runs:
+    :func:`_dense_one_row_epoch` at batch size 1 without a preconditioner or the exact
+    step, :func:`_dense_batch_epoch` otherwise, and the exact line search only for
+    :data:`EXACT` (see :func:`_exact_step_if`).
 
     Parameters
     ----------
@@ -389,7 +410,9 @@ def dense_epoch(
     coef, intercept : ndarray
         Updated in place.
     knots, values, slopes : ndarray
-        The activation (see :class:`PiecewiseLinear`), in X's dtype.
+        The activation (see :class:`PiecewiseLinear`), rounded to X's dtype. The kernels
+        take them in float64 (they only ever meet float64 operands, so the results are
+        the same), so that float32 and float64 data share the helpers' compiled code.
     batch_size : int
     alpha : float
         L2 penalty.
@@ -423,27 +446,50 @@ def dense_epoch(
     n_steps : int
     n_zero_gradient : int
     """
-    if batch_size == 1 and rule != EXACT and preconditioner.shape[0] == 0:
-        return _dense_one_row_epoch(
+    knots, values, slopes = _activation_arrays(knots, values, slopes)
+    if not (batch_size == 1 and rule != EXACT and preconditioner.shape[0] == 0):
+        return _dense_batch_epoch(
+            X, Y, sample_weight, order, coef, intercept, knots, values, slopes, batch_size,
+            alpha, rule, fixed_rate, rate_memory, window, preconditioner, rates, average_from,
+            sum_coef, sum_intercept, unit, n_weighted, True if rule == EXACT else None,
+        )  # fmt: skip
+    loss, n_steps, n_zero_gradient, t = 0.0, 0, 0, 0
+    while True:
+        loss, n_steps, n_zero_gradient, t = _dense_one_row_epoch(
             X, Y, sample_weight, order, coef, intercept, knots, values, slopes, alpha, rule,
             fixed_rate, rate_memory, window, rates, average_from, sum_coef, sum_intercept,
-            unit, n_weighted,
+            unit, n_weighted, t, loss, n_steps, n_zero_gradient,
         )  # fmt: skip
-    return _dense_batch_epoch(
-        X, Y, sample_weight, order, coef, intercept, knots, values, slopes, batch_size, alpha,
-        rule, fixed_rate, rate_memory, window, preconditioner, rates, average_from, sum_coef,
-        sum_intercept, unit, n_weighted,
-    )  # fmt: skip
+        if t == order.shape[0]:
+            return loss, n_steps, n_zero_gradient
+        # A row whose squares may overflow or underflow: the general, rescaled step.
+        row_loss, row_steps, row_zero_gradient = _dense_batch_epoch(
+            X, Y, sample_weight, order[t : t + 1], coef, intercept, knots, values, slopes, 1,
+            alpha, rule, fixed_rate, rate_memory, window, preconditioner, rates[n_steps:],
+            average_from - n_steps, sum_coef, sum_intercept, unit, n_weighted, None,
+        )  # fmt: skip
+        loss += row_loss
+        n_steps += row_steps
+        n_zero_gradient += row_zero_gradient
+        if not np.isfinite(row_loss):
+            return np.nan, n_steps, n_zero_gradient
+        t += 1
+
+
+def _activation_arrays(knots, values, slopes):
+    """The activation's arrays as the kernels take them: float64, C-contiguous."""
+    return tuple(np.ascontiguousarray(array, dtype=np.float64) for array in (knots, values, slopes))
 
 
 @njit(cache=True, fastmath=_FASTMATH)
 def _dense_batch_epoch(
     X, Y, sample_weight, order, coef, intercept, knots, values, slopes, batch_size, alpha,
     rule, fixed_rate, rate_memory, window, preconditioner, rates, average_from, sum_coef,
-    sum_intercept, unit, n_weighted,
+    sum_intercept, unit, n_weighted, exact_search,
 ):  # fmt: skip
     """:func:`dense_epoch` for any batch size and step rule, given the rows' mean positive
-    weight and their number (:func:`sklearn_optlr._step.weight_unit`).
+    weight and their number (:func:`sklearn_optlr._step.weight_unit`). ``exact_search``
+    is True for :data:`EXACT`, None otherwise (see :func:`_exact_step_if`).
 
     With a preconditioner, ``grad_coef`` and ``grad_intercept`` hold the direction
     ``[G, g_b] P`` from the gradient on, and the gradient itself is kept in
@@ -560,8 +606,8 @@ def _dense_batch_epoch(
                 for o in range(n_outputs):
                     for j in range(n_features):
                         coef_dot_grad += coef[o, j] * grad_coef[o, j]
-            step_along = _exact_step(
-                line_pre_activation, line_change, line_target, line_weight,
+            step_along = _exact_step_if(
+                exact_search, line_pre_activation, line_change, line_target, line_weight,
                 (stop - start) * n_outputs, knots, values, slopes,
                 0.5 * batch_alpha * penalty, -batch_alpha * coef_dot_grad,
                 batch_alpha * grad_coef_sq,
@@ -602,7 +648,7 @@ def _dense_batch_epoch(
 def _dense_one_row_epoch(
     X, Y, sample_weight, order, coef, intercept, knots, values, slopes, alpha, rule,
     fixed_rate, rate_memory, window, rates, average_from, sum_coef, sum_intercept, unit,
-    n_weighted,
+    n_weighted, first, loss, n_steps, n_zero_gradient,
 ):  # fmt: skip
     """:func:`dense_epoch` at batch size 1 with the optimal, pooled or a fixed step, in closed
     form.
@@ -619,8 +665,14 @@ def _dense_one_row_epoch(
     33). What remains is mostly the latency of fetching rows in shuffled order, so
     each row is prefetched a few steps ahead (11 ms, under 2 times one pass over X).
     A row where a square may have overflowed or underflowed (entries beyond about
-    1e150 or below 1e-144) is handed to the general, rescaled step before anything
-    is updated.
+    1e150 or below 1e-144) is handed back before anything is updated, for
+    :func:`dense_epoch` to take by the general, rescaled step. (Calling that kernel
+    from here would link it into this one, and compile it again with it.)
+
+    Starts at ``order[first]`` with the epoch's ``loss``, ``n_steps`` and
+    ``n_zero_gradient`` so far, and returns them with the position where it stopped:
+    ``order.shape[0]`` at the end of the rows or where the loss became NaN, else the
+    row to hand over.
     """
     n_features = X.shape[1]
     n_outputs = coef.shape[0]
@@ -628,11 +680,8 @@ def _dense_one_row_epoch(
     residual = np.empty(n_outputs)
     row_slopes = np.empty(n_outputs)
     weight_step = np.empty(1, dtype=coef.dtype)
-    loss = 0.0
-    n_steps = 0
-    n_zero_gradient = 0
     n_rows = order.shape[0]
-    for t in range(n_rows):
+    for t in range(first, n_rows):
         row = order[t]
         if t + PREFETCH_DISTANCE < n_rows:
             prefetch_row(X, order[t + PREFETCH_DISTANCE])
@@ -678,22 +727,12 @@ def _dense_one_row_epoch(
                 denominator += weight * change * change
             safe = safe and np.isfinite(denominator) and denominator >= _SMALLEST_SAFE_SQUARE
         if data_gradient and not safe:
-            row_result = _dense_batch_epoch(
-                X, Y, sample_weight, order[t : t + 1], coef, intercept, knots, values, slopes,
-                1, alpha, rule, fixed_rate, rate_memory, window, np.empty((0, 0)),
-                rates[n_steps:], average_from - n_steps, sum_coef, sum_intercept, unit, n_weighted,
-            )  # fmt: skip
-            loss += row_result[0]
-            n_steps += row_result[1]
-            n_zero_gradient += row_result[2]
-            if not np.isfinite(row_result[0]):
-                return np.nan, n_steps, n_zero_gradient
-            continue
+            return loss, n_steps, n_zero_gradient, t
         rate = _step_rate(
             numerator, denominator, 1.0, rule, fixed_rate, data_gradient, rate_memory, window
         )  # fmt: skip
         if not (np.isfinite(row_loss) and np.isfinite(rate)):
-            return np.nan, n_steps, n_zero_gradient
+            return np.nan, n_steps, n_zero_gradient, n_rows
         loss += 0.5 * (row_loss + batch_alpha * penalty) * (1.0 / n_weighted)
         n_zero_gradient += not data_gradient
         averaging_weight = rate * (n_steps - average_from) if n_steps >= average_from else 0.0
@@ -720,16 +759,37 @@ def _dense_one_row_epoch(
                 if averaging_weight != 0.0:
                     for j in range(n_features):
                         sum_coef[o, j] += averaging_weight * r * X[row, j]
-    return loss, n_steps, n_zero_gradient
+    return loss, n_steps, n_zero_gradient, n_rows
 
 
-@njit(cache=True, fastmath=_FASTMATH)
 def csr_epoch(
     data, indices, indptr, n_features, Y, sample_weight, order, coef, intercept,
     knots, values, slopes, batch_size, alpha, rule, fixed_rate, rate_memory, window, rates,
     average_from, sum_coef, sum_intercept, unit, n_weighted,
 ):  # fmt: skip
     """One epoch of mini-batch updates on CSR ``X``, at O(nnz) cost per row.
+
+    Parameters are those of :func:`dense_epoch`, with ``X`` given as its CSR
+    arrays ``data, indices, indptr`` and ``n_features``; the kernel is
+    :func:`_csr_epoch`, compiled with the exact line search only for :data:`EXACT`.
+    """
+    knots, values, slopes = _activation_arrays(knots, values, slopes)
+    return _csr_epoch(
+        data, indices, indptr, n_features, Y, sample_weight, order, coef, intercept,
+        knots, values, slopes, batch_size, alpha, rule, fixed_rate, rate_memory, window, rates,
+        average_from, sum_coef, sum_intercept, unit, n_weighted,
+        True if rule == EXACT else None,
+    )  # fmt: skip
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def _csr_epoch(
+    data, indices, indptr, n_features, Y, sample_weight, order, coef, intercept,
+    knots, values, slopes, batch_size, alpha, rule, fixed_rate, rate_memory, window, rates,
+    average_from, sum_coef, sum_intercept, unit, n_weighted, exact_search,
+):  # fmt: skip
+    """The compiled kernel of :func:`csr_epoch` (``exact_search`` as in
+    :func:`_dense_batch_epoch`).
 
     The gradient ``G = sum_i r_i x_i^T + alpha W`` (``alpha`` the batch's penalty: the
     model's times the batch's relative weight) is never formed: its products
@@ -870,8 +930,8 @@ def csr_epoch(
             for t in range(m):
                 for o in range(n_outputs):
                     coef_dot_grad += scaled_backprop[t, o] * linear[t, o]
-            rate = inverse * _exact_step(
-                line_pre_activation, line_change, line_target, line_weight, m * n_outputs,
+            rate = inverse * _exact_step_if(
+                exact_search, line_pre_activation, line_change, line_target, line_weight, m * n_outputs,
                 knots, values, slopes,
                 0.5 * batch_alpha * penalty, -batch_alpha * coef_dot_grad * reinverse,
                 batch_alpha * grad_coef_sq,
