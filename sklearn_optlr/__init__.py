@@ -2,8 +2,15 @@
 
 from ._activations import PiecewiseLinear
 from ._plotting import TrainingCurveDisplay
+from ._precompile import precompile
 from ._regressor import OptimalLRRegressor
 from ._step import optimal_learning_rate
 
-__all__ = ["OptimalLRRegressor", "PiecewiseLinear", "TrainingCurveDisplay", "optimal_learning_rate"]
+__all__ = [
+    "OptimalLRRegressor",
+    "PiecewiseLinear",
+    "TrainingCurveDisplay",
+    "optimal_learning_rate",
+    "precompile",
+]
 __version__ = "0.1.0"

@@ -380,6 +380,11 @@ def compiled_epoch(
 
     ``X`` must be a C-contiguous ndarray or a CSR matrix, and ``coef``,
     ``intercept`` and ``Y`` of X's dtype. The CSR kernel takes no preconditioner.
+
+    numba compiles a kernel for each combination of its arguments' types, memory
+    layouts included, so the arrays read here are passed C-contiguous (a copy only
+    where they are not, as for a Fortran-ordered 2-D ``y``): one compiled kernel
+    per dtype serves every fit, and :func:`sklearn_optlr.precompile` compiles it.
     """
     if preconditioner is not None and sparse.issparse(X):
         raise ValueError("The compiled CSR kernel takes no preconditioner: use numpy_epoch.")
@@ -389,6 +394,7 @@ def compiled_epoch(
         order = np.arange(n_samples)
     if sample_weight is None:
         sample_weight = np.ones(n_samples, dtype=dtype)
+    Y, sample_weight, order = (np.ascontiguousarray(a) for a in (Y, sample_weight, order))
     unit, n_weighted = weight_unit(sample_weight, n_samples)
     n_batches = -(-n_samples // batch_size)
     rates = np.empty(n_batches)

@@ -1,0 +1,104 @@
+"""``precompile`` compiles every kernel that fits run, so that fits afterwards compile nothing.
+
+The oracle is numba's own record: each compiled function (a numba dispatcher) lists
+the type signatures it has compiled in ``.signatures``, one per specialisation.
+"""
+
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numba.core.dispatcher import Dispatcher
+from scipy import sparse
+
+import sklearn_optlr
+from sklearn_optlr import OptimalLRRegressor, precompile
+
+
+def compiled_signatures():
+    """Every signature compiled so far by every numba function of the package."""
+    signatures = {}
+    for module_name, module in list(sys.modules.items()):
+        if module_name.split(".")[0] != "sklearn_optlr":
+            continue
+        for name, value in vars(module).items():
+            if isinstance(value, Dispatcher):
+                signatures[f"{module_name}.{name}"] = set(value.signatures)
+    return signatures
+
+
+def new_signatures(before, after):
+    return {
+        name: after[name] - before.get(name, set())
+        for name in after
+        if after[name] - before.get(name, set())
+    }
+
+
+def fit_everything(dtype):
+    """Fits through the paths users meet: activations, batch sizes, step rules,
+    sample weights, penalties, CSR input, several outputs in Fortran order, partial_fit."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 4)).astype(dtype)
+    y = (X @ rng.standard_normal(4)).astype(dtype)
+    Y_fortran = np.asfortranarray(np.c_[y, -y])
+    weights = rng.random(60)
+    options = [
+        {},
+        {"activation": "relu"},
+        {"batch_size": 1},
+        {"batch_size": 1, "step": "optimal", "alpha": 0.1},
+        {"batch_size": 8, "step": "exact"},
+        {"batch_size": 1, "step": "exact"},
+        {"batch_size": 8, "step": 0.01, "precondition": False},
+        {"batch_size": "full"},
+        {"early_stopping": True},
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for X_ in (X, sparse.csr_matrix(X)):
+            for kwargs in options:
+                OptimalLRRegressor(max_iter=2, **kwargs).fit(X_, y)
+            OptimalLRRegressor(max_iter=2).fit(X_, y, sample_weight=weights)
+            OptimalLRRegressor(max_iter=2, batch_size=1).fit(X_, y, sample_weight=weights)
+            for batch_size in (1, "auto"):
+                OptimalLRRegressor(max_iter=2, batch_size=batch_size).fit(X_, Y_fortran)
+                OptimalLRRegressor(batch_size=batch_size).partial_fit(X_, y)
+
+
+def check_fits_compile_nothing_after_precompile():
+    """In this process: precompile, then every fit; raise if a fit compiled anything."""
+    precompile()
+    before = compiled_signatures()
+    for dtype in ("float64", "float32"):
+        fit_everything(dtype)
+    new = new_signatures(before, compiled_signatures())
+    assert new == {}, f"fits compiled after precompile(): {new}"
+
+
+def test_fits_after_precompile_compile_nothing():
+    # In a fresh interpreter, where nothing is compiled yet (kernels load from numba's
+    # cache or compile): in this one, other tests' fits may have compiled them already.
+    package_root = Path(sklearn_optlr.__file__).resolve().parents[1]
+    code = (
+        "import sys; sys.path[:0] = [{!r}, {!r}]; import test_precompile; "
+        "test_precompile.check_fits_compile_nothing_after_precompile()"
+    ).format(str(package_root), str(Path(__file__).resolve().parent))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_precompile_is_idempotent():
+    precompile(dtypes=["float32"], sparse_input=False)
+    before = compiled_signatures()
+    precompile(dtypes=[np.float32], sparse_input=False)
+    assert new_signatures(before, compiled_signatures()) == {}
+
+
+@pytest.mark.parametrize("dtype", ["float16", "int64", "complex128"])
+def test_precompile_rejects_dtypes_fits_do_not_compute_in(dtype):
+    with pytest.raises(ValueError, match="float64 or float32, not"):
+        precompile(dtypes=[dtype])
