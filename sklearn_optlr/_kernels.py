@@ -453,27 +453,15 @@ def dense_epoch(
             alpha, rule, fixed_rate, rate_memory, window, preconditioner, rates, average_from,
             sum_coef, sum_intercept, unit, n_weighted, True if rule == EXACT else None,
         )  # fmt: skip
-    loss, n_steps, n_zero_gradient, t = 0.0, 0, 0, 0
-    while True:
-        loss, n_steps, n_zero_gradient, t = _dense_one_row_epoch(
-            X, Y, sample_weight, order, coef, intercept, knots, values, slopes, alpha, rule,
-            fixed_rate, rate_memory, window, rates, average_from, sum_coef, sum_intercept,
-            unit, n_weighted, t, loss, n_steps, n_zero_gradient,
-        )  # fmt: skip
-        if t == order.shape[0]:
-            return loss, n_steps, n_zero_gradient
-        # A row whose squares may overflow or underflow: the general, rescaled step.
-        row_loss, row_steps, row_zero_gradient = _dense_batch_epoch(
-            X, Y, sample_weight, order[t : t + 1], coef, intercept, knots, values, slopes, 1,
-            alpha, rule, fixed_rate, rate_memory, window, preconditioner, rates[n_steps:],
-            average_from - n_steps, sum_coef, sum_intercept, unit, n_weighted, None,
-        )  # fmt: skip
-        loss += row_loss
-        n_steps += row_steps
-        n_zero_gradient += row_zero_gradient
-        if not np.isfinite(row_loss):
-            return np.nan, n_steps, n_zero_gradient
-        t += 1
+    arguments = (
+        X, Y, sample_weight, order, coef, intercept, knots, values, slopes, alpha, rule,
+        fixed_rate, rate_memory, window, rates, average_from, sum_coef, sum_intercept, unit,
+        n_weighted,
+    )  # fmt: skip
+    loss, n_steps, n_zero_gradient, stopped = _dense_one_row_epoch(*arguments, 0, 0.0, 0, 0)
+    if stopped == order.shape[0]:
+        return loss, n_steps, n_zero_gradient
+    return _dense_one_row_rescue(*arguments, stopped, loss, n_steps, n_zero_gradient)
 
 
 def _activation_arrays(knots, values, slopes):
@@ -665,9 +653,10 @@ def _dense_one_row_epoch(
     33). What remains is mostly the latency of fetching rows in shuffled order, so
     each row is prefetched a few steps ahead (11 ms, under 2 times one pass over X).
     A row where a square may have overflowed or underflowed (entries beyond about
-    1e150 or below 1e-144) is handed back before anything is updated, for
-    :func:`dense_epoch` to take by the general, rescaled step. (Calling that kernel
-    from here would link it into this one, and compile it again with it.)
+    1e150 or below 1e-144) is handed back before anything is updated, to
+    :func:`_dense_one_row_rescue`, which takes it by the general, rescaled step.
+    (Calling that kernel from here would link it into this one, and compile it again
+    with it at every first fit at batch size 1.)
 
     Starts at ``order[first]`` with the epoch's ``loss``, ``n_steps`` and
     ``n_zero_gradient`` so far, and returns them with the position where it stopped:
@@ -760,6 +749,42 @@ def _dense_one_row_epoch(
                     for j in range(n_features):
                         sum_coef[o, j] += averaging_weight * r * X[row, j]
     return loss, n_steps, n_zero_gradient, n_rows
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def _dense_one_row_rescue(
+    X, Y, sample_weight, order, coef, intercept, knots, values, slopes, alpha, rule,
+    fixed_rate, rate_memory, window, rates, average_from, sum_coef, sum_intercept, unit,
+    n_weighted, first, loss, n_steps, n_zero_gradient,
+):  # fmt: skip
+    """The rest of a one-row epoch from ``order[first]``, a row that
+    :func:`_dense_one_row_epoch` handed back: such rows by the general, rescaled step
+    of :func:`_dense_batch_epoch`, the others by the one-row kernel.
+
+    Only data of extreme scale need it, and it links both kernels, so it is compiled
+    the first time such a row comes, not with the one-row kernel. Returns what
+    :func:`dense_epoch` does.
+    """
+    n_rows = order.shape[0]
+    t = first
+    while t < n_rows:
+        row_loss, row_steps, row_zero_gradient = _dense_batch_epoch(
+            X, Y, sample_weight, order[t : t + 1], coef, intercept, knots, values, slopes,
+            np.int64(1), alpha, rule, fixed_rate, rate_memory, window, np.empty((0, 0)),
+            rates[n_steps:], average_from - n_steps, sum_coef, sum_intercept, unit, n_weighted,
+            None,
+        )  # fmt: skip
+        loss += row_loss
+        n_steps += row_steps
+        n_zero_gradient += row_zero_gradient
+        if not np.isfinite(row_loss):
+            return np.nan, n_steps, n_zero_gradient
+        loss, n_steps, n_zero_gradient, t = _dense_one_row_epoch(
+            X, Y, sample_weight, order, coef, intercept, knots, values, slopes, alpha, rule,
+            fixed_rate, rate_memory, window, rates, average_from, sum_coef, sum_intercept,
+            unit, n_weighted, t + 1, loss, n_steps, n_zero_gradient,
+        )  # fmt: skip
+    return loss, n_steps, n_zero_gradient
 
 
 def csr_epoch(

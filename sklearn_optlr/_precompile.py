@@ -25,6 +25,12 @@ _FIT_DTYPES = ("float64", "float32")
 _BATCH_SIZES = (1, 4, "full")
 _STEPS = ("pooled", "exact")
 
+#: Features and targets this small have gradients whose squares underflow float64
+#: (below 2**-960, the kernels' safe range), which sends batch-size-1 rows to the
+#: rescaled step: the kernel that does so is compiled only where data need it.
+#: float32 data cannot reach that scale.
+_UNDERFLOWING_SCALE = 2.0**-500
+
 
 def precompile(dtypes=_FIT_DTYPES, *, sparse_input=True):
     """Compile the kernels that :class:`OptimalLRRegressor` fits run, now.
@@ -101,3 +107,6 @@ def precompile(dtypes=_FIT_DTYPES, *, sparse_input=True):
                             random_state=0,
                         )  # fmt: skip
                         model.fit(X_, y.astype(name))
+            if name == "float64":
+                model = OptimalLRRegressor(batch_size=1, max_iter=1)
+                model.fit(X * _UNDERFLOWING_SCALE, y * _UNDERFLOWING_SCALE)

@@ -40,7 +40,8 @@ def new_signatures(before, after):
 
 def fit_everything(dtype):
     """Fits through the paths users meet: activations, batch sizes, step rules,
-    sample weights, penalties, CSR input, several outputs in Fortran order, partial_fit."""
+    sample weights, penalties, CSR input, several outputs in Fortran order, partial_fit,
+    features of extreme scale."""
     rng = np.random.default_rng(0)
     X = rng.standard_normal((60, 4)).astype(dtype)
     y = (X @ rng.standard_normal(4)).astype(dtype)
@@ -67,6 +68,9 @@ def fit_everything(dtype):
             for batch_size in (1, "auto"):
                 OptimalLRRegressor(max_iter=2, batch_size=batch_size).fit(X_, Y_fortran)
                 OptimalLRRegressor(batch_size=batch_size).partial_fit(X_, y)
+        if dtype == "float64":
+            # Gradients whose squares underflow take the rescaled step at batch size 1.
+            OptimalLRRegressor(max_iter=2, batch_size=1).fit(X * 1e-160, y * 1e-160)
 
 
 def check_fits_compile_nothing_after_precompile():
