@@ -84,15 +84,42 @@ def check_fits_compile_nothing_after_precompile():
 
 
 def test_fits_after_precompile_compile_nothing():
-    # In a fresh interpreter, where nothing is compiled yet (kernels load from numba's
-    # cache or compile): in this one, other tests' fits may have compiled them already.
+    run_in_fresh_interpreter(check_fits_compile_nothing_after_precompile)
+
+
+def check_a_fit_compiles_only_what_it_runs():
+    """In this process: a default fit (mini-batches of 200 rows) and a batch-size-1 fit
+    by the pooled rule, neither of which runs the exact search nor, for the first, the
+    one-row kernel; raise if those were compiled (or loaded) all the same."""
+    kernels = sklearn_optlr._kernels
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((400, 3))
+    y = X @ rng.standard_normal(3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        OptimalLRRegressor(max_iter=2).fit(X, y)
+        assert kernels._dense_batch_epoch.signatures
+        assert not kernels._dense_one_row_epoch.signatures
+        OptimalLRRegressor(max_iter=2, batch_size=1).fit(X, y)
+        assert kernels._dense_one_row_epoch.signatures
+    assert not kernels._exact_step.signatures
+    assert not kernels._dense_one_row_rescue.signatures
+
+
+def run_in_fresh_interpreter(check):
+    """Run ``check`` (a function of this module) in a new Python process, where no
+    kernel is compiled or loaded yet: in this one, other tests may have run them."""
     package_root = Path(sklearn_optlr.__file__).resolve().parents[1]
     code = (
         "import sys; sys.path[:0] = [{!r}, {!r}]; import test_precompile; "
-        "test_precompile.check_fits_compile_nothing_after_precompile()"
-    ).format(str(package_root), str(Path(__file__).resolve().parent))
+        "test_precompile.{}()"
+    ).format(str(package_root), str(Path(__file__).resolve().parent), check.__name__)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_a_fit_compiles_only_what_it_runs():
+    run_in_fresh_interpreter(check_a_fit_compiles_only_what_it_runs)
 
 
 def test_precompile_is_idempotent():
