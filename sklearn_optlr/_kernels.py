@@ -292,7 +292,9 @@ def _exact_step_if(
     """
     if exact_search is None:
         return np.nan
-    return _exact_step(z, v, y, w, count, knots, values, slopes, c0, c1, c2, event_step, event_delta)
+    return _exact_step(
+        z, v, y, w, count, knots, values, slopes, c0, c1, c2, event_step, event_delta
+    )
 
 
 @njit(cache=True, fastmath=_FASTMATH, inline="always")
