@@ -824,9 +824,6 @@ def _csr_epoch(
     ``K_ij = x_i . x_j`` (computed through a dense scatter buffer), and ``W x_i`` is
     known from the forward pass. The cost per batch is O(m nnz + m^2 n_outputs),
     plus O(n_features n_outputs) when ``alpha > 0`` (the penalty touches every weight).
-
-    Parameters are those of :func:`dense_epoch`, with ``X`` given as its CSR
-    arrays ``data, indices, indptr`` and ``n_features``.
     """
     n_outputs = coef.shape[0]
     scatter = np.zeros(n_features)
