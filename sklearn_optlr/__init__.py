@@ -3,6 +3,7 @@
 from ._activations import PiecewiseLinear
 from ._diagnostics import TrainingDivergedError
 from ._plotting import TrainingCurveDisplay
+from ._precompile import precompile
 from ._regressor import OptimalLRRegressor
 from ._step import optimal_learning_rate
 
@@ -12,5 +13,6 @@ __all__ = [
     "TrainingCurveDisplay",
     "TrainingDivergedError",
     "optimal_learning_rate",
+    "precompile",
 ]
 __version__ = "0.1.0"

@@ -178,11 +178,16 @@ def _precondition(grad_coef, grad_intercept, preconditioner, raw_coef, raw_inter
             if entry != 0.0:
                 for j in range(n_features):
                     row[j] += entry * preconditioner[i, j]
+        # The sum and the stores in separate loops: in one loop, LLVM checks at run time
+        # whether the arrays overlap and takes its vector or its scalar loop by where they
+        # lie in memory, and the two sum in different orders (fastmath's reassociation):
+        # fits then differed in the last bits from run to run.
         intercept_part = raw_intercept[o]
         for j in range(n_features):
-            grad_coef[o, j] = row[j]
             intercept_part -= row[j] * preconditioner[n_features, j]
         grad_intercept[o] = intercept_part
+        for j in range(n_features):
+            grad_coef[o, j] = row[j]
 
 
 @njit(cache=True)
@@ -208,13 +213,17 @@ def _batch_scratch(batch_size, n_outputs, n_knots):
     )
 
 
-@njit(cache=True, fastmath=_FASTMATH)
 def dense_epoch(
     X, Y, sample_weight, order, coef, intercept, knots, values, slopes,
     batch_size, alpha, rule, fixed_rate, rate_memory, window, preconditioner, rates,
     average_from, sum_coef, sum_intercept, unit, n_weighted,
 ):  # fmt: skip
     """One epoch of mini-batch updates on dense ``X`` (C-contiguous rows).
+
+    Chooses the compiled kernel in Python, so that a fit compiles only the one it runs:
+    :func:`_dense_one_row_epoch` at batch size 1 without a preconditioner or the exact
+    step, :func:`_dense_batch_epoch` otherwise, and the exact line search only for
+    :data:`EXACT` (see :func:`._line_search.step_length`).
 
     Parameters
     ----------
@@ -228,7 +237,9 @@ def dense_epoch(
     coef, intercept : ndarray
         Updated in place.
     knots, values, slopes : ndarray
-        The activation (see :class:`PiecewiseLinear`), in X's dtype.
+        The activation (see :class:`PiecewiseLinear`), rounded to X's dtype. The kernels
+        take them in float64 (they only ever meet float64 operands, so the results are
+        the same), so that float32 and float64 data share the helpers' compiled code.
     batch_size : int
     alpha : float
         L2 penalty.
@@ -262,27 +273,39 @@ def dense_epoch(
     n_steps : int
     n_zero_gradient : int
     """
-    if batch_size == 1 and rule != EXACT and preconditioner.shape[0] == 0:
-        return _dense_one_row_epoch(
-            X, Y, sample_weight, order, coef, intercept, knots, values, slopes, alpha, rule,
-            fixed_rate, rate_memory, window, rates, average_from, sum_coef, sum_intercept,
-            unit, n_weighted,
+    knots, values, slopes = _activation_arrays(knots, values, slopes)
+    if not (batch_size == 1 and rule != EXACT and preconditioner.shape[0] == 0):
+        return _dense_batch_epoch(
+            X, Y, sample_weight, order, coef, intercept, knots, values, slopes, batch_size,
+            alpha, rule, fixed_rate, rate_memory, window, preconditioner, rates, average_from,
+            sum_coef, sum_intercept, unit, n_weighted, True if rule == EXACT else None,
         )  # fmt: skip
-    return _dense_batch_epoch(
-        X, Y, sample_weight, order, coef, intercept, knots, values, slopes, batch_size, alpha,
-        rule, fixed_rate, rate_memory, window, preconditioner, rates, average_from, sum_coef,
-        sum_intercept, unit, n_weighted,
+    arguments = (
+        X, Y, sample_weight, order, coef, intercept, knots, values, slopes, alpha, rule,
+        fixed_rate, rate_memory, window, rates, average_from, sum_coef, sum_intercept, unit,
+        n_weighted,
     )  # fmt: skip
+    loss, n_steps, n_zero_gradient, stopped = _dense_one_row_epoch(*arguments, 0, 0.0, 0, 0)
+    if stopped == order.shape[0]:
+        return loss, n_steps, n_zero_gradient
+    return _dense_one_row_rescue(*arguments, stopped, loss, n_steps, n_zero_gradient)
+
+
+def _activation_arrays(knots, values, slopes):
+    """The activation's arrays as the kernels take them: float64, C-contiguous."""
+    return tuple(np.ascontiguousarray(array, dtype=np.float64) for array in (knots, values, slopes))
 
 
 @njit(cache=True, fastmath=_FASTMATH)
 def _dense_batch_epoch(
     X, Y, sample_weight, order, coef, intercept, knots, values, slopes, batch_size, alpha,
     rule, fixed_rate, rate_memory, window, preconditioner, rates, average_from, sum_coef,
-    sum_intercept, unit, n_weighted,
+    sum_intercept, unit, n_weighted, exact_search,
 ):  # fmt: skip
     """:func:`dense_epoch` for any batch size and step rule, given the rows' mean positive
-    weight and their number (:func:`sklearn_optlr._step.weight_unit`).
+    weight and their number (:func:`sklearn_optlr._step.weight_unit`). ``exact_search``
+    is True for :data:`EXACT`, None otherwise: a kernel compiled with None never
+    compiles the exact search (see :func:`._line_search.step_length`).
 
     With a preconditioner, ``grad_coef`` and ``grad_intercept`` hold the direction
     ``[G, g_b] P`` from the gradient on, and the gradient itself is kept in
@@ -393,20 +416,27 @@ def _dense_batch_epoch(
                 numerator += raw_intercept[o] * inverse * grad_intercept[o]
                 for j in range(n_features):
                     numerator += raw_coef[o, j] * inverse * grad_coef[o, j]
-        # The exact search's line along -g / scale, with the penalty's quadratic in the step.
-        coef_dot_grad = 0.0
-        if rule == EXACT and batch_alpha > 0.0:
-            for o in range(n_outputs):
-                for j in range(n_features):
-                    coef_dot_grad += coef[o, j] * grad_coef[o, j]
-        line = (
-            line_pre_activation, line_change, line_target, line_weight,
-            (stop - start) * n_outputs, knots, values, slopes,
-            (0.5 * batch_alpha * penalty, -batch_alpha * coef_dot_grad, batch_alpha * grad_coef_sq),
-            event_step, event_delta,
-        )  # fmt: skip
         step_along = 0.0  # no active unit, no step (the penalty alone is not followed)
-        if data_gradient:
+        if data_gradient and exact_search is None:  # no line: the search is not compiled
+            step_along = step_length(
+                rule, numerator, denominator, scale, fixed_rate, rate_memory, window, None
+            )
+        elif data_gradient:
+            # The exact search's line along -g / scale, with the penalty's quadratic.
+            coef_dot_grad = 0.0
+            if rule == EXACT and batch_alpha > 0.0:
+                for o in range(n_outputs):
+                    for j in range(n_features):
+                        coef_dot_grad += coef[o, j] * grad_coef[o, j]
+            line = (
+                line_pre_activation, line_change, line_target, line_weight,
+                (stop - start) * n_outputs, knots, values, slopes,
+                (
+                    0.5 * batch_alpha * penalty, -batch_alpha * coef_dot_grad,
+                    batch_alpha * grad_coef_sq,
+                ),
+                event_step, event_delta,
+            )  # fmt: skip
             step_along = step_length(
                 rule, numerator, denominator, scale, fixed_rate, rate_memory, window, line
             )
@@ -439,7 +469,7 @@ def _dense_batch_epoch(
 def _dense_one_row_epoch(
     X, Y, sample_weight, order, coef, intercept, knots, values, slopes, alpha, rule,
     fixed_rate, rate_memory, window, rates, average_from, sum_coef, sum_intercept, unit,
-    n_weighted,
+    n_weighted, first, loss, n_steps, n_zero_gradient,
 ):  # fmt: skip
     """:func:`dense_epoch` at batch size 1 with the optimal, pooled or a fixed step, in closed
     form.
@@ -456,8 +486,15 @@ def _dense_one_row_epoch(
     33). What remains is mostly the latency of fetching rows in shuffled order, so
     each row is prefetched a few steps ahead (11 ms, under 2 times one pass over X).
     A row where a square may have overflowed or underflowed (entries beyond about
-    1e150 or below 1e-144) is handed to the general, rescaled step before anything
-    is updated.
+    1e150 or below 1e-144) is handed back before anything is updated, to
+    :func:`_dense_one_row_rescue`, which takes it by the general, rescaled step.
+    (Calling that kernel from here would link it into this one, and compile it again
+    with it at every first fit at batch size 1.)
+
+    Starts at ``order[first]`` with the epoch's ``loss``, ``n_steps`` and
+    ``n_zero_gradient`` so far, and returns them with the position where it stopped:
+    ``order.shape[0]`` at the end of the rows or where the loss became NaN, else the
+    row to hand over.
     """
     n_features = X.shape[1]
     n_outputs = coef.shape[0]
@@ -465,11 +502,8 @@ def _dense_one_row_epoch(
     residual = np.empty(n_outputs)
     row_slopes = np.empty(n_outputs)
     weight_step = np.empty(1, dtype=coef.dtype)
-    loss = 0.0
-    n_steps = 0
-    n_zero_gradient = 0
     n_rows = order.shape[0]
-    for t in range(n_rows):
+    for t in range(first, n_rows):
         row = order[t]
         if t + PREFETCH_DISTANCE < n_rows:
             prefetch_row(X, order[t + PREFETCH_DISTANCE])
@@ -515,17 +549,7 @@ def _dense_one_row_epoch(
                 denominator += weight * change * change
             safe = safe and np.isfinite(denominator) and denominator >= _SMALLEST_SAFE_SQUARE
         if data_gradient and not safe:
-            row_result = _dense_batch_epoch(
-                X, Y, sample_weight, order[t : t + 1], coef, intercept, knots, values, slopes,
-                1, alpha, rule, fixed_rate, rate_memory, window, np.empty((0, 0)),
-                rates[n_steps:], average_from - n_steps, sum_coef, sum_intercept, unit, n_weighted,
-            )  # fmt: skip
-            loss += row_result[0]
-            n_steps += row_result[1]
-            n_zero_gradient += row_result[2]
-            if not np.isfinite(row_result[0]):
-                return np.nan, n_steps, n_zero_gradient
-            continue
+            return loss, n_steps, n_zero_gradient, t
         rate = 0.0  # no active unit, no step (the penalty alone is not followed)
         if data_gradient:
             # The rule without a line (no exact search here): passing step_length a line
@@ -534,7 +558,7 @@ def _dense_one_row_epoch(
                 rule, numerator, denominator, 1.0, fixed_rate, rate_memory, window
             )
         if not (np.isfinite(row_loss) and np.isfinite(rate)):
-            return np.nan, n_steps, n_zero_gradient
+            return np.nan, n_steps, n_zero_gradient, n_rows
         loss += 0.5 * (row_loss + batch_alpha * penalty) * (1.0 / n_weighted)
         n_zero_gradient += not data_gradient
         averaging_weight = rate * (n_steps - average_from) if n_steps >= average_from else 0.0
@@ -561,10 +585,45 @@ def _dense_one_row_epoch(
                 if averaging_weight != 0.0:
                     for j in range(n_features):
                         sum_coef[o, j] += averaging_weight * r * X[row, j]
-    return loss, n_steps, n_zero_gradient
+    return loss, n_steps, n_zero_gradient, n_rows
 
 
 @njit(cache=True, fastmath=_FASTMATH)
+def _dense_one_row_rescue(
+    X, Y, sample_weight, order, coef, intercept, knots, values, slopes, alpha, rule,
+    fixed_rate, rate_memory, window, rates, average_from, sum_coef, sum_intercept, unit,
+    n_weighted, first, loss, n_steps, n_zero_gradient,
+):  # fmt: skip
+    """The rest of a one-row epoch from ``order[first]``, a row that
+    :func:`_dense_one_row_epoch` handed back: such rows by the general, rescaled step
+    of :func:`_dense_batch_epoch`, the others by the one-row kernel.
+
+    Only data of extreme scale need it, and it links both kernels, so it is compiled
+    the first time such a row comes, not with the one-row kernel. Returns what
+    :func:`dense_epoch` does.
+    """
+    n_rows = order.shape[0]
+    t = first
+    while t < n_rows:
+        row_loss, row_steps, row_zero_gradient = _dense_batch_epoch(
+            X, Y, sample_weight, order[t : t + 1], coef, intercept, knots, values, slopes,
+            np.int64(1), alpha, rule, fixed_rate, rate_memory, window, np.empty((0, 0)),
+            rates[n_steps:], average_from - n_steps, sum_coef, sum_intercept, unit, n_weighted,
+            None,
+        )  # fmt: skip
+        loss += row_loss
+        n_steps += row_steps
+        n_zero_gradient += row_zero_gradient
+        if not np.isfinite(row_loss):
+            return np.nan, n_steps, n_zero_gradient
+        loss, n_steps, n_zero_gradient, t = _dense_one_row_epoch(
+            X, Y, sample_weight, order, coef, intercept, knots, values, slopes, alpha, rule,
+            fixed_rate, rate_memory, window, rates, average_from, sum_coef, sum_intercept,
+            unit, n_weighted, t + 1, loss, n_steps, n_zero_gradient,
+        )  # fmt: skip
+    return loss, n_steps, n_zero_gradient
+
+
 def csr_epoch(
     data, indices, indptr, n_features, Y, sample_weight, order, coef, intercept,
     knots, values, slopes, batch_size, alpha, rule, fixed_rate, rate_memory, window, rates,
@@ -572,15 +631,34 @@ def csr_epoch(
 ):  # fmt: skip
     """One epoch of mini-batch updates on CSR ``X``, at O(nnz) cost per row.
 
+    Parameters are those of :func:`dense_epoch`, with ``X`` given as its CSR
+    arrays ``data, indices, indptr`` and ``n_features``; the kernel is
+    :func:`_csr_epoch`, compiled with the exact line search only for :data:`EXACT`.
+    """
+    knots, values, slopes = _activation_arrays(knots, values, slopes)
+    return _csr_epoch(
+        data, indices, indptr, n_features, Y, sample_weight, order, coef, intercept,
+        knots, values, slopes, batch_size, alpha, rule, fixed_rate, rate_memory, window, rates,
+        average_from, sum_coef, sum_intercept, unit, n_weighted,
+        True if rule == EXACT else None,
+    )  # fmt: skip
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def _csr_epoch(
+    data, indices, indptr, n_features, Y, sample_weight, order, coef, intercept,
+    knots, values, slopes, batch_size, alpha, rule, fixed_rate, rate_memory, window, rates,
+    average_from, sum_coef, sum_intercept, unit, n_weighted, exact_search,
+):  # fmt: skip
+    """The compiled kernel of :func:`csr_epoch` (``exact_search`` as in
+    :func:`_dense_batch_epoch`).
+
     The gradient ``G = sum_i r_i x_i^T + alpha W`` (``alpha`` the batch's penalty: the
     model's times the batch's relative weight) is never formed: its products
     with the batch rows and its norm come from the batch Gram matrix
     ``K_ij = x_i . x_j`` (computed through a dense scatter buffer), and ``W x_i`` is
     known from the forward pass. The cost per batch is O(m nnz + m^2 n_outputs),
     plus O(n_features n_outputs) when ``alpha > 0`` (the penalty touches every weight).
-
-    Parameters are those of :func:`dense_epoch`, with ``X`` given as its CSR
-    arrays ``data, indices, indptr`` and ``n_features``.
     """
     n_outputs = coef.shape[0]
     scatter = np.zeros(n_features)
@@ -705,25 +783,29 @@ def csr_epoch(
                         change *= slope
                         denominator += weight * change * change
             denominator += batch_alpha * grad_coef_sq
-        # The exact search's line along -g / scale, with the penalty's quadratic in the
-        # step; <W, G> = sum_t <r_t, W x_t> + alpha ||W||^2, divided by presize.
-        coef_dot_grad = 0.0
-        if rule == EXACT and data_gradient:
-            coef_dot_grad = alpha_scaled * penalty
-            for t in range(m):
-                for o in range(n_outputs):
-                    coef_dot_grad += scaled_backprop[t, o] * linear[t, o]
-        line = (
-            line_pre_activation, line_change, line_target, line_weight, m * n_outputs,
-            knots, values, slopes,
-            (
-                0.5 * batch_alpha * penalty, -batch_alpha * coef_dot_grad * reinverse,
-                batch_alpha * grad_coef_sq,
-            ),
-            event_step, event_delta,
-        )  # fmt: skip
         rate = 0.0  # no active unit, no step (the penalty alone is not followed)
-        if data_gradient:
+        if data_gradient and exact_search is None:  # no line: the search is not compiled
+            rate = inverse * step_length(
+                rule, numerator, denominator, scale, fixed_rate, rate_memory, window, None
+            )
+        elif data_gradient:
+            # The exact search's line along -g / scale, with the penalty's quadratic;
+            # <W, G> = sum_t <r_t, W x_t> + alpha ||W||^2, divided by presize.
+            coef_dot_grad = 0.0
+            if rule == EXACT:
+                coef_dot_grad = alpha_scaled * penalty
+                for t in range(m):
+                    for o in range(n_outputs):
+                        coef_dot_grad += scaled_backprop[t, o] * linear[t, o]
+            line = (
+                line_pre_activation, line_change, line_target, line_weight, m * n_outputs,
+                knots, values, slopes,
+                (
+                    0.5 * batch_alpha * penalty, -batch_alpha * coef_dot_grad * reinverse,
+                    batch_alpha * grad_coef_sq,
+                ),
+                event_step, event_delta,
+            )  # fmt: skip
             rate = inverse * step_length(
                 rule, numerator, denominator, scale, fixed_rate, rate_memory, window, line
             )

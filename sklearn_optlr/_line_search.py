@@ -70,12 +70,6 @@ def quadratic_step(slope_along, curvature_along):
     return step if np.isfinite(step) else 0.0
 
 
-#: The line that :func:`step_length` takes for the rules that read none: empty, of the
-#: exact rule's types, so that one compiled step rule serves every caller.
-NO_LINE = (
-    *(np.empty(0),) * 4, 0, *(np.empty(0),) * 3, (0.0, 0.0, 0.0), np.empty(0), np.empty((5, 0)),
-)  # fmt: skip
-
 _quadratic_step = njit(cache=True, inline="always")(quadratic_step)
 _pooled_rate = njit(cache=True)(pooled_rate)
 
@@ -101,9 +95,11 @@ def step_length(rule, numerator, curvature, scale, fixed_rate, rate_memory, wind
         :data:`POOLED`'s memory, updated in place.
     window : float
         :data:`POOLED`'s window, in batches.
-    line : tuple
-        :data:`EXACT`'s line along ``d / scale`` (see the module docstring); for the
-        other rules, any line of the same types (:data:`NO_LINE`).
+    line : tuple or None
+        :data:`EXACT`'s line along ``d / scale`` (see the module docstring). None for
+        the other rules: then the search is not compiled at all (its sort alone takes
+        about a second to compile), and :data:`EXACT` gives NaN, so that a caller that
+        forgot the line stops as diverged rather than silently not stepping.
 
     Returns
     -------
@@ -114,8 +110,21 @@ def step_length(rule, numerator, curvature, scale, fixed_rate, rate_memory, wind
     """
     # EXACT where there is no direction or its curvature is not finite: as every rule.
     if rule == EXACT and np.isfinite(curvature) and numerator != 0.0:
-        return exact_line_search(*line)
+        return _search_or_nan(line)
     return step_from_forms(rule, numerator, curvature, scale, fixed_rate, rate_memory, window)
+
+
+@njit(cache=True)
+def _search_or_nan(line):
+    """:func:`exact_line_search` along ``line``; NaN where ``line`` is None.
+
+    Not inlined: numba drops the branch of an ``is None`` test on an argument typed
+    None before typing a function, so this function compiled for a None line never
+    compiles the search.
+    """
+    if line is None:
+        return np.nan
+    return exact_line_search(*line)
 
 
 @njit(cache=True, fastmath=_FASTMATH, inline="always")

@@ -28,7 +28,7 @@ from sklearn.utils import check_random_state, gen_batches
 from ._activations import initial_intercept, on_knots, unit_slope_form
 from ._averaging import IterateAverage
 from ._kernels import csr_epoch, dense_epoch
-from ._line_search import EXACT, FIXED, NO_LINE, exact_line_search, step_length, step_rule
+from ._line_search import EXACT, FIXED, exact_line_search, step_length, step_rule
 from ._pooling import new_rate_memory
 from ._preconditioning import (
     moments,
@@ -261,7 +261,8 @@ def _descent_step(
     """
     direction_coef, direction_intercept, scale = direction
     rule, fixed_rate = step_rule(step)
-    curvature_along, line = 0.0, NO_LINE
+    # No line for the other rules: the search is then not compiled (see step_length).
+    curvature_along, line = 0.0, None
     if rule != FIXED:
         change = preactivation_change(X, direction_coef, direction_intercept)
         curvature_along = curvature(slope * change, weights, direction_coef, alpha)
@@ -391,6 +392,11 @@ def compiled_epoch(
 
     ``X`` must be a C-contiguous ndarray or a CSR matrix, and ``coef``,
     ``intercept`` and ``Y`` of X's dtype. The CSR kernel takes no preconditioner.
+
+    numba compiles a kernel for each combination of its arguments' types, memory
+    layouts included, so the arrays read here are passed C-contiguous (a copy only
+    where they are not, as for a Fortran-ordered 2-D ``y``): one compiled kernel
+    per dtype serves every fit, and :func:`sklearn_optlr.precompile` compiles it.
     """
     if preconditioner is not None and sparse.issparse(X):
         raise ValueError("The compiled CSR kernel takes no preconditioner: use numpy_epoch.")
@@ -400,6 +406,7 @@ def compiled_epoch(
         order = np.arange(n_samples)
     if sample_weight is None:
         sample_weight = np.ones(n_samples, dtype=dtype)
+    Y, sample_weight, order = (np.ascontiguousarray(a) for a in (Y, sample_weight, order))
     unit, n_weighted = weight_unit(sample_weight, n_samples)
     n_batches = -(-n_samples // batch_size)
     rates = np.empty(n_batches)
@@ -606,7 +613,7 @@ class FullBatchEpoch:
         slope_along += inner(gradients[1], direction_intercept)
         change = preactivation_change(X, direction_coef, direction_intercept)
         curvature_along = curvature(slope * change, weights, direction_coef, alpha)
-        line = NO_LINE
+        line = None  # the search is compiled only for the exact rule (see step_length)
         if self.rule == EXACT:
             line = self._line(change, coef, direction_coef)
         # The forms of the scaled direction d / scale: -<g, d> / scale**2 and
