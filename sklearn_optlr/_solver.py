@@ -991,6 +991,11 @@ def _prepare_preconditioner(state, X, sample_weight, config):
     for the whole stream.
     """
     width = X.shape[1] + 1
+    if state.preconditioner is not None and state.preconditioner[-1, -1] != 1.0:
+        # A model pickled by version 0.1.0 holds P as the dense matrix, whose last entry
+        # is 1 + m^T S^-1 m; the centred form's is 1 (they agree where m = 0). Rebuilt
+        # from the moments it was computed from, which the state keeps.
+        state.preconditioner = preconditioner_from_moments(state.moments)
     known = state.moments is not None and state.moments.mean.shape[0] + 1 == width
     if config.incremental and config.track_moments:
         chunk = moments(X, sample_weight)

@@ -11,12 +11,14 @@ import pickle
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import joblib
 import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 from scipy import sparse
+from sklearn.exceptions import ConvergenceWarning
 
 from sklearn_optlr import OptimalLRRegressor, PiecewiseLinear
 
@@ -145,3 +147,22 @@ def test_fresh_interpreter_predicts_and_continues_identically(tmp_path):
     assert_array_equal(np.load(tmp_path / "pickle.npy"), expected)
     continued = np.stack([model.partial_fit(X, y).coef_ for model in models])
     assert_array_equal(np.load(tmp_path / "continued.npy"), continued)
+
+
+def test_a_model_pickled_with_the_dense_preconditioner_continues_as_a_current_one():
+    # Version 0.1.0 kept P as a dense matrix; the centred form replaced it. A model
+    # pickled then is continued with the centred P rebuilt from its moments.
+    from sklearn_optlr._preconditioning import dense_preconditioner
+
+    X, y = data()
+    X = X + [0.0, 0.0, 3.0, -2.0]  # offsets, so that the two forms differ
+    current = OptimalLRRegressor(batch_size=16, warm_start=True, max_iter=2, random_state=0)
+    current.fit(X, y)
+    old = pickle.loads(pickle.dumps(current))
+    old._state.preconditioner = dense_preconditioner(old._state.preconditioner)
+    assert old._state.preconditioner[-1, -1] > 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        current.fit(X, y)
+        old.fit(X, y)
+    assert_array_equal(old.coef_, current.coef_)
