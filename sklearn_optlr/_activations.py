@@ -209,7 +209,7 @@ class PiecewiseLinear:
         Parameters
         ----------
         z : array-like
-            Inputs, any shape.
+            Pre-activations, any shape (their dtype as in :meth:`value_and_slope`).
 
         Returns
         -------
@@ -221,15 +221,18 @@ class PiecewiseLinear:
     def derivative(self, z):
         """Evaluate the right-hand derivative element-wise.
 
+        It is the slope that :meth:`value_and_slope` returns.
+
         Parameters
         ----------
         z : array-like
-            Inputs, any shape.
+            Where to take the slope, as :meth:`__call__` takes it.
 
         Returns
         -------
         ndarray
-            ``sigma'(z)``, same shape as ``z``.
+            ``sigma'(z)``, same shape as ``z``: at a knot, the slope of the piece that
+            starts there.
         """
         return self.value_and_slope(z)[1]
 
@@ -354,12 +357,14 @@ def initial_intercept(activation, Y, weights):
     ----------
     activation : PiecewiseLinear
     Y : ndarray of shape (n_samples, n_outputs)
+        The targets, whose root mean square about ``v`` sets the depth.
     weights : ndarray of shape (n_samples,)
-        Sample weights summing to one.
+        The weights of that mean: the sample weights, summing to one.
 
     Returns
     -------
     ndarray of shape (n_outputs,), float64
+        Each output's starting ``b``.
     """
     slope = activation._steepest_piece()[2]
     reference = float(activation(activation._anchor()))

@@ -168,10 +168,10 @@ def warn_before_training(config, name, Y, sample_weight):
     Parameters
     ----------
     config : SolverConfig
-    name : str or PiecewiseLinear
-        The ``activation`` parameter, to name it in the message.
-    Y : ndarray of shape (n_samples, n_outputs)
+    name, Y
+        As :func:`targets_outside_range` takes them.
     sample_weight : ndarray of shape (n_samples,) or None
+        None: every row weighs the same.
 
     Returns
     -------

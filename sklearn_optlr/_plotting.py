@@ -50,6 +50,30 @@ def _final_regressor(estimator):
     return regressor
 
 
+def _panels(plt, ax):
+    """The loss's and the rates' Axes for :meth:`TrainingCurveDisplay.plot`'s ``ax``, and
+    whether the rates are on a twin of the loss's Axes."""
+    if ax is None:
+        _, (loss_ax, rate_ax) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
+        return loss_ax, rate_ax, False
+    if np.ndim(ax) == 0:
+        return ax, ax.twinx(), True
+    pair = np.ravel(np.asarray(ax, dtype=object))
+    if pair.size != 2:
+        raise ValueError(f"ax must be one Axes or two Axes; got {pair.size} Axes.")
+    loss_ax, rate_ax = pair
+    return loss_ax, rate_ax, False
+
+
+def _label_epochs(*axes_list):
+    from matplotlib.ticker import MaxNLocator
+
+    for axes in axes_list:
+        locator = axes.xaxis.get_major_locator()
+        if isinstance(locator, MaxNLocator):  # the default; epochs are whole numbers
+            locator.set_params(integer=True)
+
+
 class TrainingCurveDisplay:
     """Training curves of an :class:`OptimalLRRegressor`: loss and learning rates per epoch.
 
@@ -162,19 +186,13 @@ class TrainingCurveDisplay:
             A fitted :class:`OptimalLRRegressor`, or a fitted
             :class:`~sklearn.pipeline.Pipeline` whose last step is one.
         ax : matplotlib Axes or sequence of two Axes, default=None
-            Where to draw; see :meth:`plot`.
+            Where to draw; passed to :meth:`plot`, which describes it.
         name : str, default=None
             Name of the model for the title. None uses the class name of the
             regressor.
-        loss_kw : dict, default=None
-            Keyword arguments for the loss line (``matplotlib.axes.Axes.plot``).
-        validation_kw : dict, default=None
-            Keyword arguments for the validation line.
-        learning_rate_kw : dict, default=None
-            Keyword arguments for the mean learning-rate line.
-        fill_between_kw : dict, default=None
-            Keyword arguments for the learning-rate band
-            (``matplotlib.axes.Axes.fill_between``).
+        loss_kw, validation_kw, learning_rate_kw, fill_between_kw : dict, default=None
+            Style of the lines and of the band; passed to :meth:`plot`, which
+            describes them.
 
         Returns
         -------
@@ -278,8 +296,37 @@ class TrainingCurveDisplay:
         >>> plt.close(fig)
         """
         plt = _import_pyplot(f"{type(self).__name__}.plot")
-        from matplotlib.ticker import MaxNLocator
+        loss, rates, bounds, scores = self._checked_curves()
+        epochs = np.arange(1, loss.size + 1)
+        loss_ax, rate_ax, twin = _panels(plt, ax)
+        self._draw_loss(loss_ax, epochs, loss, loss_kw)
+        self._draw_validation(loss_ax, epochs, scores, twin, validation_kw)
+        self._draw_rates(rate_ax, epochs, rates, bounds, twin, learning_rate_kw, fill_between_kw)
+        if twin:
+            # Several scales on one panel: colour each label like its line.
+            for axes, line in (
+                (loss_ax, self.loss_line_),
+                (rate_ax, self.learning_rate_line_),
+                (self.ax_validation_, self.validation_line_),
+            ):
+                if line is not None:
+                    axes.yaxis.label.set_color(line.get_color())
+        self._add_legends(loss_ax, rate_ax, twin)
 
+        name = self.name if name is None else name
+        if name is not None:
+            if ax is None:
+                loss_ax.figure.suptitle(name)
+            else:
+                loss_ax.set_title(name)
+        _label_epochs(loss_ax, rate_ax)
+        self.ax_, self.ax_learning_rate_ = loss_ax, rate_ax
+        self.figure_ = loss_ax.figure
+        return self
+
+    def _checked_curves(self):
+        """The loss, the mean rates, the rates' bounds (or None) and the validation
+        scores (or None) as float64 arrays, one value (or pair) per epoch."""
         loss = _as_curve(self.loss_curve, "loss_curve")
         n_epochs = loss.size
         rates = _as_curve(self.learning_rate_curve, "learning_rate_curve", n_epochs)
@@ -294,21 +341,9 @@ class TrainingCurveDisplay:
         scores = None
         if self.validation_scores is not None:
             scores = _as_curve(self.validation_scores, "validation_scores", n_epochs)
-        epochs = np.arange(1, n_epochs + 1)
+        return loss, rates, bounds, scores
 
-        created = ax is None
-        if created:
-            _, (loss_ax, rate_ax) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
-            twin = False
-        elif np.ndim(ax) == 0:
-            loss_ax, twin = ax, True
-            rate_ax = loss_ax.twinx()
-        else:
-            pair = np.ravel(np.asarray(ax, dtype=object))
-            if pair.size != 2:
-                raise ValueError(f"ax must be one Axes or two Axes; got {pair.size} Axes.")
-            (loss_ax, rate_ax), twin = pair, False
-
+    def _draw_loss(self, loss_ax, epochs, loss, loss_kw):
         self.loss_line_ = loss_ax.plot(
             epochs,
             loss,
@@ -318,22 +353,25 @@ class TrainingCurveDisplay:
         loss_ax.set_xlabel("Epoch")
         loss_ax.set_ylabel("Training loss")
 
+    def _draw_validation(self, loss_ax, epochs, scores, twin, validation_kw):
         self.ax_validation_ = self.validation_line_ = None
-        if scores is not None:
-            self.ax_validation_ = loss_ax.twinx()
-            if twin:
-                # The learning rates already use the right-hand spine: move this scale out.
-                self.ax_validation_.spines["right"].set_position(("axes", 1.15))
-            self.validation_line_ = self.ax_validation_.plot(
-                epochs,
-                scores,
-                **_validate_style_kwargs(
-                    {"color": "C2", "linestyle": "--", "label": "Validation R$^2$"},
-                    validation_kw or {},
-                ),
-            )[0]
-            self.ax_validation_.set_ylabel("Validation R$^2$")
+        if scores is None:
+            return
+        self.ax_validation_ = loss_ax.twinx()
+        if twin:
+            # The learning rates already use the right-hand spine: move this scale out.
+            self.ax_validation_.spines["right"].set_position(("axes", 1.15))
+        self.validation_line_ = self.ax_validation_.plot(
+            epochs,
+            scores,
+            **_validate_style_kwargs(
+                {"color": "C2", "linestyle": "--", "label": "Validation R$^2$"},
+                validation_kw or {},
+            ),
+        )[0]
+        self.ax_validation_.set_ylabel("Validation R$^2$")
 
+    def _draw_rates(self, rate_ax, epochs, rates, bounds, twin, learning_rate_kw, fill_between_kw):
         rate_color = "C1" if twin else "C0"
         self.learning_rate_line_ = rate_ax.plot(
             epochs,
@@ -358,16 +396,11 @@ class TrainingCurveDisplay:
         rate_ax.set_yscale("log" if np.all(shown_rates > 0) else "linear")
         rate_ax.set_xlabel("Epoch")
         rate_ax.set_ylabel("Learning rate")
-        if twin:
-            # Several scales on one panel: colour each label like its line.
-            loss_ax.yaxis.label.set_color(self.loss_line_.get_color())
-            rate_ax.yaxis.label.set_color(self.learning_rate_line_.get_color())
-            if scores is not None:
-                self.ax_validation_.yaxis.label.set_color(self.validation_line_.get_color())
 
-        # One legend per panel, listing the lines of its twin axes too, drawn on the axes
-        # created last so that no twin's lines cover it.
-        validation = [] if scores is None else [self.ax_validation_]
+    def _add_legends(self, loss_ax, rate_ax, twin):
+        """One legend per panel, listing the lines of its twin axes too, drawn on the axes
+        created last so that no twin's lines cover it."""
+        validation = [] if self.ax_validation_ is None else [self.ax_validation_]
         if twin:
             groups = [([loss_ax, *validation, rate_ax], [rate_ax, *validation][-1])]
         else:
@@ -375,17 +408,3 @@ class TrainingCurveDisplay:
         for shown, host in groups:
             handles = [h for axes in shown for h in axes.get_legend_handles_labels()[0]]
             host.legend(handles=handles, loc="best")
-
-        name = self.name if name is None else name
-        if name is not None:
-            if created:
-                loss_ax.figure.suptitle(name)
-            else:
-                loss_ax.set_title(name)
-        for axes in (loss_ax, rate_ax):
-            locator = axes.xaxis.get_major_locator()
-            if isinstance(locator, MaxNLocator):  # the default; epochs are whole numbers
-                locator.set_params(integer=True)
-        self.ax_, self.ax_learning_rate_ = loss_ax, rate_ax
-        self.figure_ = loss_ax.figure
-        return self

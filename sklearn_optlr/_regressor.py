@@ -35,8 +35,9 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
 
     with sample weights :math:`s_i`. Each step goes to the minimiser of the batch loss
     along its direction: along the gradient, the optimal learning rate
-    :math:`a^* = \langle g, g \rangle / (g^\top H g)` of the original post [1]_,
-    exact inside a linear region of :math:`\sigma` (:func:`optimal_learning_rate`).
+    :math:`a^* = \langle g, g \rangle / (g^\top H g)` of the original post,
+    exact inside a linear region of :math:`\sigma` (:func:`optimal_learning_rate`,
+    which cites the post).
     There is no learning rate to tune. Read more in the :ref:`User Guide <model>`.
 
     Parameters
@@ -126,11 +127,6 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
     ``fit`` raises :class:`TrainingDivergedError`, a :class:`ValueError`, where the
     loss or the weights stop being finite; a failed call leaves the model as it was.
     Fits are deterministic given ``random_state``; float32 input trains in float32.
-
-    References
-    ----------
-    .. [1] "Optimal learning rates in a special class of fully-connected neural
-       networks: The single-layer case", blog post, 2024-08-22.
 
     Examples
     --------

@@ -105,10 +105,7 @@ def sum_of_squares(array):
 
 def inner(first, second):
     """``<first, second>`` of two arrays of one shape, accumulated in float64."""
-    return float(
-        np.ravel(first).astype(np.float64)
-        @ np.ravel(second).astype(np.float64)
-    )
+    return float(np.ravel(first).astype(np.float64) @ np.ravel(second).astype(np.float64))
 
 
 def check_sample_weight(sample_weight, X, dtype):
@@ -251,17 +248,20 @@ def gradient(X, backprop, coef, alpha):
 
 
 def preactivation_change(X, direction_coef, direction_intercept):
-    """Directional derivative of the pre-activations, ``dW x_i + db``, shape (n_samples, n_outputs)."""
+    """Directional derivative of the pre-activations, ``dW x_i + db``, shape
+    (n_samples, n_outputs)."""
     return safe_sparse_dot(X, direction_coef.T, dense_output=True) + direction_intercept
 
 
 def output_change(X, slope, direction_coef, direction_intercept):
-    """Directional derivative of the outputs, ``u_i = D_i (dW x_i + db)``, shape (n_samples, n_outputs)."""
+    """Directional derivative of the outputs, ``u_i = D_i (dW x_i + db)``, shape
+    (n_samples, n_outputs)."""
     return slope * preactivation_change(X, direction_coef, direction_intercept)
 
 
 def curvature(change, weights, direction_coef, alpha):
-    """Second derivative of the batch loss along a direction, ``sum_i w_i ||u_i||^2 + alpha ||dW||^2``.
+    """Second derivative of the batch loss along a direction,
+    ``sum_i w_i ||u_i||^2 + alpha ||dW||^2``.
 
     Accumulated in float64; the direction should be scaled (:func:`scaled_direction`).
     """
@@ -386,7 +386,7 @@ def optimal_learning_rate(
                     + \alpha \lVert G_W \rVert_F^2},
 
     computed in O(M n_features n_outputs) rather than with the O(M^3) sums of
-    the original derivation.
+    the original derivation [1]_.
 
     Parameters
     ----------
@@ -452,7 +452,10 @@ def optimal_learning_rate(
     n_outputs = coef2d.shape[0]
     scalar_intercept = np.ndim(intercept) == 0
     intercept = check_array(
-        np.atleast_1d(intercept), ensure_2d=False, allow_nd=True, dtype=dtype,
+        np.atleast_1d(intercept),
+        ensure_2d=False,
+        allow_nd=True,
+        dtype=dtype,
         input_name="intercept",
     )
     if scalar_intercept:
