@@ -2,9 +2,10 @@
 
 :func:`resolve` turns the estimator's parameters and the training data into a frozen
 :class:`SolverConfig`; the training loop reads it and never looks at the parameters
-again. Every check that involves more than one parameter, or a parameter and the
-data, lives here (the single-parameter checks are scikit-learn's
-``_parameter_constraints``).
+again. Every rule that decides how to train from more than one parameter, or from a
+parameter and the data, lives here, and so does every check that makes such a
+combination an error (the single-parameter checks are scikit-learn's
+``_parameter_constraints``; warnings about the data are :mod:`._diagnostics`').
 """
 
 from dataclasses import dataclass
@@ -31,8 +32,8 @@ class AveragingConfig:
         Average from the step that brings the samples seen to this number (an
         integer ``average``); None: over roughly the last half of training.
     keep_better : bool
-        At each epoch's end, keep the last iterate where it fits the training data
-        better than the average (``average="auto"`` in ``fit``).
+        At the end of ``fit``, keep the last iterate where it fits the training data
+        better than the average (``average="auto"``).
     """
 
     start_sample: int | None

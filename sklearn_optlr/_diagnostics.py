@@ -22,6 +22,7 @@ from ._preconditioning import AUTO_MAX_FEATURES, MAX_FEATURES, column_size_sprea
 from ._solver import rounding_losses
 from ._step import (
     batch_loss,
+    power_of_two_scale,
     forward,
     mean_prediction_losses,
     normalised_weights,
@@ -95,12 +96,17 @@ def _activation_name(activation):
 
 
 def _range_advice(low, high):
+    # Targets that are only noise about the range's end are not a reason to switch.
+    unless = "unless those targets are noise about the range's end"
     if np.isfinite(low) and np.isfinite(high):
         return (
             f"map y into [{low:g}, {high:g}] (e.g. with sklearn.compose."
-            "TransformedTargetRegressor), or use 'identity'"
+            f"TransformedTargetRegressor), or use 'identity', {unless}"
         )
-    return "use 'identity' or 'leaky_relu', or shift y"
+    return (
+        "use an activation whose range covers y ('identity', or 'leaky_relu' with "
+        f"negative_slope > 0), or shift y, {unless}"
+    )
 
 
 def targets_outside_range(activation, name, Y, weights):
@@ -134,9 +140,15 @@ def targets_outside_range(activation, name, Y, weights):
         return None
     Y = Y.astype(np.float64, copy=False)
     below, above = Y < low, Y > high
-    distance = np.where(below, low - Y, 0.0) + np.where(above, Y - high, 0.0)
+    # Both losses are squares: taken on y and the bounds divided by a power of two near
+    # their size, so that targets of 1e200 neither overflow nor change the ratio.
+    sizes = np.abs([bound for bound in (low, high) if np.isfinite(bound)])
+    inverse = power_of_two_scale(max(np.abs(Y).max(initial=0.0), sizes.max()))[1]
+    scaled = Y * inverse
+    distance = np.where(below, low * inverse - scaled, 0.0)
+    distance += np.where(above, scaled - high * inverse, 0.0)
     unavoidable = 0.5 * (weights @ (distance * distance))
-    variance = mean_prediction_losses(Y, weights)
+    variance = mean_prediction_losses(scaled, weights)
     # A constant target outside the range has no variance, and cannot be fitted at all.
     failing = np.flatnonzero((unavoidable > 0) & (unavoidable >= RANGE_LOSS_SHARE * variance))
     if failing.size == 0:
@@ -210,6 +222,25 @@ def _diverged(status, dtype):
         f"'exact', rescale X and y (e.g. StandardScaler): squares of values beyond about "
         f"{limit:.0e} overflow {np.dtype(dtype).name}."
     )
+
+
+def _warn_if_a_fixed_step_raised_the_loss(state, status, config):
+    """Warn where a fixed learning rate left the training loss higher than it started.
+
+    The stopping rule sees a rising loss as one that stopped falling, and ends the fit
+    as if it had converged; the optimal and exact steps never raise a batch's loss along
+    their direction, so only a fixed rate can.
+    """
+    if isinstance(config.step, str):
+        return
+    curve = state.history.loss_curve[status.first_epoch - 1 :]
+    if len(curve) > 1 and curve[-1] > curve[0]:
+        warnings.warn(
+            f"The training loss rose from {curve[0]:.3g} to {curve[-1]:.3g} during this fit: "
+            f"the fixed step={config.step} is too large for these data. Lower it, or use "
+            "step='pooled' (the default), which takes the optimal step and needs no tuning.",
+            ConvergenceWarning,
+        )
 
 
 def _why_zero_gradients_stop(X, Y, sample_weight, coef, intercept, config):
@@ -362,6 +393,7 @@ def report(status, state, model, X, Y, sample_weight, config, range_cause=None):
             warnings.warn(_first(range_cause, message), ConvergenceWarning)
     if config.incremental:
         return
+    _warn_if_a_fixed_step_raised_the_loss(state, status, config)
     if status.reason == "max_iter":
         message = (
             f"Maximum iterations ({config.max_iter}) reached and the optimization hasn't "

@@ -97,8 +97,8 @@ def step_length(rule, numerator, curvature, scale, fixed_rate, rate_memory, wind
         :data:`POOLED`'s window, in batches.
     line : tuple or None
         :data:`EXACT`'s line along ``d / scale`` (see the module docstring). None for
-        the other rules: then the search is not compiled at all (its sort alone takes
-        about a second to compile), and :data:`EXACT` gives NaN, so that a caller that
+        the other rules: then the search is not compiled at all (a first fit by
+        another rule does not wait for it), and :data:`EXACT` gives NaN, so that a caller that
         forgot the line stops as diverged rather than silently not stepping.
 
     Returns

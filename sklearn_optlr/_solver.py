@@ -971,12 +971,15 @@ class TrainingStatus:
         being finite (the returned state is then the one passed in).
     epoch : int
         The epoch it ended in, counted over the model's life (from 1).
+    first_epoch : int
+        The first epoch of this call, counted alike.
     early_stopped : bool
         The model is the best epoch's on held-out data, not the last one recorded.
     """
 
     reason: str
     epoch: int
+    first_epoch: int
     early_stopped: bool = False
 
 
@@ -1156,6 +1159,7 @@ def train(X, Y, sample_weight, state, config, validation=None, method="auto"):
         tol=np.inf if config.tol is None else config.tol, n_iter_no_change=config.n_iter_no_change
     )
     loss_floor = _loss_floor(Y, sample_weight, config, validation)
+    first_epoch = len(state.history.loss_curve) + 1
     model = best_model = None
     reason = "max_iter"
     for epoch in range(config.max_iter):
@@ -1176,7 +1180,8 @@ def train(X, Y, sample_weight, state, config, validation=None, method="auto"):
                 bar.close()
         finite = np.all(np.isfinite(coef)) and np.all(np.isfinite(intercept))
         if not (np.isfinite(record.loss) and finite):
-            return initial, None, TrainingStatus("diverged", len(state.history.loss_curve) + 1)
+            epoch_now = len(state.history.loss_curve) + 1
+            return initial, None, TrainingStatus("diverged", epoch_now, first_epoch)
         model, loss = _averaged_model(coef, intercept, record, averager), record.loss
         score = None if validation is None else validation_score(*validation, *model, config.activation)
         state.history = state.history.append(record, loss, n_samples, score)
@@ -1207,5 +1212,7 @@ def train(X, Y, sample_weight, state, config, validation=None, method="auto"):
     if best_model is None and averager is not None and averager.keep_better:
         model = _better_of(model, coef, intercept, X, Y, sample_weight, config)
     model = best_model or tuple(part.copy() for part in model)
-    status = TrainingStatus(reason, len(state.history.loss_curve), validation is not None)
+    status = TrainingStatus(
+        reason, len(state.history.loss_curve), first_epoch, validation is not None
+    )
     return state, model, status

@@ -156,3 +156,44 @@ def test_divergence_names_the_overflow_limit_of_the_datas_dtype(dtype, limit):
         model.fit(X.astype(dtype), y.astype(dtype))
     message = str(error.value)
     assert f"beyond about {limit} overflow {np.dtype(dtype).name}" in message
+
+
+@pytest.mark.parametrize("batch_size, step", [("full", 10.0), (16, 2.0)])
+def test_a_fixed_step_that_raises_the_loss_says_so(batch_size, step):
+    # The stopping rule reads a rising loss as one that stopped falling: without this
+    # warning these fits ended as converged, at losses of 1e22 and 1e40.
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 4))
+    y = X @ [1.0, 2.0, -1.0, 0.5]
+    model = OptimalLRRegressor(step=step, batch_size=batch_size, solver="gd", random_state=0)
+    record = fit_recording(model, X, y)
+    assert model.loss_curve_[-1] > 1e6 * model.loss_curve_[0]
+    messages = [str(w.message) for w in record if issubclass(w.category, ConvergenceWarning)]
+    assert any(f"the fixed step={step} is too large" in message for message in messages)
+
+
+def test_a_fixed_step_that_lowers_the_loss_does_not_warn():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 4))
+    y = X @ [1.0, 2.0, -1.0, 0.5]
+    model = OptimalLRRegressor(step=0.01, batch_size=16, solver="gd", max_iter=5, random_state=0)
+    record = fit_recording(model, X, y)
+    assert not [w for w in record if "too large" in str(w.message)]
+
+
+def test_targets_of_1e200_are_checked_without_overflow():
+    X, y = standardised_diabetes()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        model = OptimalLRRegressor("relu", batch_size="full", max_iter=2)
+        try:
+            messages = range_warnings(fit_recording(model, X, np.abs(y) * 1e200))
+        except TrainingDivergedError:
+            messages = []
+    assert not messages  # all targets are >= 0: inside ReLU's range
+    from sklearn_optlr._diagnostics import targets_outside_range
+    from sklearn_optlr._activations import resolve_activation
+
+    weights = np.full(y.size, 1.0 / y.size)
+    cause = targets_outside_range(resolve_activation("relu"), "relu", (y * 1e200)[:, None], weights)
+    assert cause.startswith(f"{round(100 * np.mean(y < 0))}% of y is below 0")
