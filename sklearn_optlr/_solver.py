@@ -28,7 +28,13 @@ from sklearn.utils import check_random_state, gen_batches
 from ._activations import initial_intercept, on_knots, unit_slope_form
 from ._averaging import IterateAverage
 from ._kernels import csr_epoch, dense_epoch
-from ._line_search import EXACT, FIXED, exact_line_search, step_length, step_rule
+from ._line_search import (
+    EXACT,
+    FIXED,
+    exact_line_search,
+    step_length,
+    step_rule,
+)
 from ._pooling import new_rate_memory
 from ._preconditioning import (
     moments,
@@ -593,7 +599,51 @@ class FullBatchEpoch:
         rounding = 0.0 if strict else 64 * float(np.finfo(coef.dtype).eps)
         if new_loss < loss or (not strict and new_loss <= loss * (1.0 + rounding)):
             return step_along
-        return self._exact_step(change, coef, direction_coef)
+        return self._exact_step_short_of(step_along, change, coef, direction_coef)
+
+    def _exact_step_short_of(self, bound, change, coef, direction_coef):
+        """The exact minimiser of the loss over steps in ``[0, bound]``.
+
+        Where the model's step ``bound`` raised the loss, the step is sought short of it,
+        as a backtracking search would: the model was trusted up to ``bound`` and found
+        wrong there, so nothing beyond it is looked at. On ``[0, bound]`` a unit that
+        crosses no knot is linear in the step, and its squared residual is a quadratic
+        that adds to the penalty's; only the units that cross a knot before ``bound`` are
+        searched. The cost is then that of the crossings short of the rejected step, not
+        of all of them: near a minimum at kinks, where the model's step keeps
+        overshooting by a little, a small share of the units. Where the search of those
+        lands beyond ``bound`` (the summed quadratic holds only up to it), the whole line
+        is searched as before, and its minimiser is returned.
+        """
+        z, knots = self._pre_activation, self.activation.knots
+        end = z + z.dtype.type(bound) * change
+        low, high = np.minimum(z, end), np.maximum(z, end)
+        # Knots strictly inside (low, high): a knot at either end keeps the unit on one piece.
+        crosses = np.searchsorted(knots, high, "left") > np.searchsorted(knots, low, "right")
+        linear = ~crosses
+        weights = np.broadcast_to(self.weights[:, None], z.shape)
+        start_value, _ = self.activation.value_and_slope(np.asarray(z[linear], np.float64))
+        middle = np.asarray(low[linear], np.float64) + np.asarray(high[linear], np.float64)
+        _, piece_slope = self.activation.value_and_slope(0.5 * middle)
+        residual = start_value - np.asarray(self.Y[linear], np.float64)
+        rate = piece_slope * np.asarray(change[linear], np.float64)
+        weighted = np.asarray(weights[linear], np.float64) * residual
+        line = list(
+            exact_line(
+                z[crosses][:, None], change[crosses][:, None], self.Y[crosses][:, None],
+                weights[crosses], self.activation, coef, direction_coef, self.alpha,
+            )
+        )  # fmt: skip
+        penalty = line[8]
+        line[8] = (
+            penalty[0] + 0.5 * np.dot(weighted, residual),
+            penalty[1] + np.dot(weighted, rate),
+            penalty[2] + np.dot(np.asarray(weights[linear], np.float64) * rate, rate),
+        )
+        step_along = exact_line_search(*line)
+        if step_along > bound:
+            return self._exact_step(change, coef, direction_coef)
+        return step_along
 
     def _line_step(self, coef, gradients, slope, loss):
         """The step rule's step along the (conjugate, preconditioned) gradient direction.
@@ -1173,7 +1223,9 @@ def train(X, Y, sample_weight, state, config, validation=None, method="auto"):
         if not (np.isfinite(record.loss) and finite):
             return initial, None, TrainingStatus("diverged", len(state.history.loss_curve) + 1)
         model, loss = _averaged_model(coef, intercept, record, averager), record.loss
-        score = None if validation is None else validation_score(*validation, *model, config.activation)
+        score = (
+            None if validation is None else validation_score(*validation, *model, config.activation)
+        )
         state.history = state.history.append(record, loss, n_samples, score)
         if config.verbose:
             _print_epoch(state.history, record, loss, score, start)
