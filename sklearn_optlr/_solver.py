@@ -615,19 +615,22 @@ class FullBatchEpoch:
         lands beyond ``bound`` (the summed quadratic holds only up to it), the whole line
         is searched as before, and its minimiser is returned.
         """
-        z, knots = self._pre_activation, self.activation.knots
-        end = z + z.dtype.type(bound) * change
-        low, high = np.minimum(z, end), np.maximum(z, end)
-        # Knots strictly inside (low, high): a knot at either end keeps the unit on one piece.
-        crosses = np.searchsorted(knots, high, "left") > np.searchsorted(knots, low, "right")
+        z = self._pre_activation
+        step_ = z.dtype.type(bound)
+        end = z + step_ * change
+        # Units with a knot strictly between z and its end (one at either end keeps the
+        # unit on one piece); activations have few knots, and comparisons are cheap.
+        crosses = np.zeros(z.shape, dtype=bool)
+        for knot in z.dtype.type(self.activation.knots):
+            crosses |= ((z < knot) & (end > knot)) | ((z > knot) & (end < knot))
         linear = ~crosses
         weights = np.broadcast_to(self.weights[:, None], z.shape)
-        start_value, _ = self.activation.value_and_slope(np.asarray(z[linear], np.float64))
-        middle = np.asarray(low[linear], np.float64) + np.asarray(high[linear], np.float64)
-        _, piece_slope = self.activation.value_and_slope(0.5 * middle)
+        start, along = np.asarray(z[linear], np.float64), np.asarray(change[linear], np.float64)
+        start_value, _ = self.activation.value_and_slope(start)
+        _, piece_slope = self.activation.value_and_slope(start + 0.5 * bound * along)
         residual = start_value - np.asarray(self.Y[linear], np.float64)
-        rate = piece_slope * np.asarray(change[linear], np.float64)
-        weighted = np.asarray(weights[linear], np.float64) * residual
+        rate = piece_slope * along
+        weight = np.asarray(weights[linear], np.float64)
         line = list(
             exact_line(
                 z[crosses][:, None], change[crosses][:, None], self.Y[crosses][:, None],
@@ -636,9 +639,9 @@ class FullBatchEpoch:
         )  # fmt: skip
         penalty = line[8]
         line[8] = (
-            penalty[0] + 0.5 * np.dot(weighted, residual),
-            penalty[1] + np.dot(weighted, rate),
-            penalty[2] + np.dot(np.asarray(weights[linear], np.float64) * rate, rate),
+            penalty[0] + 0.5 * np.dot(weight * residual, residual),
+            penalty[1] + np.dot(weight * residual, rate),
+            penalty[2] + np.dot(weight * rate, rate),
         )
         step_along = exact_line_search(*line)
         if step_along > bound:
