@@ -533,6 +533,7 @@ class FullBatchEpoch:
         self.window = window
         self.weights = normalised_weights(sample_weight, X.shape[0], Y.dtype)
         self._pre_activation = None
+        self._error = None  # sigma(z) - Y at the cached z, for this epoch's searches
         self._steps_since_refresh = 0
         self._previous = None  # (gradient, P gradient, direction) of the last step
         self._steps_since_restart = 0
@@ -613,7 +614,8 @@ class FullBatchEpoch:
         of all of them: near a minimum at kinks, where the model's step keeps
         overshooting by a little, a small share of the units. Where the search of those
         lands beyond ``bound`` (the summed quadratic holds only up to it), the whole line
-        is searched as before, and its minimiser is returned.
+        is searched as before, and its minimiser is returned. The residuals at ``z`` are
+        the epoch's own (``_error``), computed once for its loss and gradient.
         """
         z = self._pre_activation
         step_ = z.dtype.type(bound)
@@ -626,9 +628,8 @@ class FullBatchEpoch:
         linear = ~crosses
         weights = np.broadcast_to(self.weights[:, None], z.shape)
         start, along = np.asarray(z[linear], np.float64), np.asarray(change[linear], np.float64)
-        start_value, _ = self.activation.value_and_slope(start)
         _, piece_slope = self.activation.value_and_slope(start + 0.5 * bound * along)
-        residual = start_value - np.asarray(self.Y[linear], np.float64)
+        residual = np.asarray(self._error[linear], np.float64)
         rate = piece_slope * along
         weight = np.asarray(weights[linear], np.float64)
         line = list(
@@ -765,7 +766,7 @@ class FullBatchEpoch:
             self._pre_activation = preactivation_change(X, coef, intercept)
             self._steps_since_refresh = 0
         output, slope = self.activation.value_and_slope(self._pre_activation)
-        error = output - Y
+        error = self._error = output - Y
         loss = batch_loss(error, weights, coef, alpha)
         backprop = backpropagate(error, slope, weights)
         data_gradient = bool(np.any(backprop))

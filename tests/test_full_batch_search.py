@@ -41,7 +41,7 @@ def test_search_short_of_a_step_is_the_minimiser_up_to_it(activation, seed):
         return 0.5 * np.sum(weights[:, None] * residual**2, axis=(-2, -1)) + penalty
 
     epoch = FullBatchEpoch(X, Y, sample_weight, activation=activation, step="pooled", alpha=alpha)
-    epoch._pre_activation = z
+    epoch._pre_activation, epoch._error = z, activation(z) - Y  # as an epoch leaves them
     whole, _ = exact_line_step(z, v, Y, weights, activation, coef, direction_coef, alpha)
     for bound in [0.05, 0.3, 1.0, 3.0] + ([0.5 * whole, 2.0 * whole] if whole else []):
         step = epoch._exact_step_short_of(bound, v, coef, direction_coef)
