@@ -515,7 +515,7 @@ class FullBatchEpoch:
     pooled rate of :mod:`._pooling` on those two forms: a full-batch ``fit`` runs it
     with a window of one step, where it is the optimal step, and ``partial_fit`` on
     small chunks pools the chunks' steps). A pooled step that would raise the loss is
-    replaced by the exact one (:meth:`_no_higher_loss`).
+    replaced by the exact one short of it (:meth:`_no_higher_loss`).
 
     An instance serves one run of :func:`train` on one ``(coef, intercept)`` pair;
     it is called with the same arrays every epoch.
@@ -589,7 +589,8 @@ class FullBatchEpoch:
         linear target, full-batch abs fits cycled between two such points, ending at R^2
         -0.99. In full batch the loss is the objective, and the new pre-activations are
         ``z + a v`` without touching ``X``, so the check costs one activation pass; the
-        exact step, never above the model's step or no step, is searched only then.
+        exact step short of the model's (:meth:`_exact_step_short_of`), never above no
+        step, is searched only then.
         ``strict``: the step must lower the loss, not only tie with it to rounding.
         """
         Y, weights, alpha = self.Y, self.weights, self.alpha
