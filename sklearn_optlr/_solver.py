@@ -28,7 +28,13 @@ from sklearn.utils import check_random_state, gen_batches
 from ._activations import initial_intercept, on_knots, unit_slope_form
 from ._averaging import IterateAverage
 from ._kernels import csr_epoch, dense_epoch
-from ._line_search import EXACT, FIXED, exact_line_search, step_length, step_rule
+from ._line_search import (
+    EXACT,
+    FIXED,
+    exact_line_search,
+    step_length,
+    step_rule,
+)
 from ._pooling import new_rate_memory
 from ._preconditioning import (
     moments,
@@ -509,7 +515,7 @@ class FullBatchEpoch:
     pooled rate of :mod:`._pooling` on those two forms: a full-batch ``fit`` runs it
     with a window of one step, where it is the optimal step, and ``partial_fit`` on
     small chunks pools the chunks' steps). A pooled step that would raise the loss is
-    replaced by the exact one (:meth:`_no_higher_loss`).
+    replaced by the exact one short of it (:meth:`_no_higher_loss`).
 
     An instance serves one run of :func:`train` on one ``(coef, intercept)`` pair;
     it is called with the same arrays every epoch.
@@ -527,6 +533,7 @@ class FullBatchEpoch:
         self.window = window
         self.weights = normalised_weights(sample_weight, X.shape[0], Y.dtype)
         self._pre_activation = None
+        self._error = None  # sigma(z) - Y at the cached z, for this epoch's searches
         self._steps_since_refresh = 0
         self._previous = None  # (gradient, P gradient, direction) of the last step
         self._steps_since_restart = 0
@@ -582,7 +589,8 @@ class FullBatchEpoch:
         linear target, full-batch abs fits cycled between two such points, ending at R^2
         -0.99. In full batch the loss is the objective, and the new pre-activations are
         ``z + a v`` without touching ``X``, so the check costs one activation pass; the
-        exact step, never above the model's step or no step, is searched only then.
+        exact step short of the model's (:meth:`_exact_step_short_of`), never above no
+        step, is searched only then.
         ``strict``: the step must lower the loss, not only tie with it to rounding.
         """
         Y, weights, alpha = self.Y, self.weights, self.alpha
@@ -593,7 +601,54 @@ class FullBatchEpoch:
         rounding = 0.0 if strict else 64 * float(np.finfo(coef.dtype).eps)
         if new_loss < loss or (not strict and new_loss <= loss * (1.0 + rounding)):
             return step_along
-        return self._exact_step(change, coef, direction_coef)
+        return self._exact_step_short_of(step_along, change, coef, direction_coef)
+
+    def _exact_step_short_of(self, bound, change, coef, direction_coef):
+        """The exact minimiser of the loss over steps in ``[0, bound]``.
+
+        Where the model's step ``bound`` raised the loss, the step is sought short of it,
+        as a backtracking search would: the model was trusted up to ``bound`` and found
+        wrong there, so nothing beyond it is looked at. On ``[0, bound]`` a unit that
+        crosses no knot is linear in the step, and its squared residual is a quadratic
+        that adds to the penalty's; only the units that cross a knot before ``bound`` are
+        searched. The cost is then that of the crossings short of the rejected step, not
+        of all of them: near a minimum at kinks, where the model's step keeps
+        overshooting by a little, a small share of the units. Where the search of those
+        lands beyond ``bound`` (the summed quadratic holds only up to it), the whole line
+        is searched as before, and its minimiser is returned. The residuals at ``z`` are
+        the epoch's own (``_error``), computed once for its loss and gradient.
+        """
+        z = self._pre_activation
+        step_ = z.dtype.type(bound)
+        end = z + step_ * change
+        # Units with a knot strictly between z and its end (one at either end keeps the
+        # unit on one piece); activations have few knots, and comparisons are cheap.
+        crosses = np.zeros(z.shape, dtype=bool)
+        for knot in z.dtype.type(self.activation.knots):
+            crosses |= ((z < knot) & (end > knot)) | ((z > knot) & (end < knot))
+        linear = ~crosses
+        weights = np.broadcast_to(self.weights[:, None], z.shape)
+        start, along = np.asarray(z[linear], np.float64), np.asarray(change[linear], np.float64)
+        _, piece_slope = self.activation.value_and_slope(start + 0.5 * bound * along)
+        residual = np.asarray(self._error[linear], np.float64)
+        rate = piece_slope * along
+        weight = np.asarray(weights[linear], np.float64)
+        line = list(
+            exact_line(
+                z[crosses][:, None], change[crosses][:, None], self.Y[crosses][:, None],
+                weights[crosses], self.activation, coef, direction_coef, self.alpha,
+            )
+        )  # fmt: skip
+        penalty = line[8]
+        line[8] = (
+            penalty[0] + 0.5 * np.dot(weight * residual, residual),
+            penalty[1] + np.dot(weight * residual, rate),
+            penalty[2] + np.dot(weight * rate, rate),
+        )
+        step_along = exact_line_search(*line)
+        if step_along > bound:
+            return self._exact_step(change, coef, direction_coef)
+        return step_along
 
     def _line_step(self, coef, gradients, slope, loss):
         """The step rule's step along the (conjugate, preconditioned) gradient direction.
@@ -712,7 +767,7 @@ class FullBatchEpoch:
             self._pre_activation = preactivation_change(X, coef, intercept)
             self._steps_since_refresh = 0
         output, slope = self.activation.value_and_slope(self._pre_activation)
-        error = output - Y
+        error = self._error = output - Y
         loss = batch_loss(error, weights, coef, alpha)
         backprop = backpropagate(error, slope, weights)
         data_gradient = bool(np.any(backprop))
@@ -1183,7 +1238,9 @@ def train(X, Y, sample_weight, state, config, validation=None, method="auto"):
             epoch_now = len(state.history.loss_curve) + 1
             return initial, None, TrainingStatus("diverged", epoch_now, first_epoch)
         model, loss = _averaged_model(coef, intercept, record, averager), record.loss
-        score = None if validation is None else validation_score(*validation, *model, config.activation)
+        score = (
+            None if validation is None else validation_score(*validation, *model, config.activation)
+        )
         state.history = state.history.append(record, loss, n_samples, score)
         if config.verbose:
             _print_epoch(state.history, record, loss, score, start)
