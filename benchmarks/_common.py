@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """Shared helpers for the benchmarks: the machine's description and timing."""
 
 import datetime

@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """The problems of ``bench_convergence.py``, their training objective, and its optimum.
 
 Every problem is generated or bundled with scikit-learn (nothing is downloaded),

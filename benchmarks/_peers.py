@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """The peers of ``bench_convergence.py``: constant-rate SGD and Adam on our model.
 
 Same model and loss as OptimalLRRegressor: ``y_hat = sigma(W x + b)`` with a
@@ -12,11 +15,11 @@ import time
 import warnings
 
 import numpy as np
+from _convergence_problems import initial_weights, objective
 from numba import njit
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import SGDRegressor
 
-from _convergence_problems import initial_weights, objective
 from sklearn_optlr._kernels import _activate  # the same activation as our kernels
 
 #: Adam's moment decays and denominator offset: the defaults of PyTorch, Keras and
@@ -138,7 +141,10 @@ def run_sgd_regressor(problem, rate, n_epochs, seed=0):
     X, Y = problem.X_train, problem.Y_train
     models = [
         SGDRegressor(
-            penalty=None, learning_rate="constant", eta0=rate, tol=None,
+            penalty=None,
+            learning_rate="constant",
+            eta0=rate,
+            tol=None,
             random_state=np.random.RandomState(seed + output),  # a new order every epoch
         )  # fmt: skip
         for output in range(Y.shape[1])

@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """Does the optimal learning rate help? Training loss per epoch against tuned SGD and Adam.
 
 Run by hand (not in CI)::
@@ -47,9 +50,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
-from threadpoolctl import threadpool_limits
-
 from _common import csv_table, machine_description, source_fingerprint
 from _convergence_problems import (
     diabetes,
@@ -61,6 +61,9 @@ from _convergence_problems import (
     relu_teacher,
 )
 from _peers import run_peer, run_sgd_regressor
+from sklearn.exceptions import ConvergenceWarning
+from threadpoolctl import threadpool_limits
+
 from sklearn_optlr import OptimalLRRegressor
 from sklearn_optlr import _solver as solver
 from sklearn_optlr._solver import FullBatchEpoch
@@ -435,9 +438,7 @@ def run_problem(problem, settings):
             reached = _first_reach(curves.train[0], curves.seconds[0], reference.loss)
         long_full[name] = reached
     long_full[LBFGS] = summaries["full", LBFGS].reach[FULL_BATCH_THRESHOLD]
-    return Outcome(
-        problem, reference, summaries, long_full, time.perf_counter() - start, by_seed
-    )
+    return Outcome(problem, reference, summaries, long_full, time.perf_counter() - start, by_seed)
 
 
 def _first_reach(train, seconds, reference):
@@ -623,7 +624,8 @@ def held_out_table(outcomes, settings):
                     "yes" if met(summaries) else "**no**",
                     NOT_APPLICABLE if not ahead else ("yes" if fit_worse else "no"),
                     # Full batch has no shuffling: one seed is all seeds.
-                    NOT_APPLICABLE if batch_size == "full" else _seeds_met(outcome, batch_size, met),
+                    NOT_APPLICABLE if batch_size == "full"
+                    else _seeds_met(outcome, batch_size, met),
                 ])  # fmt: skip
     return header, rows
 
@@ -659,9 +661,11 @@ def preconditioning_table(outcomes, settings):
     relative excess training loss after 2 and 10 epochs, and the cost of an epoch."""
     budgets = [b for b in (2, 10) if b <= settings["epochs"]]
     variants = {"auto (default)": DEFAULTS, "False": NO_PRECONDITION, "True": PRECONDITION}
-    header = ["problem", "batch"] + [
-        f"{label}, after {budget}" for budget in budgets for label in variants
-    ] + [f"ms/epoch {label}" for label in variants]
+    header = (
+        ["problem", "batch"]
+        + [f"{label}, after {budget}" for budget in budgets for label in variants]
+        + [f"ms/epoch {label}" for label in variants]
+    )
     rows = []
     for outcome in outcomes:
         for batch_size in BATCH_SIZES:
@@ -735,10 +739,24 @@ STYLES = {
     SEED: dict(color="tab:blue", linewidth=1.3),
     OPTIMAL: dict(color="tab:cyan", linewidth=1.3),
     # Drawn over the defaults and the seed's method, with markers, because they often coincide.
-    EXACT: dict(color="tab:orange", linewidth=1.0, linestyle="--", marker="x", markersize=4,
-                markevery=0.05, zorder=6),
-    EXACT_NO_AVERAGE: dict(color="tab:orange", linewidth=1.0, linestyle=":", marker="+",
-                           markersize=5, markevery=0.05, zorder=6),
+    EXACT: dict(
+        color="tab:orange",
+        linewidth=1.0,
+        linestyle="--",
+        marker="x",
+        markersize=4,
+        markevery=0.05,
+        zorder=6,
+    ),
+    EXACT_NO_AVERAGE: dict(
+        color="tab:orange",
+        linewidth=1.0,
+        linestyle=":",
+        marker="+",
+        markersize=5,
+        markevery=0.05,
+        zorder=6,
+    ),
     NO_AVERAGE: dict(color="tab:pink", linewidth=1.0),
     AVERAGE_ALL: dict(color="tab:green", linewidth=1.0),
     AVERAGE_AFTER_EPOCH: dict(color="tab:olive", linewidth=1.0),
@@ -759,7 +777,6 @@ def plot_problem(outcome, path):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
     from matplotlib.ticker import MaxNLocator
 
     figure, axes = plt.subplots(1, len(BATCH_SIZES), figsize=(17, 4.6))
@@ -814,10 +831,10 @@ def report(outcomes, settings, machine, source, plots, total_seconds):
         "problem's activation) set, then one parameter changed at a time. Peers (SGD, Adam, "
         f"SGDRegressor): the best of {N_RATES} rates *at each budget*, i.e. tuned "
         "separately for every number of epochs; their held-out loss is that of the rate "
-        "tuned on training loss. Seconds: training time only (ours: the fits, including "
-        "the averaged weights' loss pass, and in full batch each epoch's end as the "
-        "solver reaches it; peers: the rate that got there first, tuning not counted); "
-        "ms/epoch: the median epoch. Shuffling seed 0; the columns headed \"seeds\" repeat a target with "
+        "tuned on training loss. Seconds: training time only (ours: the fits, and in full "
+        "batch each epoch's end as the solver reaches it; peers: the rate that got there "
+        "first, tuning not counted); ms/epoch: the median epoch. Shuffling seed 0; the "
+        'columns headed "seeds" repeat a target with '
         f"the seeds {', '.join(map(str, settings['seeds']))} (ours and every rate of the "
         "peers rerun, the peers re-tuned per seed) and count those where it holds.",
         "",
@@ -838,8 +855,8 @@ def report(outcomes, settings, machine, source, plots, total_seconds):
         "",
         ".. rubric:: Target: held-out loss at defaults against the tuned peers",
         "",
-        "\"optimum's\": the held-out loss of the weights that minimise the training loss "
-        "(``L*``). Where a peer is below it (\"peer below optimum\"), the peer is ahead by "
+        '"optimum\'s": the held-out loss of the weights that minimise the training loss '
+        '(``L*``). Where a peer is below it ("peer below optimum"), the peer is ahead by '
         "fitting the training data less, and a method that converges to those weights, as "
         "the training-loss target asks, ends up behind it.",
         "",

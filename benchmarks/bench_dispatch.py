@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """Which path runs a mini-batch epoch: the compiled kernel or numpy (BLAS, scipy.sparse).
 
 Run by hand (not in CI)::
@@ -15,10 +18,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import csv_table, machine_description, source_fingerprint, write_results
 from scipy import sparse
 from threadpoolctl import threadpool_limits
 
-from _common import csv_table, machine_description, source_fingerprint, write_results
 from sklearn_optlr._activations import resolve_activation
 from sklearn_optlr._solver import make_epoch, uses_numpy
 

@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """Time to the first fitted models in a fresh Python process, with numba's cache cold and warm.
 
 Run by hand (not in CI)::

@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """Peak memory of a fit, against the bytes of X.
 
 Run by hand (not in CI)::

@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """Per-epoch speed of OptimalLRRegressor at every batch size, side by side with its peers.
 
 Run by hand (not in CI)::
@@ -32,10 +35,10 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from _common import machine_description, median, seconds, write_results
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import SGDRegressor
 
-from _common import machine_description, median, seconds, write_results
 from sklearn_optlr import OptimalLRRegressor
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "speed_results.rst"
@@ -84,7 +87,8 @@ def typical_rate(X, y, batch_size):
     n_epochs = LONG_FULL_BATCH if batch_size == "full" else LONG
     model = OptimalLRRegressor(
         "relu", batch_size=batch_size, step="optimal", solver="gd", average=False,
-        precondition=False, max_iter=n_epochs, tol=0.0, n_iter_no_change=n_epochs + 1, random_state=0,
+        precondition=False, max_iter=n_epochs, tol=0.0, n_iter_no_change=n_epochs + 1,
+        random_state=0,
     ).fit(X, y)  # fmt: skip
     return float(np.median(model.learning_rate_curve_))
 

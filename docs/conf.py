@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """Sphinx configuration of the sklearn-optlr documentation.
 
 Build (offline, warnings as errors, as CI does)::
@@ -76,4 +79,3 @@ sphinx_gallery_conf = {
     # object, say) is noise.
     "capture_repr": (),
 }
-

@@ -13,6 +13,9 @@ Here the targets are fractions, bounded to [0, 1], and a "hard sigmoid" that
 clips to [0, 1] fits them better than a linear model.
 """
 
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 # %%
 # The activation
 # --------------

@@ -16,6 +16,9 @@ Both run here on a small local "cluster" in this process; pointed at a real
 cluster, the code is the same.
 """
 
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 # %%
 # A dask array larger than one block
 # ----------------------------------
@@ -86,7 +89,9 @@ search = GridSearchCV(OptimalLRRegressor(random_state=0), param_grid, cv=3)
 X_small, y_small = X_np[:5_000], y_np[:5_000]
 
 with (
-    LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster,
+    LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+    ) as cluster,
     Client(cluster) as client,
     joblib.parallel_backend("dask"),
 ):

@@ -10,6 +10,9 @@ of :class:`~sklearn_optlr.OptimalLRRegressor`, so a
 :class:`~sklearn.pipeline.Pipeline` searches them, custom activations included.
 """
 
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 # %%
 # The pipeline and the grid
 # -------------------------

@@ -9,6 +9,9 @@ linear, and a generated problem whose targets come from a ReLU unit, where a
 linear model cannot follow the floor at zero.
 """
 
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 # %%
 # The models
 # ----------

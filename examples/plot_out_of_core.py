@@ -13,6 +13,9 @@ Here the "file" is a generator that produces the same chunks every time it is
 read, as a file on disk would.
 """
 
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 # %%
 # A stream of chunks
 # ------------------

@@ -12,6 +12,9 @@ the optimal step along that direction instead. This example shows what that does
 on data that were neither scaled nor decorrelated.
 """
 
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 # %%
 # Data: correlated features on scales from 0.01 to 1,000, with offsets
 # ---------------------------------------------------------------------

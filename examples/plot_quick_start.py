@@ -10,6 +10,9 @@ direction; along the gradient :math:`g` that is the seed's
 :math:`\\alpha^* = \\langle g, g \\rangle / g^\\top H g`.
 """
 
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 # %%
 # Data and model
 # --------------
@@ -58,8 +61,13 @@ from sklearn_optlr import optimal_learning_rate
 seed_method = make_pipeline(
     StandardScaler(),
     OptimalLRRegressor(
-        "relu", batch_size="full", solver="gd", step="optimal", precondition=False,
-        average=False, random_state=0,
+        "relu",
+        batch_size="full",
+        solver="gd",
+        step="optimal",
+        precondition=False,
+        average=False,
+        random_state=0,
     ),
 ).fit(X_train, y_train)
 X_scaled = seed_method[0].transform(X_train)

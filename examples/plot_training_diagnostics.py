@@ -12,6 +12,9 @@ the training loss (``loss_curve_``), the mean learning rate taken
 Here they show how the batch size changes what the solver does.
 """
 
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 # %%
 # A problem with a known answer
 # -----------------------------
@@ -135,7 +138,12 @@ def loss_per_epoch(model, n_epochs=8):
 
 seed = loss_per_epoch(
     OptimalLRRegressor(
-        "relu", batch_size=32, solver="gd", step="optimal", average=False, precondition=False,
+        "relu",
+        batch_size=32,
+        solver="gd",
+        step="optimal",
+        average=False,
+        precondition=False,
         random_state=0,
     )
 )
@@ -143,7 +151,8 @@ defaults = loss_per_epoch(OptimalLRRegressor("relu", batch_size=32, random_state
 fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
 for losses, label in [(seed, "seed's method"), (defaults, "defaults")]:
     ax.plot(np.arange(1, len(losses) + 1), (losses - best_loss) / best_loss, label=label)
-    print(f"{label:>13}: relative excess loss after 8 epochs {(losses[-1] - best_loss) / best_loss:.1e}")
+    excess = (losses[-1] - best_loss) / best_loss
+    print(f"{label:>13}: relative excess loss after 8 epochs {excess:.1e}")
 ax.set(yscale="log", xlabel="Epoch", ylabel="(loss - best loss) / best loss",
        title="batch_size=32: seed's method against the defaults")  # fmt: skip
 ax.legend()

@@ -1,4 +1,8 @@
-"""sklearn-optlr: a single-layer piecewise-linear regressor trained with the optimal learning rate."""
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
+"""sklearn-optlr: a single-layer piecewise-linear regressor trained with the optimal
+learning rate."""
 
 from ._activations import PiecewiseLinear
 from ._diagnostics import TrainingDivergedError

@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """Demo run by ``python -m sklearn_optlr``.
 
 Tunes :class:`OptimalLRRegressor` by cross-validated grid search on scikit-learn's

@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """Piecewise-linear activation functions, represented by their knots.
 
 Every activation, built in or user-given, is a :class:`PiecewiseLinear`: a sorted

@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """Polyak-Ruppert iterate averaging over a suffix of training.
 
 With mini-batches the optimal step fits each batch greedily, so the iterates

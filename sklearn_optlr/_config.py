@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """The solver's configuration: every "auto" and cross-parameter rule, resolved once.
 
 :func:`resolve` turns the estimator's parameters and the training data into a frozen

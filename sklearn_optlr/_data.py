@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """Training arrays from validated input: the checks scikit-learn's validation leaves to
 the estimator, and the hold-out split of early stopping."""
 

@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """Warnings and errors about a fit: what happened, and what to do about it, from one place.
 
 The solver reports how training ended (:class:`._solver.TrainingStatus`); this module
@@ -22,10 +25,10 @@ from ._preconditioning import AUTO_MAX_FEATURES, MAX_FEATURES, column_size_sprea
 from ._solver import rounding_losses
 from ._step import (
     batch_loss,
-    power_of_two_scale,
     forward,
     mean_prediction_losses,
     normalised_weights,
+    power_of_two_scale,
     standardised_gradient_gain,
     sum_of_squares,
 )

@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """Compiled small-batch kernels: whole epochs of mini-batch updates in one call.
 
 With small batches the cost of a numpy step is Python overhead, not arithmetic
@@ -448,9 +451,7 @@ def _dense_batch_epoch(
             return np.nan, n_steps, n_zero_gradient
         if not data_gradient:
             n_zero_gradient += 1
-        averaging_weight = (
-            step_along * (n_steps - average_from) if n_steps >= average_from else 0.0
-        )
+        averaging_weight = step_along * (n_steps - average_from) if n_steps >= average_from else 0.0
         rates[n_steps] = rate
         n_steps += 1
         if step_along != 0.0:

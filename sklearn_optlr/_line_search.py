@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """The step rules and the exact line search, written once and compiled.
 
 Small numba functions that Python calls as well as the compiled kernels (skglm's

@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """Visual diagnostics of a fit: the loss and the learning rates, epoch by epoch.
 
 matplotlib is optional: nothing here imports it until something is drawn, so

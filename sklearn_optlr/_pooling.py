@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """The pooled learning rate: the optimal rate of the recent batches taken together.
 
 One row at a time, the seed's optimal rate ``<g, g> / (g^T H g)`` is the normalised-LMS

@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """Compile the numba kernels ahead of the first fit: for container images, CI and demos.
 
 Small batches run in kernels that numba compiles the first time a fit needs them and

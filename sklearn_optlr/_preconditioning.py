@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """The preconditioner: descent along ``P g`` instead of ``g``, still with the exact step.
 
 Steepest descent zig-zags when the Hessian's eigenvalues are spread: each step along
@@ -27,7 +30,8 @@ same reason ``partial_fit`` combines the moments of every chunk seen so far
 The ridge is relative to each feature's own variance, and ``P`` is kept as the
 inverse covariance and the mean (its centred form: centre the gradient, multiply by the
 inverse covariance, un-centre), so neither a feature's scale nor its offset leaves it
-unpreconditioned, and no product with ``P`` cancels the offsets' squares. A ridge relative to the average second moment instead left features
+unpreconditioned, and no product with ``P`` cancels the offsets' squares. A ridge relative
+to the average second moment instead left features
 a thousand times smaller than the largest under it (on unscaled features of scales
 1e-3 to 1e4, 1,500 times the optimal loss after 5 epochs), and one relative to each
 feature's second moment left features whose offsets are a thousand times their spread

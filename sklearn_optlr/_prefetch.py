@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """A software prefetch of one row of a C-contiguous matrix, for the compiled kernels.
 
 At batch size 1 the rows are visited in shuffled order, so each one starts with a

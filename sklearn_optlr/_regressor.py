@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """The scikit-learn estimator: parameters, validation and fitted attributes.
 
 Everything else is delegated: :func:`._config.resolve` turns the parameters into the

@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """The training loop: epochs of mini-batch descent with the optimal (or exact) step.
 
 The loop owns batching, shuffling, search directions, iterate averaging, the

@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """The step math: loss, gradient, curvature and the optimal learning rate.
 
 Pure functions on arrays, shared by the solver, the compiled kernels' tests and

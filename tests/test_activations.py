@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """Activations: closed forms, the right-hand derivative convention, and the value semantics
 (validation, equality, pickling, cloning) that let a PiecewiseLinear sit in a parameter grid."""
 

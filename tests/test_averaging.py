@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """Iterate averaging: the window, the compiled sums, and the estimator's averaged weights.
 
 Oracles: plain Python means over explicitly collected iterates.
@@ -22,7 +25,9 @@ def feed_constant_epochs(averager, n_epochs, iterates_per_epoch=3):
     """Epoch e contributes iterates all equal to e, so window means are easy to write down."""
     for epoch in range(1, n_epochs + 1):
         value = np.full((1, 2), float(epoch))
-        averager.add_epoch(iterates_per_epoch * value, iterates_per_epoch * value[0], iterates_per_epoch)
+        averager.add_epoch(
+            iterates_per_epoch * value, iterates_per_epoch * value[0], iterates_per_epoch
+        )
 
 
 @pytest.mark.parametrize("n_epochs", [1, 2, 3, 5, 8, 10, 13, 40])
@@ -150,7 +155,9 @@ def test_averaging_removes_the_noise_floor_of_small_batches():
     optimum = 0.5 * np.mean((np.c_[X, np.ones(len(X))] @ best - y) ** 2)
 
     def excess(average):
-        model = OptimalLRRegressor(batch_size=1, average=average, max_iter=10, tol=0.0, random_state=0)
+        model = OptimalLRRegressor(
+            batch_size=1, average=average, max_iter=10, tol=0.0, random_state=0
+        )
         model.fit(X, y)
         return 0.5 * np.mean((model.predict(X) - y) ** 2) / optimum - 1
 

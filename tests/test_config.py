@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """Every "auto" and cross-parameter rule is resolved once, by ``_config.resolve``."""
 
 import dataclasses
@@ -73,7 +76,12 @@ def test_partial_fit_tracks_moments_of_chunks_too_small_to_precondition():
 
 def test_numpy_scalars_from_a_grid_become_python_scalars():
     config = resolve(
-        params(step=np.float32(0.1), alpha=np.float32(0.5), max_iter=np.uint8(3), batch_size=np.uint8(200)),
+        params(
+            step=np.float32(0.1),
+            alpha=np.float32(0.5),
+            max_iter=np.uint8(3),
+            batch_size=np.uint8(200),
+        ),
         X_of(),
         1,
         incremental=False,

@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """Scale-out with dask: blockwise ``partial_fit`` under dask-ml, grid search on a dask cluster.
 
 Skipped unless the ``dask`` extra (dask[array], dask-ml, distributed) is installed;

@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """Determinism: what is bit-identical, and under which conditions.
 
 Guaranteed, and tested here:
@@ -87,7 +90,9 @@ def fit(name, X, Y, random_state=0, **params):
 
 def assert_bit_identical(model, reference):
     for attribute in ("coef_", "intercept_", "loss_curve_", "learning_rate_curve_", "n_iter_"):
-        assert_array_equal(getattr(model, attribute), getattr(reference, attribute), err_msg=attribute)
+        assert_array_equal(
+            getattr(model, attribute), getattr(reference, attribute), err_msg=attribute
+        )
 
 
 @pytest.mark.parametrize("name", sorted(set(PATHS) - {"full-gd", "full-cg", "full-cg-exact"}))

@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """What a fit warns and raises, from one place (``sklearn_optlr._diagnostics``).
 
 The targets' range check is tested against distances to the range written out here,
@@ -191,8 +194,8 @@ def test_targets_of_1e200_are_checked_without_overflow():
         except TrainingDivergedError:
             messages = []
     assert not messages  # all targets are >= 0: inside ReLU's range
-    from sklearn_optlr._diagnostics import targets_outside_range
     from sklearn_optlr._activations import resolve_activation
+    from sklearn_optlr._diagnostics import targets_outside_range
 
     weights = np.full(y.size, 1.0 / y.size)
     cause = targets_outside_range(resolve_activation("relu"), "relu", (y * 1e200)[:, None], weights)

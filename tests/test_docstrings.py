@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """Every public name has a numpydoc docstring that numpydoc's validator accepts.
 
 The names checked are ``sklearn_optlr.__all__`` and the public methods and

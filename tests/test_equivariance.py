@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """An activation times ``c > 0`` fits as the activation does.
 
 Where ``c sigma`` is the same model class as ``sigma`` (one knot of value 0: ReLU, leaky

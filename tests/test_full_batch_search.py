@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """The full-batch epoch's search short of a rejected step (FullBatchEpoch)."""
 
 import numpy as np

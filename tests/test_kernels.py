@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """The compiled kernels and the full-batch step make the same updates as the numpy reference.
 
 ``numpy_epoch`` is the plain per-batch numpy implementation (itself checked against
@@ -38,7 +41,14 @@ def make_problem(dtype, n_samples=40, n_features=5, n_outputs=2, seed=0):
     intercept = 0.3 * rng.standard_normal(n_outputs)
     weights = rng.integers(0, 3, n_samples).astype(dtype)
     order = rng.permutation(n_samples)
-    return X.astype(dtype), Y.astype(dtype), coef.astype(dtype), intercept.astype(dtype), weights, order
+    return (
+        X.astype(dtype),
+        Y.astype(dtype),
+        coef.astype(dtype),
+        intercept.astype(dtype),
+        weights,
+        order,
+    )
 
 
 def run(epoch, X, Y, weights, coef, intercept, order, **options):
@@ -115,7 +125,12 @@ def test_full_batch_fixed_step_matches_reference():
     X, Y, coef, intercept, _, _ = make_problem(np.float64)
     options = dict(activation=resolve_activation("leaky_relu"), step=0.05, alpha=0.0)
     full_batch = FullBatchEpoch(X, Y, None, **options)
-    coef_fast, intercept_fast, coef_ref, intercept_ref = coef.copy(), intercept.copy(), coef.copy(), intercept.copy()
+    coef_fast, intercept_fast, coef_ref, intercept_ref = (
+        coef.copy(),
+        intercept.copy(),
+        coef.copy(),
+        intercept.copy(),
+    )
     for _ in range(3):
         full_batch(coef_fast, intercept_fast)
         numpy_epoch(X, Y, None, coef_ref, intercept_ref, batch_size=len(X), order=None, **options)
@@ -143,7 +158,11 @@ def test_dead_batches_take_no_step_even_with_a_penalty():
     X, Y, coef, intercept, _, order = make_problem(np.float64)
     intercept[:] = -1e3
     options = dict(activation=resolve_activation("relu"), step="optimal", batch_size=8, alpha=0.1)
-    for epoch, X_ in [(numpy_epoch, X), (compiled_epoch, X), (compiled_epoch, sparse.csr_matrix(X))]:
+    for epoch, X_ in [
+        (numpy_epoch, X),
+        (compiled_epoch, X),
+        (compiled_epoch, sparse.csr_matrix(X)),
+    ]:
         new_coef, new_intercept, record = run(epoch, X_, Y, None, coef, intercept, order, **options)
         np.testing.assert_array_equal(new_coef, coef)
         assert record.n_zero_gradient == record.n_batches == 5
@@ -195,7 +214,9 @@ def test_missing_numba_fails_at_import_with_a_clear_message():
         "try:\n    import sklearn_optlr\n"
         "except ImportError as exc:\n    print(exc)\n"
     )
-    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    output = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert "needs numba" in output.stdout
     assert "pip install numba" in output.stdout
 

@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """The exact line search and the conjugate-gradient solver.
 
 Oracles: a brute-force grid over the step and scipy's bounded minimisation on each
@@ -35,7 +38,10 @@ def random_line(seed, activation):
     n_samples, n_features, n_outputs = rng.integers(1, 9), 3, rng.integers(1, 3)
     X = rng.standard_normal((n_samples, n_features))
     coef, intercept = rng.standard_normal((n_outputs, n_features)), rng.standard_normal(n_outputs)
-    direction_coef, direction_intercept = rng.standard_normal((n_outputs, n_features)), rng.standard_normal(n_outputs)
+    direction_coef, direction_intercept = (
+        rng.standard_normal((n_outputs, n_features)),
+        rng.standard_normal(n_outputs),
+    )
     Y = rng.standard_normal((n_samples, n_outputs))
     weights = rng.random(n_samples)
     weights /= weights.sum()
@@ -73,8 +79,12 @@ def test_exact_step_never_loses_to_the_quadratic_step(activation, seed):
     # The quadratic model's step along the same line: slope and curvature at a = 0.
     slope = activation.derivative(z)
     residual = activation(z) - Y
-    slope_along = np.sum(weights[:, None] * residual * slope * v) + alpha * np.vdot(coef, direction_coef)
-    curvature_along = np.sum(weights[:, None] * (slope * v) ** 2) + alpha * np.vdot(direction_coef, direction_coef)
+    slope_along = np.sum(weights[:, None] * residual * slope * v) + alpha * np.vdot(
+        coef, direction_coef
+    )
+    curvature_along = np.sum(weights[:, None] * (slope * v) ** 2) + alpha * np.vdot(
+        direction_coef, direction_coef
+    )
     quadratic = quadratic_step(slope_along, curvature_along)
     step, value = exact_line_step(z, v, Y, weights, activation, coef, direction_coef, alpha)
     assert value <= loss(quadratic) + 1e-12
@@ -214,7 +224,15 @@ def test_exact_step_fixes_the_quadratic_steps_overshoot_on_a_shallow_piece():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((300, 5))
     y = X @ rng.standard_normal(5) + 3.0
-    options = dict(activation="leaky_relu", batch_size=1, solver="gd", average=False, max_iter=3, tol=0.0, random_state=0)
+    options = dict(
+        activation="leaky_relu",
+        batch_size=1,
+        solver="gd",
+        average=False,
+        max_iter=3,
+        tol=0.0,
+        random_state=0,
+    )
     with pytest.warns(Warning):
         quadratic = OptimalLRRegressor(step="optimal", **options).fit(X, y)
     with pytest.warns(Warning):

@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """Numerical edge cases: extreme feature scales on every solver path, degenerate data, dead
 units, and non-finite updates.
 
@@ -62,16 +65,24 @@ def exact_rate(W, b, X, Y, activation, sample_weight=None, alpha=0.0):
     z = [[sum(w[o][j] * x[i][j] for j in features) + b[o] for o in outputs] for i in samples]
     d = [[dsigma(z[i][o]) for o in outputs] for i in samples]
     r = [[s[i] * d[i][o] * (sigma(z[i][o]) - y[i][o]) for o in outputs] for i in samples]
-    G = [[sum(r[i][o] * x[i][j] for i in samples) + alpha * w[o][j] for j in features] for o in outputs]
+    G = [
+        [sum(r[i][o] * x[i][j] for i in samples) + alpha * w[o][j] for j in features]
+        for o in outputs
+    ]
     g = [sum(r[i][o] for i in samples) for o in outputs]
     G_squared = sum(v * v for row in G for v in row)
     numerator = G_squared + sum(v * v for v in g)
-    u = [[d[i][o] * (sum(G[o][j] * x[i][j] for j in features) + g[o]) for o in outputs] for i in samples]
+    u = [
+        [d[i][o] * (sum(G[o][j] * x[i][j] for j in features) + g[o]) for o in outputs]
+        for i in samples
+    ]
     denominator = sum(s[i] * sum(v * v for v in u[i]) for i in samples) + alpha * G_squared
     return float(numerator / denominator)
 
 
-def scaled_problem(scale, dtype, activation="relu", n_samples=12, n_features=3, n_outputs=2, seed=0):
+def scaled_problem(
+    scale, dtype, activation="relu", n_samples=12, n_features=3, n_outputs=2, seed=0
+):
     """Weights and a batch whose pre-activations are those of a unit-scale problem (at least 0.1
     from the kink, on both sides of it), with features multiplied by ``scale`` and the weights
     divided by it."""
@@ -414,7 +425,9 @@ def test_first_non_finite_batch_ends_the_epoch_before_its_update(epoch, layout):
 
 def test_full_batch_does_not_apply_a_non_finite_step():
     X, Y, coef, intercept = diverging_batches()
-    full_batch = FullBatchEpoch(X, Y, None, activation=resolve_activation("identity"), step=1e300, alpha=0.0)
+    full_batch = FullBatchEpoch(
+        X, Y, None, activation=resolve_activation("identity"), step=1e300, alpha=0.0
+    )
     assert np.isfinite(full_batch(coef, intercept).loss)
     after_first = coef.copy()
     assert np.isnan(full_batch(coef, intercept).loss)
@@ -425,7 +438,9 @@ def test_full_batch_does_not_apply_a_non_finite_step():
 def test_diverging_fit_raises_naming_the_cause(batch_size):
     X, Y, _, _ = diverging_batches()
     model = OptimalLRRegressor(step=1e300, batch_size=batch_size, solver="gd")
-    with pytest.raises(FloatingPointError, match=re.escape("With a fixed `step`, lower it")) as error:
+    with pytest.raises(
+        FloatingPointError, match=re.escape("With a fixed `step`, lower it")
+    ) as error:
         model.fit(X, Y[:, 0])
     assert "no longer finite" in str(error.value)
     assert not hasattr(model, "coef_")  # nothing stored
@@ -444,7 +459,9 @@ def one_step(epoch, X, Y, coef, intercept, activation, step):
 
 
 def batch_loss_of(X, Y, coef, intercept, activation):
-    return 0.5 * np.mean(np.sum((resolve_activation(activation, 0.05)(X @ coef.T + intercept) - Y) ** 2, axis=1))
+    return 0.5 * np.mean(
+        np.sum((resolve_activation(activation, 0.05)(X @ coef.T + intercept) - Y) ** 2, axis=1)
+    )
 
 
 @pytest.mark.parametrize("epoch", [numpy_epoch, compiled_epoch], ids=["numpy", "compiled"])
@@ -487,7 +504,10 @@ def test_tiny_targets_scale_the_model_exactly(params):
     line search compares losses, whose squares underflow here: it takes no step.)"""
     X, y = linear_problem(1.0, np.float64, 1)
     factor = 2.0**-600
-    params = dict(max_iter=6, tol=0.0, n_iter_no_change=10, shuffle=False, activation="identity") | params
+    params = (
+        dict(max_iter=6, tol=0.0, n_iter_no_change=10, shuffle=False, activation="identity")
+        | params
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         reference = OptimalLRRegressor(**params).fit(X, y)

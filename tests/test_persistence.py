@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """Pickle and joblib round trips, in this interpreter and a fresh one.
 
 The oracle is the model before the round trip: predictions must agree to the bit, for every
@@ -75,7 +78,13 @@ def test_round_trip_predicts_identically(activation, how):
 @pytest.mark.parametrize("how", ["pickle", "joblib"])
 @pytest.mark.parametrize(
     "params",
-    [dict(), dict(dtype=np.float32), dict(n_outputs=3), dict(batch_size="full"), dict(average=False)],
+    [
+        dict(),
+        dict(dtype=np.float32),
+        dict(n_outputs=3),
+        dict(batch_size="full"),
+        dict(average=False),
+    ],
     ids=["averaged", "float32", "3-outputs", "full-batch", "not-averaged"],
 )
 def test_loaded_model_continues_training_identically(params, how):

@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """TrainingCurveDisplay: what it draws is the model's record, and matplotlib stays optional."""
 
 import subprocess
@@ -57,7 +60,9 @@ def band_per_epoch(fill_between):
 
 def test_import_does_not_import_matplotlib():
     code = "import sys, sklearn_optlr; print('matplotlib' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == "False"
 
 

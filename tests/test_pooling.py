@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """The pooled step rule: its running sums, its paths, and why it is the default.
 
 Oracles: the definition written out on plain floats (running means of the forms, the
@@ -163,8 +166,7 @@ def leaky_teacher(seed=0):
         return 0.5 * np.mean((function(X @ theta[:-1] + theta[-1]) - y) ** 2)
 
     optimum = min(
-        minimize(objective, 0.1 * rng.standard_normal(11), method="L-BFGS-B").fun
-        for _ in range(3)
+        minimize(objective, 0.1 * rng.standard_normal(11), method="L-BFGS-B").fun for _ in range(3)
     )
     return X, y, objective, optimum
 

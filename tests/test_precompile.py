@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """``precompile`` compiles every kernel that fits run, so that fits afterwards compile nothing.
 
 The oracle is numba's own record: each compiled function (a numba dispatcher) lists
@@ -111,7 +114,10 @@ def run_in_fresh_interpreter(check):
     kernel is compiled or loaded yet: in this one, other tests may have run them."""
     package_root = Path(sklearn_optlr.__file__).resolve().parents[1]
     paths = [str(package_root), str(Path(__file__).resolve().parent)]
-    code = f"import sys; sys.path[:0] = {paths!r}; import test_precompile; test_precompile.{check.__name__}()"
+    code = (
+        f"import sys; sys.path[:0] = {paths!r}; import test_precompile; "
+        f"test_precompile.{check.__name__}()"
+    )
     result = subprocess.run(
         [sys.executable, "-c", code], check=False, capture_output=True, text=True
     )

@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """The preconditioned descent: its matrix, its step against a written-out oracle, every
 path against the numpy reference, the ``"auto"`` rule, and what it is for (badly
 conditioned data)."""
@@ -487,7 +490,7 @@ def test_sparse_covariance_of_offset_columns_is_taken_about_the_mean():
     weights = rng.uniform(0.5, 2.0, 5000)
     expected = np.cov(X, rowvar=False, aweights=weights, bias=True)
     summary = moments(CSR, weights)
-    varying = np.r_[0, 1, 3:X.shape[1]]
+    varying = np.r_[0, 1, 3 : X.shape[1]]
     assert_allclose(
         summary.scatter[np.ix_(varying, varying)] / 5000, expected[np.ix_(varying, varying)],
         rtol=1e-8, atol=1e-10,

@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """Progress over batches (``verbose >= 2``): the epoch runs in chunks so that a bar can
 move, and must make exactly the updates of one call."""
 

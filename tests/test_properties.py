@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """Properties of the step math and the estimator on random small problems (hypothesis).
 
 For random batches (1 to 8 rows, 1 to 4 features, 1 to 3 outputs, features scaled by 10**k
@@ -70,7 +73,9 @@ def batches(draw):
         sample_weight = draw(arrays(np.float64, n_samples, elements=st.floats(0, 5)))
         sample_weight[0] += 0.5  # a positive sum
     alpha = draw(st.sampled_from([0.0, 0.0, 0.1, 1.0]))
-    return dict(W=W, b=b, X=X, Y=Y, sample_weight=sample_weight, alpha=alpha, activation=draw(activations()))
+    return dict(
+        W=W, b=b, X=X, Y=Y, sample_weight=sample_weight, alpha=alpha, activation=draw(activations())
+    )
 
 
 def oracle(problem):

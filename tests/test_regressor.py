@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """OptimalLRRegressor: reductions to scikit-learn's linear models, model selection, the
 incremental and warm-start paths, fitted attributes, input types, warnings and validation."""
 

@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """scikit-learn's estimator contract, for the default model and one model per kind of
 activation, batching, step rule and solver."""
 

@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """The optimal learning rate against independent answers: the seed's O(M^3) sums written out
 as loops, the normalised-LMS special case, and the exact minimum of the loss along -g."""
 

@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """Bad input gets a clear error, and a failing call loses nothing.
 
 Each kind of bad input must raise a ValueError or TypeError whose message names the problem
@@ -43,30 +46,61 @@ def with_entry(array, value, dtype=None):
 # (X, y, sample_weight) -> the bad version, and a regular expression the message must match.
 BAD_TRAINING_INPUTS = {
     "X with NaN": (lambda X, y, w: (with_entry(X, np.nan), y, w), "X contains NaN"),
-    "sparse X with NaN": (lambda X, y, w: (sparse.csr_matrix(with_entry(X, np.nan)), y, w), "X contains NaN"),
+    "sparse X with NaN": (
+        lambda X, y, w: (sparse.csr_matrix(with_entry(X, np.nan)), y, w),
+        "X contains NaN",
+    ),
     "X with inf": (lambda X, y, w: (with_entry(X, np.inf), y, w), "X contains infinity"),
     "y with NaN": (lambda X, y, w: (X, with_entry(y, np.nan), w), "y contains NaN"),
     "y with inf": (lambda X, y, w: (X, with_entry(y, -np.inf), w), "y contains infinity"),
-    "sample_weight with NaN": (lambda X, y, w: (X, y, with_entry(w, np.nan)), "sample_weight contains NaN"),
-    "sample_weight with inf": (lambda X, y, w: (X, y, with_entry(w, np.inf)), "sample_weight contains infinity"),
-    "negative sample_weight": (lambda X, y, w: (X, y, with_entry(w, -1.0)), "Negative values .*sample_weight"),
-    "all-zero sample_weight": (lambda X, y, w: (X, y, 0 * w), "[Ss]ample.weight.* non-zero|positive sum"),
+    "sample_weight with NaN": (
+        lambda X, y, w: (X, y, with_entry(w, np.nan)),
+        "sample_weight contains NaN",
+    ),
+    "sample_weight with inf": (
+        lambda X, y, w: (X, y, with_entry(w, np.inf)),
+        "sample_weight contains infinity",
+    ),
+    "negative sample_weight": (
+        lambda X, y, w: (X, y, with_entry(w, -1.0)),
+        "Negative values .*sample_weight",
+    ),
+    "all-zero sample_weight": (
+        lambda X, y, w: (X, y, 0 * w),
+        "[Ss]ample.weight.* non-zero|positive sum",
+    ),
     "complex X": (lambda X, y, w: (X + 1j, y, w), "Complex data not supported"),
     "complex y": (lambda X, y, w: (X, y + 1j, w), "Complex data not supported"),
     "complex sample_weight": (lambda X, y, w: (X, y, w + 1j), "Complex data not supported"),
-    "string X": (lambda X, y, w: (X.astype(str).astype(object) + "a", y, w), "could not convert string to float"),
-    "string y": (lambda X, y, w: (X, np.array(["a"] * len(y), dtype=object), w), "could not convert string to float"),
-    "string sample_weight": (lambda X, y, w: (X, y, np.array(["a"] * len(w))), "could not convert string to float"),
+    "string X": (
+        lambda X, y, w: (X.astype(str).astype(object) + "a", y, w),
+        "could not convert string to float",
+    ),
+    "string y": (
+        lambda X, y, w: (X, np.array(["a"] * len(y), dtype=object), w),
+        "could not convert string to float",
+    ),
+    "string sample_weight": (
+        lambda X, y, w: (X, y, np.array(["a"] * len(w))),
+        "could not convert string to float",
+    ),
     "no samples": (lambda X, y, w: (X[:0], y[:0], None), "0 sample"),
     "no features": (lambda X, y, w: (X[:, :0], y, w), "0 feature"),
-    "X and y of different lengths": (lambda X, y, w: (X, y[:-1], w), "inconsistent numbers of samples"),
+    "X and y of different lengths": (
+        lambda X, y, w: (X, y[:-1], w),
+        "inconsistent numbers of samples",
+    ),
     "sample_weight of another length": (lambda X, y, w: (X, y, w[:-1]), "sample_weight.shape"),
-    "2-D sample_weight": (lambda X, y, w: (X, y, np.ones((len(w), 2))), "Sample weights must be 1D"),
+    "2-D sample_weight": (
+        lambda X, y, w: (X, y, np.ones((len(w), 2))),
+        "Sample weights must be 1D",
+    ),
     "1-D X": (lambda X, y, w: (X[:, 0], y, w), "Expected 2D array"),
     "3-D y": (lambda X, y, w: (X, y[:, None, None], w), "dim 3"),
     "sparse y": (lambda X, y, w: (X, sparse.csr_matrix(y[:, None]), w), "sparse y.*toarray"),
     "y beyond float32 X's range": (
-        lambda X, y, w: (X.astype(np.float32), 1e39 * y, w), "y has values beyond .*float32"
+        lambda X, y, w: (X.astype(np.float32), 1e39 * y, w),
+        "y has values beyond .*float32",
     ),
 }
 
@@ -119,8 +153,16 @@ def test_predict_before_fit_raises_not_fitted():
 @pytest.mark.parametrize(
     "n_outputs, new_y, message",
     [
-        (None, lambda y: np.column_stack([y, y]), "y has 2 outputs but the model was fitted with 1"),
-        (2, lambda y: np.column_stack([y, y[:, 0]]), "y has 3 outputs but the model was fitted with 2"),
+        (
+            None,
+            lambda y: np.column_stack([y, y]),
+            "y has 2 outputs but the model was fitted with 1",
+        ),
+        (
+            2,
+            lambda y: np.column_stack([y, y[:, 0]]),
+            "y has 3 outputs but the model was fitted with 2",
+        ),
         (3, lambda y: y[:, 0], "y has 1 outputs but the model was fitted with 3"),
     ],
 )
@@ -164,8 +206,16 @@ def test_bad_parameters_raise_naming_the_parameter(params, name):
 
 
 BAD_KNOTS = {
-    "decreasing knots": (([1.0, 0.0], [0.0, 0.0], 0.0, 1.0), ValueError, "x must be strictly increasing"),
-    "repeated knot": (([0.0, 0.0], [0.0, 1.0], 0.0, 1.0), ValueError, "x must be strictly increasing"),
+    "decreasing knots": (
+        ([1.0, 0.0], [0.0, 0.0], 0.0, 1.0),
+        ValueError,
+        "x must be strictly increasing",
+    ),
+    "repeated knot": (
+        ([0.0, 0.0], [0.0, 1.0], 0.0, 1.0),
+        ValueError,
+        "x must be strictly increasing",
+    ),
     "NaN knot": (([np.nan], [0.0], 0.0, 1.0), ValueError, "x must be finite"),
     "infinite knot": (([0.0, np.inf], [0.0, 1.0], 0.0, 1.0), ValueError, "x must be finite"),
     "NaN value": (([0.0], [np.nan], 0.0, 1.0), ValueError, "y must be finite"),
@@ -175,8 +225,16 @@ BAD_KNOTS = {
     "string slope": (([0.0], [0.0], "steep", 1.0), TypeError, "left_slope must be a real number"),
     "string knots": ((["a"], [0.0], 0.0, 1.0), TypeError, "x must be real numbers"),
     "no knots": (([], [], 0.0, 1.0), ValueError, "non-empty"),
-    "knots and values of different lengths": (([0.0, 1.0], [0.0], 0.0, 1.0), ValueError, "same length"),
-    "slope between knots overflows": (([0.0, 1e-300], [0.0, 1e300], 0.0, 1.0), ValueError, "slopes between consecutive knots are not finite"),
+    "knots and values of different lengths": (
+        ([0.0, 1.0], [0.0], 0.0, 1.0),
+        ValueError,
+        "same length",
+    ),
+    "slope between knots overflows": (
+        ([0.0, 1e-300], [0.0, 1e300], 0.0, 1.0),
+        ValueError,
+        "slopes between consecutive knots are not finite",
+    ),
 }
 
 
@@ -206,7 +264,11 @@ BAD_RATE_INPUTS = {
     "complex intercept": ("intercept", lambda v: v + 1j, "Complex data not supported"),
     "X with NaN": ("X", lambda v: with_entry(v, np.nan), "X contains NaN"),
     "y with inf": ("y", lambda v: with_entry(v, np.inf), "y contains infinity"),
-    "sample_weight with NaN": ("sample_weight", lambda v: with_entry(v, np.nan), "sample_weight contains NaN"),
+    "sample_weight with NaN": (
+        "sample_weight",
+        lambda v: with_entry(v, np.nan),
+        "sample_weight contains NaN",
+    ),
     "all-zero sample_weight": ("sample_weight", lambda v: 0 * v, "non-zero|positive sum"),
     "negative sample_weight": ("sample_weight", lambda v: -v, "Negative values"),
     "no samples": ("X", lambda v: v[:0], "0 sample"),
@@ -230,7 +292,9 @@ def test_optimal_learning_rate_rejects_bad_input(case):
 def test_optimal_learning_rate_rejects_unknown_activation():
     arguments = rate_arguments()
     with pytest.raises(ValueError, match="'activation' parameter"):
-        optimal_learning_rate(*(arguments[k] for k in ("coef", "intercept", "X", "y")), activation="tanh")
+        optimal_learning_rate(
+            *(arguments[k] for k in ("coef", "intercept", "X", "y")), activation="tanh"
+        )
 
 
 # --- Nothing lost ------------------------------------------------------------------------
@@ -243,7 +307,15 @@ def snapshot(model):
 
 
 def assert_same_model(model, reference):
-    for name in ("coef_", "intercept_", "loss_curve_", "learning_rate_curve_", "n_iter_", "t_", "n_features_in_"):
+    for name in (
+        "coef_",
+        "intercept_",
+        "loss_curve_",
+        "learning_rate_curve_",
+        "n_iter_",
+        "t_",
+        "n_features_in_",
+    ):
         assert_array_equal(getattr(model, name), getattr(reference, name), err_msg=name)
     state, reference_state = model._state, reference._state
     assert_array_equal(state.coef, reference_state.coef)
@@ -288,7 +360,12 @@ def call_failing(method, model, X, y, step=None, **kwargs):
         model.set_params(step=original["step"], solver=original["solver"])
 
 
-@pytest.mark.parametrize("case", sorted(set(FAILING_CALLS) - {"new features, negative sample_weight", "new features, diverging run"}))
+@pytest.mark.parametrize(
+    "case",
+    sorted(
+        set(FAILING_CALLS) - {"new features, negative sample_weight", "new features, diverging run"}
+    ),
+)
 @pytest.mark.parametrize("method", ["partial_fit", "fit"])
 def test_failing_call_leaves_the_model_exactly_as_it_was(method, case):
     """partial_fit, and fit with warm_start, continue from the model; either failing must

@@ -1,3 +1,6 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
 """The order of the examples in the gallery: from first steps to scaling out."""
 
 ORDER = [
