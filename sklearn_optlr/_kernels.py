@@ -420,10 +420,13 @@ def _dense_batch_epoch(
                 for j in range(n_features):
                     numerator += raw_coef[o, j] * inverse * grad_coef[o, j]
         step_along = 0.0  # no active unit, no step (the penalty alone is not followed)
-        if data_gradient and exact_search is None:  # no line: the search is not compiled
-            step_along = step_length(
-                rule, numerator, denominator, scale, fixed_rate, rate_memory, window, None
-            )
+        # "exact_search is None" alone in its condition: numba prunes only such a test,
+        # so that a kernel compiled without the search never types the line.
+        if exact_search is None:
+            if data_gradient:
+                step_along = step_length(
+                    rule, numerator, denominator, scale, fixed_rate, rate_memory, window, None
+                )
         elif data_gradient:
             # The exact search's line along -g / scale, with the penalty's quadratic.
             coef_dot_grad = 0.0
@@ -785,10 +788,11 @@ def _csr_epoch(
                         denominator += weight * change * change
             denominator += batch_alpha * grad_coef_sq
         rate = 0.0  # no active unit, no step (the penalty alone is not followed)
-        if data_gradient and exact_search is None:  # no line: the search is not compiled
-            rate = inverse * step_length(
-                rule, numerator, denominator, scale, fixed_rate, rate_memory, window, None
-            )
+        if exact_search is None:  # alone in its condition, to be pruned (as in the dense kernel)
+            if data_gradient:
+                rate = inverse * step_length(
+                    rule, numerator, denominator, scale, fixed_rate, rate_memory, window, None
+                )
         elif data_gradient:
             # The exact search's line along -g / scale, with the penalty's quadratic;
             # <W, G> = sum_t <r_t, W x_t> + alpha ||W||^2, divided by presize.

@@ -7,6 +7,7 @@ The oracle is numba's own record: each compiled function (a numba dispatcher) li
 the type signatures it has compiled in ``.signatures``, one per specialisation.
 """
 
+import os
 import subprocess
 import sys
 import warnings
@@ -109,23 +110,32 @@ def check_a_fit_compiles_only_what_it_runs():
     assert not kernels._dense_one_row_rescue.signatures
 
 
-def run_in_fresh_interpreter(check):
+def run_in_fresh_interpreter(check, numba_cache_dir=None):
     """Run ``check`` (a function of this module) in a new Python process, where no
-    kernel is compiled or loaded yet: in this one, other tests may have run them."""
+    kernel is compiled or loaded yet: in this one, other tests may have run them.
+
+    With ``numba_cache_dir`` (an empty folder), nothing is loaded from numba's cache
+    either: a kernel loaded from the cache brings the functions it calls compiled
+    into it, without compiling them through their own dispatchers, so only a cold
+    cache shows which functions a fit compiles.
+    """
     package_root = Path(sklearn_optlr.__file__).resolve().parents[1]
     paths = [str(package_root), str(Path(__file__).resolve().parent)]
     code = (
         f"import sys; sys.path[:0] = {paths!r}; import test_precompile; "
         f"test_precompile.{check.__name__}()"
     )
+    env = dict(os.environ)
+    if numba_cache_dir is not None:
+        env["NUMBA_CACHE_DIR"] = str(numba_cache_dir)
     result = subprocess.run(
-        [sys.executable, "-c", code], check=False, capture_output=True, text=True
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, env=env
     )
     assert result.returncode == 0, result.stderr[-3000:]
 
 
-def test_a_fit_compiles_only_what_it_runs():
-    run_in_fresh_interpreter(check_a_fit_compiles_only_what_it_runs)
+def test_a_fit_compiles_only_what_it_runs(tmp_path):
+    run_in_fresh_interpreter(check_a_fit_compiles_only_what_it_runs, tmp_path)
 
 
 def test_precompile_is_idempotent():
