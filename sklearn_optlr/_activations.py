@@ -340,10 +340,10 @@ def initial_intercept(activation, Y, weights):
     measured from (ReLU's kink): the start's output then lies about as far from ``v``
     as the targets do, and the first steps, which move the outputs by about the
     targets' size, leave most units on the piece. A depth fixed in pre-activation
-    units, 1, killed every unit of ReLU on targets of size 1e-4 (R^2 -0.51 where the
-    same data at size 1 reached 1.0), and of ReLU times 100 on targets of size 1
-    (R^2 -0.74 at batch size 16). Targets all equal to ``v`` start on the piece's end
-    (ReLU's all-zero output at 0, which fits it).
+    units instead kills every unit where the targets are small next to it (ReLU on
+    targets of size 1e-4) or the slope is steep (ReLU times 100): the first steps
+    overshoot the kink. Targets all equal to ``v`` start on the piece's end (ReLU's
+    all-zero output at 0, which fits it).
 
     As the optimal steps are equivariant, so are the fits that start here:
 

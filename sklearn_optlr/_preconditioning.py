@@ -260,8 +260,8 @@ def preconditioner_from_moments(summary, ridge=PRECONDITIONER_RIDGE):
     ``B = diag(S^-1, 1)``. The matrix ``P`` itself is never formed: its intercept
     entries are ``1 + m^T S^-1 m``, and a product with them cancels terms
     ``(offset / spread)**2`` times larger than its result, so a feature of 1e9 +- 1
-    lost every digit of the intercept's direction (R^2 0.05 in full batch where
-    least squares reaches 0.9998). :func:`precondition` applies the factors instead.
+    loses every digit of the intercept's direction (the fit then stalls far from least
+    squares). :func:`precondition` applies the factors instead.
     ``S^-1`` is ``J (J S J)^{-1} J`` with ``J = diag(v)^{-1/2}``, so the inverse is
     taken of a matrix with a unit diagonal whatever the features' scales and offsets.
 
