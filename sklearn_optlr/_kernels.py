@@ -425,8 +425,9 @@ def _dense_batch_epoch(
         if exact_search is None:
             if data_gradient:
                 step_along = step_length(
-                    rule, numerator, denominator, scale, fixed_rate, rate_memory, window, None
-                )
+                    rule, numerator, denominator, scale, fixed_rate, rate_memory, window,
+                    batch_rows / batch_size, None,
+                )  # fmt: skip
         elif data_gradient:
             # The exact search's line along -g / scale, with the penalty's quadratic.
             coef_dot_grad = 0.0
@@ -444,8 +445,9 @@ def _dense_batch_epoch(
                 event_step, event_delta,
             )  # fmt: skip
             step_along = step_length(
-                rule, numerator, denominator, scale, fixed_rate, rate_memory, window, line
-            )
+                rule, numerator, denominator, scale, fixed_rate, rate_memory, window,
+                batch_rows / batch_size, line,
+            )  # fmt: skip
         rate = step_along * inverse
         if not (
             np.isfinite(batch_loss) and np.isfinite(numerator) and np.isfinite(denominator)
@@ -559,7 +561,7 @@ def _dense_one_row_epoch(
             # The rule without a line (no exact search here): passing step_length a line
             # of empty arrays doubled the time of this loop.
             rate = step_from_forms(
-                rule, numerator, denominator, 1.0, fixed_rate, rate_memory, window
+                rule, numerator, denominator, 1.0, fixed_rate, rate_memory, window, 1.0
             )
         if not (np.isfinite(row_loss) and np.isfinite(rate)):
             return np.nan, n_steps, n_zero_gradient, n_rows
@@ -791,8 +793,9 @@ def _csr_epoch(
         if exact_search is None:  # alone in its condition, to be pruned (as in the dense kernel)
             if data_gradient:
                 rate = inverse * step_length(
-                    rule, numerator, denominator, scale, fixed_rate, rate_memory, window, None
-                )
+                    rule, numerator, denominator, scale, fixed_rate, rate_memory, window,
+                    batch_rows / batch_size, None,
+                )  # fmt: skip
         elif data_gradient:
             # The exact search's line along -g / scale, with the penalty's quadratic;
             # <W, G> = sum_t <r_t, W x_t> + alpha ||W||^2, divided by presize.
@@ -812,8 +815,9 @@ def _csr_epoch(
                 event_step, event_delta,
             )  # fmt: skip
             rate = inverse * step_length(
-                rule, numerator, denominator, scale, fixed_rate, rate_memory, window, line
-            )
+                rule, numerator, denominator, scale, fixed_rate, rate_memory, window,
+                batch_rows / batch_size, line,
+            )  # fmt: skip
         if not (
             np.isfinite(batch_loss) and np.isfinite(numerator) and np.isfinite(denominator)
             and np.isfinite(rate)

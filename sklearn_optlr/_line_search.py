@@ -78,7 +78,7 @@ _pooled_rate = njit(cache=True)(pooled_rate)
 
 
 @njit(cache=True, fastmath=_FASTMATH, inline="always")
-def step_length(rule, numerator, curvature, scale, fixed_rate, rate_memory, window, line):
+def step_length(rule, numerator, curvature, scale, fixed_rate, rate_memory, window, share, line):
     """The step along ``d / scale`` by a step rule.
 
     Parameters
@@ -98,6 +98,8 @@ def step_length(rule, numerator, curvature, scale, fixed_rate, rate_memory, wind
         :data:`POOLED`'s memory, updated in place.
     window : float
         :data:`POOLED`'s window, in batches.
+    share : float
+        :data:`POOLED`'s weight of the batch: its rows over a full batch's.
     line : tuple or None
         :data:`EXACT`'s line along ``d / scale`` (see the module docstring). None for
         the other rules: then the search is not compiled at all (a first fit by
@@ -114,7 +116,9 @@ def step_length(rule, numerator, curvature, scale, fixed_rate, rate_memory, wind
     # EXACT where there is no direction or its curvature is not finite: as every rule.
     if rule == EXACT and np.isfinite(curvature) and numerator != 0.0:
         return _search_or_nan(line)
-    return step_from_forms(rule, numerator, curvature, scale, fixed_rate, rate_memory, window)
+    return step_from_forms(
+        rule, numerator, curvature, scale, fixed_rate, rate_memory, window, share
+    )
 
 
 @njit(cache=True)
@@ -131,7 +135,7 @@ def _search_or_nan(line):
 
 
 @njit(cache=True, fastmath=_FASTMATH, inline="always")
-def step_from_forms(rule, numerator, curvature, scale, fixed_rate, rate_memory, window):
+def step_from_forms(rule, numerator, curvature, scale, fixed_rate, rate_memory, window, share):
     """:func:`step_length` by the rules that need only the two forms (every rule but
     :data:`EXACT`), without a line; also :data:`EXACT`'s answer where the direction is
     zero or its curvature is not finite."""
@@ -142,7 +146,7 @@ def step_from_forms(rule, numerator, curvature, scale, fixed_rate, rate_memory, 
     if rule == FIXED:
         return fixed_rate * scale
     if rule == POOLED:
-        return scale * _pooled_rate(rate_memory, numerator, curvature, scale, window)
+        return scale * _pooled_rate(rate_memory, numerator, curvature, scale, window, share)
     return scale * _quadratic_step(-numerator, curvature)
 
 

@@ -262,7 +262,7 @@ def _descent_step(
     ``(d_coef, d_intercept, scale)`` from :func:`scaled_direction` (``d = g / scale``,
     or the preconditioned gradient over its scale), ``slope_form`` is ``<g, d> / scale``
     (the descent's slope in the scaled direction), and ``pooling`` the pooled rule's
-    ``(memory, window)``.
+    ``(memory, window, share)``.
 
     The step along ``-d`` is ``scale`` times the learning rate along ``-g`` (or along
     the preconditioned gradient), from :func:`._line_search.step_length`. NaN when the
@@ -376,7 +376,7 @@ def numpy_epoch(
             direction_coef, direction_intercept, scale = direction
             step_along = _descent_step(
                 step, X_batch, Y_batch, pre_activation, slope, weights, activation, coef,
-                direction, slope_form, batch_alpha, pooling,
+                direction, slope_form, batch_alpha, (*pooling, batch_rows / batch_size),
             )  # fmt: skip
         if not (np.isfinite(value) and np.isfinite(step_along)):
             # The first non-finite batch ends the epoch before its update; train() raises.
@@ -678,7 +678,7 @@ class FullBatchEpoch:
         # d^T H d / scale**2 (slope_along is <g, d / scale>).
         step_along = step_length(
             self.rule, -slope_along / scale, curvature_along, scale, self.fixed_rate,
-            self.rate_memory, self.window, line,
+            self.rate_memory, self.window, 1.0, line,
         )  # fmt: skip
         # The one dispatch on the rule outside step_length, full batch's own safeguard: here
         # the batch loss is the objective, and its value at the new point costs one

@@ -30,13 +30,16 @@ from sklearn_optlr._pooling import (
 from sklearn_optlr._solver import compiled_epoch, numpy_epoch
 
 
-def pooled_rates_by_definition(forms, window):
+def pooled_rates_by_definition(forms, window, shares=None):
     """Rates of the pooled rule over a sequence of ``(numerator, denominator)``, on plain
     floats: means over the last ``window`` batches (all of them while fewer), exponentially
-    weighted after that, capped at each batch's own ratio."""
-    rates, mean_numerator, mean_denominator = [], 0.0, 0.0
-    for count, (numerator, denominator) in enumerate(forms):
-        newest = 1.0 / min(count + 1, window)
+    weighted after that, capped at each batch's own ratio; a batch of ``share`` of a full
+    batch's rows weighs ``share`` times as much, and fills ``share`` of the window."""
+    shares = [1.0] * len(forms) if shares is None else shares
+    rates, mean_numerator, mean_denominator, seen = [], 0.0, 0.0, 0.0
+    for (numerator, denominator), share in zip(forms, shares):
+        seen += share
+        newest = min(1.0, share / min(seen, window))
         mean_numerator = (1 - newest) * mean_numerator + newest * numerator
         mean_denominator = (1 - newest) * mean_denominator + newest * denominator
         rates.append(min(mean_numerator / mean_denominator, numerator / denominator))
@@ -57,6 +60,48 @@ def test_pooled_rate_follows_its_definition_whatever_the_scaling(window):
         scale = math.ldexp(1.0, power)
         assert_allclose(pooled_rate(memory, *scaled, scale, window), rate, rtol=1e-12)
     assert memory[3] == len(forms)
+
+
+@pytest.mark.parametrize("window", [1.0, 3.0, 7.5])
+def test_a_partial_batch_weighs_in_proportion_to_its_rows(window):
+    rng = np.random.default_rng(1)
+    forms = [(rng.uniform(0.1, 2.0), rng.uniform(0.1, 2.0)) for _ in range(30)]
+    shares = rng.choice([1.0, 1.0, 0.5, 1 / 32], size=len(forms)).tolist()
+    memory = new_rate_memory()
+    rates = [pooled_rate(memory, *form, 1.0, window, share) for form, share in zip(forms, shares)]
+    assert_allclose(rates, pooled_rates_by_definition(forms, window, shares), rtol=1e-12)
+    assert_allclose(memory[3], sum(shares))
+
+
+def test_a_one_row_batch_does_not_take_its_own_rate():
+    # At a window of one batch, a last batch of one row on a shallow piece (a rate 100
+    # times the others') keeps the full batch's forms 31 to 1.
+    memory = new_rate_memory()
+    pooled_rate(memory, 1.0, 1.0, 1.0, 1.0)
+    rate = pooled_rate(memory, 1e-4, 1e-6, 1.0, 1.0, 1 / 32)
+    assert_allclose(rate, (31 + 1e-4) / (31 + 1e-6), rtol=1e-12)
+    # The next full batch fills the window alone again.
+    assert pooled_rate(memory, 2.0, 1.0, 1.0, 1.0) == 2.0
+
+
+def test_leaky_relu_iterates_stay_near_the_optimum_with_a_one_row_last_batch():
+    # The README demo's diabetes folds (353 training rows, a last batch of one row at
+    # batch size 32), without averaging: that row, on leaky ReLU's 0.01 piece, took its
+    # own rate and threw the iterates to losses of 1e6 and more (test R^2 -2222).
+    from sklearn.datasets import load_diabetes
+    from sklearn.model_selection import KFold
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_diabetes(return_X_y=True)
+    train, test = next(iter(list(KFold(5, shuffle=True, random_state=0).split(X))[1:]))
+    scaler = StandardScaler().fit(X[train])
+    model = OptimalLRRegressor("leaky_relu", batch_size=32, average=False, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(scaler.transform(X[train]), y[train])
+    # The optimum's training loss is about 1,430 (1,800 to 2,100 for batch-32 iterates).
+    assert max(model.loss_curve_) < 2 * min(model.loss_curve_)
+    assert model.score(scaler.transform(X[test]), y[test]) > 0.3
 
 
 def test_window_of_one_is_the_batch_own_rate():
@@ -130,7 +175,7 @@ def test_epoch_takes_the_pooled_rate_of_the_seed_forms(activation, batch_size):
     coef0, intercept0 = 0.3 * rng.standard_normal((2, 4)), rng.standard_normal(2)
     function = resolve_activation(activation, negative_slope=0.1)
     order, window = rng.permutation(23), 3.0
-    coef, intercept, forms, rates = coef0.copy(), intercept0.copy(), [], []
+    coef, intercept, forms, shares, rates = coef0.copy(), intercept0.copy(), [], [], []
     for start in range(0, 23, batch_size):
         rows = order[start : start + batch_size]
         grad_coef, grad_intercept = gradient(X[rows], Y[rows], coef, intercept, function)
@@ -140,7 +185,8 @@ def test_epoch_takes_the_pooled_rate_of_the_seed_forms(activation, batch_size):
             rates.append(0.0)
             continue
         forms.append((numerator, numerator / own))
-        rates.append(pooled_rates_by_definition(forms, window)[-1])
+        shares.append(len(rows) / batch_size)  # the last batch has 3 rows at batch size 5
+        rates.append(pooled_rates_by_definition(forms, window, shares)[-1])
         coef -= rates[-1] * grad_coef
         intercept -= rates[-1] * grad_intercept
     paths = [(numpy_epoch, X), (compiled_epoch, X), (compiled_epoch, sparse.csr_matrix(X))]
@@ -153,7 +199,7 @@ def test_epoch_takes_the_pooled_rate_of_the_seed_forms(activation, batch_size):
         assert_allclose(c, coef, rtol=1e-9, atol=1e-12)
         assert_allclose(b, intercept, rtol=1e-9, atol=1e-12)
         assert_allclose(record.step_mean, np.mean(rates), rtol=1e-9)
-        assert memory[3] == len(forms)
+        assert_allclose(memory[3], sum(shares))
 
 
 def leaky_teacher(seed=0):
