@@ -65,6 +65,7 @@ from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
 from sklearn_optlr import OptimalLRRegressor
+from sklearn_optlr import _solver as solver
 from sklearn_optlr._solver import FullBatchEpoch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -211,11 +212,12 @@ def run_ours(problem, batch_size, params, n_epochs, seed=0):
     Mini-batches: one ``fit`` of one epoch at a time with ``warm_start`` (timed; the
     loss evaluations here are not), which makes the same updates as one long fit
     (:func:`check_warm_start`). Full batch: conjugate directions do not survive a
-    ``fit`` call, so one fit of ``n_epochs + 1`` epochs, read from ``loss_curve_``:
-    without averaging ``loss_curve_[e]`` is the exact objective after ``e`` steps
-    (a full-batch epoch records the loss of the iterate it starts from), with
-    averaging ``loss_curve_[e - 1]`` is that of the average after ``e`` epochs; both
-    are checked against refits at the held-out budgets, which give the held-out loss.
+    ``fit`` call, so one fit of ``n_epochs + 1`` epochs: without averaging
+    ``loss_curve_[e]`` is the exact objective after ``e`` steps (a full-batch epoch
+    records the loss of the iterate it starts from); with averaging the average after
+    each epoch is kept as the solver forms it (:func:`_epoch_models`) and its loss
+    taken after the fit. Both are checked against refits at the held-out budgets,
+    which give the held-out loss.
     """
     train = np.full(n_epochs, np.nan)
     test = np.full(n_epochs, np.nan)
@@ -230,17 +232,23 @@ def run_ours(problem, batch_size, params, n_epochs, seed=0):
         return Curves(train[None], test[None], np.cumsum(seconds)[None])
     averaging = params.get("average", False) is not False
     start = time.perf_counter()
-    with _epoch_clock() as starts:
+    with _epoch_clock() as starts, _epoch_models() as models:
         model = _quiet_fit(_estimator(problem, batch_size, params, n_epochs + 1), problem)
     # Seconds from the start of the fit to the end of each epoch, i.e. the start of the
-    # next (the fit's set-up, such as the preconditioner's moments, and each epoch's
-    # loss passes for averaging included): epochs differ in cost, e.g. the last ones
+    # next (the fit's set-up, such as the preconditioner's moments, included; the copies
+    # of the weights that _epoch_models keeps cost next to nothing): epochs differ in
+    # cost, e.g. the last ones
     # near a minimum at kinks search more. The fit runs one epoch more than timed.
     seconds = np.asarray(starts[1 : n_epochs + 1]) - start
     if len(seconds) != n_epochs:
         raise AssertionError(f"{len(seconds)} full-batch epochs timed, not {n_epochs}")
-    curve = np.asarray(model.loss_curve_)
-    train[:] = curve[:n_epochs] if averaging else curve[1 : n_epochs + 1]
+    if averaging:
+        train[:] = [
+            objective(problem.X_train, problem.Y_train, *weights, problem.function)
+            for weights in models[:n_epochs]
+        ]
+    else:
+        train[:] = np.asarray(model.loss_curve_)[1 : n_epochs + 1]
     for budget in [b for b in HELD_OUT_BUDGETS if b <= n_epochs]:
         refit = _quiet_fit(_estimator(problem, batch_size, params, budget), problem)
         train_at_budget, test[budget - 1] = _losses(problem, refit)
@@ -253,13 +261,32 @@ def run_ours(problem, batch_size, params, n_epochs, seed=0):
 
 
 @contextmanager
+def _epoch_models():
+    """Keep a copy of the model the solver forms after every epoch (the average of the
+    iterates, with averaging): the record holds the batches' losses, not the model's."""
+    models = []
+    original = solver._averaged_model
+
+    def kept(*args, **kwargs):
+        model = original(*args, **kwargs)
+        models.append(tuple(part.copy() for part in model))
+        return model
+
+    solver._averaged_model = kept
+    try:
+        yield models
+    finally:
+        solver._averaged_model = original
+
+
+@contextmanager
 def _epoch_clock():
     """Record ``time.perf_counter()`` at the start of every full-batch epoch.
 
     One ``fit`` runs all the full-batch epochs (conjugate directions do not survive a
     ``fit`` call), so their times are read from the solver's epoch object, wrapped here.
-    An epoch ends where the next starts: what the solver does between two steps (the
-    averaged weights' loss passes) belongs to the epoch before.
+    An epoch ends where the next starts: what the solver does between two steps (adding
+    the epoch to the average) belongs to the epoch before.
     """
     starts = []
     original = FullBatchEpoch.__call__

@@ -46,7 +46,7 @@ class IterateAverage:
         training samples seen to this many on (``average=int`` in SGDRegressor).
     keep_better : bool, default=False
         Let the solver use the last iterate instead of the average at the end of
-        an epoch when it fits the training data better (``average="auto"``).
+        ``fit`` when it fits the training data better (``average="auto"``).
     """
 
     def __init__(self, start_sample=None, keep_better=False):

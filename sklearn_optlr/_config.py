@@ -35,8 +35,8 @@ class AveragingConfig:
         Average from the step that brings the samples seen to this number (an
         integer ``average``); None: over roughly the last half of training.
     keep_better : bool
-        At each epoch's end, keep the last iterate where it fits the training data
-        better than the average (``average="auto"`` in ``fit``).
+        At the end of ``fit``, keep the last iterate where it fits the training data
+        better than the average (``average="auto"``).
     """
 
     start_sample: int | None

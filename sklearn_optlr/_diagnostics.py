@@ -333,8 +333,9 @@ def _warn_if_worse_than_the_mean(
     noise), so there the warning also needs the columns' sizes to be far apart and one
     step on standardised columns to lower the loss (:func:`_crawl`). ``recorded``, the
     last epoch's loss (None under early stopping), spares the forward pass where it
-    already clears the threshold: it is the loss of the model itself with averaging,
-    and of the weights before the last step in full batch.
+    already clears the threshold: the loss of the iterates during the last epoch
+    (before the last step in full batch), which the model, their average or the
+    better of the two, rarely fits worse.
     """
     weights = normalised_weights(sample_weight, X.shape[0], np.float64)
     mean_loss = float(mean_prediction_losses(Y, weights).sum())

@@ -65,7 +65,7 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         Polyak-Ruppert averaging, held in ``coef_``: ``True`` over roughly the last
         half of training; an int ``N`` from the ``N``-th sample seen, as SGDRegressor.
         ``"auto"``: ``True`` with mini-batches, or the last iterate where it fits
-        better at an epoch's end; none in full batch (:ref:`iterate-averaging`).
+        better at the end of ``fit``; none in full batch (:ref:`iterate-averaging`).
     precondition : "auto" or bool, default="auto"
         Descend along the gradient times the inverse second moment of the rows
         ``[x, 1]`` (lightly regularised), which undoes correlated, unscaled or
@@ -109,8 +109,8 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
     t_ : int
         Training samples seen over the model's life.
     loss_, loss_curve_, best_loss_ : float, list of float, float or None
-        The training objective per epoch (see :ref:`diagnostics`), its last and its
-        lowest value (None with ``early_stopping``).
+        Each epoch's training objective, its batches' losses before their updates
+        (:ref:`diagnostics`); the last, and the lowest (None with early stopping).
     validation_scores_, best_validation_score_ : list of float or None, float or None
         Validation R^2 per epoch with ``early_stopping``, and that of the model kept.
     learning_rate_curve_, learning_rate_bounds_ : list

@@ -1116,23 +1116,31 @@ def prepare(state, X, Y, sample_weight, config):
     return state
 
 
-def _epoch_model(X, Y, sample_weight, coef, intercept, record, averager, config):
-    """The model after an epoch and its training loss: the iterate and the epoch's
-    running loss, or with averaging the average (or the last iterate where it fits
-    better) and its loss on ``X``."""
+def _averaged_model(coef, intercept, record, averager):
+    """The model after an epoch: the average of the iterates where there is one (the
+    epoch's sum added to it), else the iterate itself."""
     if averager is None:
-        return (coef, intercept), record.loss
+        return coef, intercept
     if record.iterate_sum is not None:
         averager.add_epoch(*record.iterate_sum)
-    model = averager.average(coef.dtype) or (coef, intercept)
-    loss = objective(X, Y, sample_weight, *model, config.activation, config.alpha)
-    if averager.keep_better and model[0] is not coef:
-        # While the iterates still make real progress their average lags behind them:
-        # keep whichever fits the training data better (one more pass).
-        last_loss = objective(X, Y, sample_weight, coef, intercept, config.activation, config.alpha)
-        if last_loss < loss:
-            return (coef, intercept), last_loss
-    return model, loss
+    return averager.average(coef.dtype) or (coef, intercept)
+
+
+def _better_of(model, coef, intercept, X, Y, sample_weight, config):
+    """The average or the last iterate, whichever fits the training data better.
+
+    While the iterates still make real progress their average lags behind them. Two
+    passes over ``X``, once a fit rather than once an epoch: the epochs record (and the
+    stopping rule reads) the batches' own losses, taken before each update, as
+    SGDRegressor's and MLPRegressor's do.
+    """
+    if model[0] is coef:
+        return model
+    averaged_loss, last_loss = (
+        objective(X, Y, sample_weight, *weights, config.activation, config.alpha)
+        for weights in (model, (coef, intercept))
+    )
+    return (coef, intercept) if last_loss < averaged_loss else model
 
 
 def _loss_floor(Y, sample_weight, config, validation):
@@ -1174,8 +1182,10 @@ def train(X, Y, sample_weight, state, config, validation=None, method="auto"):
         Where training stands (a fresh one, without intercepts, for a new model).
     config : SolverConfig
         From :func:`._config.resolve`. With averaging the model is the average of the
-        iterates, and its loss on ``X`` (one extra forward pass an epoch) is what the
-        record and the stopping rule see. The stopping rule is :class:`_Stopper`'s, and
+        iterates (or, where ``keep_better``, the last iterate where it fits the training
+        data better at the end). The record and the stopping rule read each epoch's
+        running loss, its batches' losses before their updates (no extra pass over
+        ``X``). The stopping rule is :class:`_Stopper`'s, and
         with ``tol > 0`` (training loss) a loss at the targets' rounding level
         (:data:`ROUNDING_FLOOR_ULPS`); ``tol=None`` never stops early.
     validation : tuple (X_val, Y_val, sample_weight_val) or None
@@ -1230,7 +1240,7 @@ def train(X, Y, sample_weight, state, config, validation=None, method="auto"):
         if not (np.isfinite(record.loss) and finite):
             epoch_now = len(state.history.loss_curve) + 1
             return initial, None, TrainingStatus("diverged", epoch_now, first_epoch)
-        model, loss = _epoch_model(X, Y, sample_weight, coef, intercept, record, averager, config)
+        model, loss = _averaged_model(coef, intercept, record, averager), record.loss
         score = (
             None if validation is None else validation_score(*validation, *model, config.activation)
         )
@@ -1259,6 +1269,8 @@ def train(X, Y, sample_weight, state, config, validation=None, method="auto"):
         state.coef, state.intercept = (part.copy() for part in best_model)
         if averager is not None:
             state.averager = averager.fresh()
+    if best_model is None and averager is not None and averager.keep_better:
+        model = _better_of(model, coef, intercept, X, Y, sample_weight, config)
     model = best_model or tuple(part.copy() for part in model)
     status = TrainingStatus(
         reason, len(state.history.loss_curve), first_epoch, validation is not None
