@@ -503,6 +503,12 @@ def _along_knots(X, on_knot, gradients, preconditioner):
     return np.ascontiguousarray(direction[:, :-1]), np.ascontiguousarray(direction[:, -1])
 
 
+def _loss_rounding(dtype):
+    """Losses of a full batch that agree to this relative difference are equal up to the
+    rounding of their sums (64 ulps)."""
+    return 64 * float(np.finfo(dtype).eps)
+
+
 class FullBatchEpoch:
     """Full-batch steps whose step length costs no extra pass over ``X``.
 
@@ -584,7 +590,14 @@ class FullBatchEpoch:
         self._steps_since_restart += 1
         return direction, preconditioned
 
-    def _no_higher_loss(self, step_along, loss, change, coef, direction_coef, strict=False):
+    def _loss_at(self, step_along, change, coef, direction_coef):
+        """The loss at ``step_along`` along the direction: one activation pass, no pass
+        over ``X`` (the new pre-activations are ``z + a v``)."""
+        step_ = coef.dtype.type(step_along)
+        output, _ = self.activation.value_and_slope(self._pre_activation + step_ * change)
+        return batch_loss(output - self.Y, self.weights, coef + step_ * direction_coef, self.alpha)
+
+    def _no_higher_loss(self, step_along, loss, change, coef, direction_coef):
         """The quadratic model's step, or the exact line search's where it raises the loss.
 
         The model is exact until a pre-activation crosses a knot; beyond one, a unit's
@@ -594,15 +607,10 @@ class FullBatchEpoch:
         ``z + a v`` without touching ``X``, so the check costs one activation pass; the
         exact step short of the model's (:meth:`_exact_step_short_of`), never above no
         step, is searched only then.
-        ``strict``: the step must lower the loss, not only tie with it to rounding.
         """
-        Y, weights, alpha = self.Y, self.weights, self.alpha
-        step_ = coef.dtype.type(step_along)
-        output, _ = self.activation.value_and_slope(self._pre_activation + step_ * change)
-        new_loss = batch_loss(output - Y, weights, coef + step_ * direction_coef, alpha)
+        new_loss = self._loss_at(step_along, change, coef, direction_coef)
         # Rounding aside: at convergence both losses agree to a few ulps.
-        rounding = 0.0 if strict else 64 * float(np.finfo(coef.dtype).eps)
-        if new_loss < loss or (not strict and new_loss <= loss * (1.0 + rounding)):
+        if new_loss <= loss * (1.0 + _loss_rounding(coef.dtype)):
             return step_along
         return self._exact_step_short_of(step_along, change, coef, direction_coef)
 
@@ -739,17 +747,20 @@ class FullBatchEpoch:
         change = preactivation_change(self.X, direction_coef, direction_intercept)
         # The quadratic model's step first, kept where it lowers the loss (one pass over
         # the units), and the exact search (a sort of the kink crossings) otherwise.
-        # Strictly lower: a step that only ties would repeat every epoch at the optimum.
+        # Lower by more than the loss's rounding: a step that only ties with it would
+        # repeat every epoch at the optimum, each a search of the knots (with tol=0, a
+        # full-batch fit ran them for as long as it was let, the loss flat to 1e-15).
         slope_along = inner(gradients[0], direction_coef) + inner(gradients[1], direction_intercept)
         curvature_along = curvature(slope * change, self.weights, direction_coef, self.alpha)
+        lower = loss * (1.0 - _loss_rounding(coef.dtype))
         step_along = quadratic_step(slope_along, curvature_along)
+        if step_along and self._loss_at(step_along, change, coef, direction_coef) < lower:
+            return step_along, direction_coef, direction_intercept, scale, change
         if step_along:
-            step_along = self._no_higher_loss(
-                step_along, loss, change, coef, direction_coef, strict=True
-            )
+            step_along = self._exact_step_short_of(step_along, change, coef, direction_coef)
         else:
             step_along = self._exact_step(change, coef, direction_coef)
-        if not step_along:
+        if not (step_along and self._loss_at(step_along, change, coef, direction_coef) < lower):
             return None
         return step_along, direction_coef, direction_intercept, scale, change
 

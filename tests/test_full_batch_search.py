@@ -54,3 +54,48 @@ def test_search_short_of_a_step_is_the_minimiser_up_to_it(activation, seed):
         assert step >= 0.0
         grid = np.linspace(0.0, bound, 20_001)
         assert loss(step) <= loss(grid).min() + 1e-12
+
+
+def test_steps_along_the_knots_lower_the_loss_by_more_than_its_rounding(monkeypatch):
+    # Oracle: the recorded losses. A ReLU fit with tol=0 reaches a minimum at kinks,
+    # where each epoch's steepest-descent search finds no step and the search along the
+    # knots runs (an SVD of the rows on knots). Its steps used to be taken wherever the
+    # loss came out lower at all: near the optimum, by its rounding noise alone, so the
+    # searches ran every epoch for as long as the fit was let (54 of 100 epochs here).
+    # Each step it takes must lower the loss by more than the 64 ulps that count as a
+    # tie, and once none does the fit stays where it is.
+    from sklearn_optlr import OptimalLRRegressor
+    from sklearn_optlr import _solver as solver
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((5000, 20))
+    teacher = rng.standard_normal((20, 5)) / np.sqrt(20)
+    Y = np.maximum(X @ teacher + 0.5, 0) + 0.05 * rng.standard_normal((5000, 5))
+    searched_at, original = [], solver.FullBatchEpoch._kink_step
+
+    def recorded(self, *args):
+        found = original(self, *args)
+        searched_at.append((len(model_epochs), found is not None))
+        return found
+
+    model_epochs = []
+    original_call = solver.FullBatchEpoch.__call__
+
+    def counted(self, *args, **kwargs):
+        model_epochs.append(None)
+        return original_call(self, *args, **kwargs)
+
+    monkeypatch.setattr(solver.FullBatchEpoch, "_kink_step", recorded)
+    monkeypatch.setattr(solver.FullBatchEpoch, "__call__", counted)
+    model = OptimalLRRegressor("relu", batch_size="full", max_iter=100, tol=0.0)
+    model.fit(X, Y)
+    losses = np.array(model.loss_curve_)
+    assert searched_at, "the fit never searched along the knots: the test needs a new case"
+    tie = 64 * np.finfo(np.float64).eps
+    for epoch, stepped in searched_at:
+        if stepped:  # the loss recorded at the next epoch's start is the step's
+            assert losses[epoch] < losses[epoch - 1] * (1 - tie)
+    # The last search found no step, and nothing moved after it.
+    last_epoch, stepped = searched_at[-1]
+    assert not stepped
+    assert np.all(losses[last_epoch - 1 :] == losses[last_epoch - 1])
