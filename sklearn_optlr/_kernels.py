@@ -442,7 +442,7 @@ def _dense_batch_epoch(
                     0.5 * batch_alpha * penalty, -batch_alpha * coef_dot_grad,
                     batch_alpha * grad_coef_sq,
                 ),
-                event_step, event_delta,
+                np.inf, event_step, event_delta,
             )  # fmt: skip
             step_along = step_length(
                 rule, numerator, denominator, scale, fixed_rate, rate_memory, window,
@@ -812,7 +812,7 @@ def _csr_epoch(
                     0.5 * batch_alpha * penalty, -batch_alpha * coef_dot_grad * reinverse,
                     batch_alpha * grad_coef_sq,
                 ),
-                event_step, event_delta,
+                np.inf, event_step, event_delta,
             )  # fmt: skip
             rate = inverse * step_length(
                 rule, numerator, denominator, scale, fixed_rate, rate_memory, window,

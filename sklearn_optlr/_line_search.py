@@ -15,12 +15,13 @@ A rule sees the search direction ``d`` divided by its power-of-two scale ``s`` (
 the step along ``d / s``, which is ``s`` times the learning rate along ``d``.
 
 The exact search needs the line itself, as a tuple (see :func:`._step.exact_line`):
-``(z, v, y, w, count, knots, values, slopes, penalty, event_step, event_delta)``, where
-the first ``count`` entries of ``z``, ``v``, ``y`` and ``w`` are the units'
+``(z, v, y, w, count, knots, values, slopes, penalty, bound, event_step, event_delta)``,
+where the first ``count`` entries of ``z``, ``v``, ``y`` and ``w`` are the units'
 pre-activations, their change per unit step, their targets and their weights,
 ``knots, values, slopes`` the activation, ``penalty`` the penalty's quadratic
-``(c0, c1, c2)`` in the step, and ``event_step, event_delta`` scratch for the kink
-crossings (:func:`count_crossings` of them plus one, ``event_delta`` with 5 rows).
+``(c0, c1, c2)`` in the step, ``bound`` the longest step searched (``inf`` for the
+whole line), and ``event_step, event_delta`` scratch for the kink crossings up to it
+(:func:`count_crossings` of them plus one, ``event_delta`` with 5 rows).
 """
 
 import numpy as np
@@ -179,21 +180,30 @@ def _first_piece(z, v, knots):
 
 
 @njit(cache=True)
-def count_crossings(z, v, count, knots):
-    """How many knots the first ``count`` units cross along ``z + a v``, ``a > 0``: the
-    size the exact search's scratch needs (less one)."""
+def count_crossings(z, v, count, knots, bound):
+    """How many knots the first ``count`` units cross along ``z + a v``, ``0 < a <=
+    bound``: the size the exact search's scratch needs (less one)."""
     n_events = 0
     for e in range(count):
-        if v[e] != 0.0:
-            piece = _first_piece(z[e], v[e], knots)
-            n_events += knots.shape[0] - piece if v[e] > 0.0 else piece
+        ze, ve = z[e], v[e]
+        if ve == 0.0:
+            continue
+        piece = _first_piece(ze, ve, knots)
+        first, stop, stride = (piece, knots.shape[0], 1) if ve > 0.0 else (piece - 1, -1, -1)
+        for k in range(first, stop, stride):
+            if (knots[k] - ze) / ve > bound:
+                break
+            n_events += 1
     return n_events
 
 
 @njit(cache=True, fastmath=_FASTMATH)
-def _kink_crossings(z, v, y, w, count, knots, values, slopes, penalty, event_step, event_delta):
+def _kink_crossings(
+    z, v, y, w, count, knots, values, slopes, penalty, bound, event_step, event_delta
+):  # fmt: skip
     """The loss's quadratic coefficients on the first piece of the line, and each kink
-    crossing's step and change of them, in ``event_step`` and ``event_delta``'s first 3 rows.
+    crossing's step (up to ``bound``) and change of them, in ``event_step`` and
+    ``event_delta``'s first 3 rows.
 
     Returns
     -------
@@ -231,9 +241,12 @@ def _kink_crossings(z, v, y, w, count, knots, values, slopes, penalty, event_ste
         # knots[:piece] from the top.
         first, stop, stride = (piece, n_knots, 1) if ve > 0.0 else (piece - 1, -1, -1)
         for k in range(first, stop, stride):
+            crossing = (knots[k] - ze) / ve
+            if crossing > bound:
+                break
             after = k + 1 if ve > 0.0 else k
             new_offset, new_gain = _piece_line(after, ze, ve, ye, knots, values, slopes)
-            event_step[n_events] = (knots[k] - ze) / ve
+            event_step[n_events] = crossing
             event_delta[0, n_events] = 0.5 * we * (new_offset * new_offset - offset * offset)
             event_delta[1, n_events] = we * (new_offset * new_gain - offset * gain)
             event_delta[2, n_events] = we * (new_gain * new_gain - gain * gain)
@@ -243,8 +256,8 @@ def _kink_crossings(z, v, y, w, count, knots, values, slopes, penalty, event_ste
 
 
 @njit(cache=True, fastmath=_FASTMATH)
-def _sweep(c0, c1, c2, n_events, order, event_step, event_delta):
-    """The minimiser of the piecewise quadratic over ``a >= 0``, from its coefficients on
+def _sweep(c0, c1, c2, n_events, order, bound, event_step, event_delta):
+    """The minimiser of the piecewise quadratic over ``0 <= a <= bound``, from its coefficients on
     the first piece and the crossings sorted by ``order``: each piece's minimiser clipped
     to it, then the shortest step among the minima equal to rounding.
 
@@ -255,7 +268,7 @@ def _sweep(c0, c1, c2, n_events, order, event_step, event_delta):
     lowest = np.inf
     candidates, candidate_values = event_delta[3], event_delta[4]
     for i in range(n_events + 1):
-        end = event_step[order[i]] if i < n_events else np.inf
+        end = event_step[order[i]] if i < n_events else bound
         if c2 > 0.0:
             candidate = min(max(-c1 / c2, start), end)
         else:
@@ -283,31 +296,36 @@ def _sweep(c0, c1, c2, n_events, order, event_step, event_delta):
 
 
 @njit(cache=True, fastmath=_FASTMATH)
-def exact_line_search(z, v, y, w, count, knots, values, slopes, penalty, event_step, event_delta):
-    """Exact minimiser over ``a >= 0`` of ``1/2 sum_e w_e (sigma(z_e + a v_e) - y_e)^2`` plus
-    the penalty's quadratic ``c0 + c1 a + c2 a^2 / 2``, over the first ``count`` units.
+def exact_line_search(
+    z, v, y, w, count, knots, values, slopes, penalty, bound, event_step, event_delta
+):  # fmt: skip
+    """Exact minimiser over ``0 <= a <= bound`` of ``1/2 sum_e w_e (sigma(z_e + a v_e) -
+    y_e)^2`` plus the penalty's quadratic ``c0 + c1 a + c2 a^2 / 2``, over the first
+    ``count`` units.
 
     Along the line every pre-activation moves linearly, so the loss is piecewise quadratic
     in ``a``, with a breakpoint wherever some ``z_e + a v_e`` meets a knot. On each piece
     every residual is linear in ``a`` with known coefficients, so the loss's quadratic
     coefficients on every piece follow from one sort of the breakpoints and running sums;
     each piece's minimiser is clipped to it and the best is kept. The cost is O(B log B)
-    for B breakpoints. The choice is then checked, with the quadratic model's step and no
-    step, against the loss evaluated directly (up to two more passes over the units),
-    since the running sums can lose precision when the breakpoints span many orders of
-    magnitude (one unit's tiny change, another's large one: fuzzing found such lines).
+    for B breakpoints (those short of ``bound``: a search short of a rejected step
+    sorts only the crossings before it). The choice is then checked, with the quadratic
+    model's step and no step, against the loss evaluated directly (up to two more passes
+    over the units), since the running sums can lose precision when the breakpoints span
+    many orders of magnitude (one unit's tiny change, another's large one: fuzzing found
+    such lines).
 
     Parameters are the line's (see the module docstring). Returns the step, 0.0 when no
     step lowers the loss.
     """
     n_events, c0, c1, c2, model1, model2, on_knot_falling = _kink_crossings(
-        z, v, y, w, count, knots, values, slopes, penalty, event_step, event_delta
+        z, v, y, w, count, knots, values, slopes, penalty, bound, event_step, event_delta
     )
     start_loss = c0  # a direct sum, not a running one: the loss at a = 0 as it is
     order = np.argsort(event_step[:n_events])
-    best, best_piece = _sweep(c0, c1, c2, n_events, order, event_step, event_delta)
+    best, best_piece = _sweep(c0, c1, c2, n_events, order, bound, event_step, event_delta)
     first_crossing = event_step[order[0]] if n_events > 0 else np.inf
-    optimal = _quadratic_step(model1 + penalty[1], model2 + penalty[2])
+    optimal = min(_quadratic_step(model1 + penalty[1], model2 + penalty[2]), bound)
     # Up to the first kink crossing the loss is the quadratic model itself (unless a unit
     # sits on a knot moving left, where the model's right-hand slope is not its piece's).
     # Where the sweep finds the minimum on that first piece, the model's step, short of

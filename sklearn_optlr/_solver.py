@@ -542,7 +542,6 @@ class FullBatchEpoch:
         self.window = window
         self.weights = normalised_weights(sample_weight, X.shape[0], Y.dtype)
         self._pre_activation = None
-        self._error = None  # sigma(z) - Y at the cached z, for this epoch's searches
         self._steps_since_refresh = 0
         self._previous = None  # (gradient, P gradient, direction) of the last step
         self._steps_since_restart = 0
@@ -619,47 +618,11 @@ class FullBatchEpoch:
 
         Where the model's step ``bound`` raised the loss, the step is sought short of it,
         as a backtracking search would: the model was trusted up to ``bound`` and found
-        wrong there, so nothing beyond it is looked at. On ``[0, bound]`` a unit that
-        crosses no knot is linear in the step, and its squared residual is a quadratic
-        that adds to the penalty's; only the units that cross a knot before ``bound`` are
-        searched. The cost is then that of the crossings short of the rejected step, not
-        of all of them: near a minimum at kinks, where the model's step keeps
-        overshooting by a little, a small share of the units. Where the search of those
-        lands beyond ``bound`` (the summed quadratic holds only up to it), the whole line
-        is searched as before, and its minimiser is returned. The residuals at ``z`` are
-        the epoch's own (``_error``), computed once for its loss and gradient.
+        wrong there, so nothing beyond it is looked at. Only the kink crossings before
+        ``bound`` are sorted: near a minimum at kinks, where the model's step keeps
+        overshooting by a little, a small share of the units.
         """
-        z = self._pre_activation
-        step_ = z.dtype.type(bound)
-        end = z + step_ * change
-        # Units with a knot strictly between z and its end (one at either end keeps the
-        # unit on one piece); activations have few knots, and comparisons are cheap.
-        crosses = np.zeros(z.shape, dtype=bool)
-        for knot in z.dtype.type(self.activation.knots):
-            crosses |= ((z < knot) & (end > knot)) | ((z > knot) & (end < knot))
-        linear = ~crosses
-        weights = np.broadcast_to(self.weights[:, None], z.shape)
-        start, along = np.asarray(z[linear], np.float64), np.asarray(change[linear], np.float64)
-        _, piece_slope = self.activation.value_and_slope(start + 0.5 * bound * along)
-        residual = np.asarray(self._error[linear], np.float64)
-        rate = piece_slope * along
-        weight = np.asarray(weights[linear], np.float64)
-        line = list(
-            exact_line(
-                z[crosses][:, None], change[crosses][:, None], self.Y[crosses][:, None],
-                weights[crosses], self.activation, coef, direction_coef, self.alpha,
-            )
-        )  # fmt: skip
-        penalty = line[8]
-        line[8] = (
-            penalty[0] + 0.5 * np.dot(weight * residual, residual),
-            penalty[1] + np.dot(weight * residual, rate),
-            penalty[2] + np.dot(weight * rate, rate),
-        )
-        step_along = exact_line_search(*line)
-        if step_along > bound:
-            return self._exact_step(change, coef, direction_coef)
-        return step_along
+        return exact_line_search(*self._line(change, coef, direction_coef, bound))
 
     def _line_step(self, coef, gradients, slope, loss):
         """The step rule's step along the (conjugate, preconditioned) gradient direction.
@@ -764,11 +727,12 @@ class FullBatchEpoch:
             return None
         return step_along, direction_coef, direction_intercept, scale, change
 
-    def _line(self, change, coef, direction_coef):
-        """The line along the direction from the cached ``z``, for the exact search."""
+    def _line(self, change, coef, direction_coef, bound=np.inf):
+        """The line along the direction from the cached ``z``, for the exact search up
+        to the step ``bound``."""
         return exact_line(
             self._pre_activation, change, self.Y, self.weights, self.activation, coef,
-            direction_coef, self.alpha,
+            direction_coef, self.alpha, bound,
         )  # fmt: skip
 
     def _exact_step(self, change, coef, direction_coef):
@@ -781,7 +745,7 @@ class FullBatchEpoch:
             self._pre_activation = preactivation_change(X, coef, intercept)
             self._steps_since_refresh = 0
         output, slope = self.activation.value_and_slope(self._pre_activation)
-        error = self._error = output - Y
+        error = output - Y
         loss = batch_loss(error, weights, coef, alpha)
         backprop = backpropagate(error, slope, weights)
         data_gradient = bool(np.any(backprop))

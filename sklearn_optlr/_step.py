@@ -483,16 +483,20 @@ def optimal_learning_rate(
     return quadratic_step(-numerator, denominator)
 
 
-def exact_line(pre_activation, change, Y, weights, activation, coef, direction_coef, alpha):
+def exact_line(
+    pre_activation, change, Y, weights, activation, coef, direction_coef, alpha, bound=np.inf
+):  # fmt: skip
     """The line ``theta + a d`` as :func:`._line_search.step_length` and
     :func:`._line_search.exact_line_search` take it, with scratch for its kink crossings.
 
-    Parameters are those of :func:`exact_line_step`.
+    Parameters are those of :func:`exact_line_step`, and ``bound``, the longest step
+    searched.
 
     Returns
     -------
     tuple
-        ``(z, v, y, w, count, knots, values, slopes, penalty, event_step, event_delta)``
+        ``(z, v, y, w, count, knots, values, slopes, penalty, bound, event_step,
+        event_delta)``
         (see :mod:`._line_search`): the units flattened to float64, the activation's
         arrays (built once here), and the penalty ``alpha/2 ||W + a dW||^2`` as
         ``(c0, c1, c2)``.
@@ -509,9 +513,10 @@ def exact_line(pre_activation, change, Y, weights, activation, coef, direction_c
             alpha * inner(coef, direction_coef),
             alpha * sum_of_squares(direction_coef),
         )
-    n_events = count_crossings(z, v, z.size, knots)
+    bound = float(bound)
+    n_events = count_crossings(z, v, z.size, knots, bound)
     event_step, event_delta = np.empty(n_events + 1), np.empty((5, n_events + 1))
-    return z, v, y, w, z.size, knots, values, slopes, penalty, event_step, event_delta
+    return z, v, y, w, z.size, knots, values, slopes, penalty, bound, event_step, event_delta
 
 
 def exact_line_step(pre_activation, change, Y, weights, activation, coef, direction_coef, alpha):

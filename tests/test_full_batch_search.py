@@ -18,9 +18,8 @@ ACTIVATION_CASES = [*ACTIVATIONS, PiecewiseLinear([-1.0, 0.0, 2.0], [0.5, -1.0, 
 @pytest.mark.parametrize("seed", range(8))
 def test_search_short_of_a_step_is_the_minimiser_up_to_it(activation, seed):
     # Oracle: the loss evaluated directly on a fine grid of [0, bound], for bounds short
-    # of the whole line's minimiser (where the units that cross no knot are summed into
-    # one quadratic) and beyond it; where it returns a step beyond the bound, the
-    # whole line's exact search (an independent oracle along all units).
+    # of the whole line's minimiser (where only the crossings before the bound are
+    # searched) and beyond it, where the step is the whole line's exact minimiser.
     activation = resolve_activation(activation, negative_slope=0.05)
     rng = np.random.default_rng(seed)
     n_samples, n_features, n_outputs = 40, 3, 1 + seed % 2
@@ -44,14 +43,13 @@ def test_search_short_of_a_step_is_the_minimiser_up_to_it(activation, seed):
         return 0.5 * np.sum(weights[:, None] * residual**2, axis=(-2, -1)) + penalty
 
     epoch = FullBatchEpoch(X, Y, sample_weight, activation=activation, step="pooled", alpha=alpha)
-    epoch._pre_activation, epoch._error = z, activation(z) - Y  # as an epoch leaves them
+    epoch._pre_activation = z  # as an epoch leaves it
     whole, _ = exact_line_step(z, v, Y, weights, activation, coef, direction_coef, alpha)
     for bound in [0.05, 0.3, 1.0, 3.0] + ([0.5 * whole, 2.0 * whole] if whole else []):
         step = epoch._exact_step_short_of(bound, v, coef, direction_coef)
-        if step > bound:  # the search of the crossing units left [0, bound]: the whole line's
-            assert step == whole
-            continue
-        assert step >= 0.0
+        assert 0.0 <= step <= bound
+        if bound > whole:
+            assert step == pytest.approx(whole, rel=1e-9, abs=1e-12)
         grid = np.linspace(0.0, bound, 20_001)
         assert loss(step) <= loss(grid).min() + 1e-12
 
