@@ -9,7 +9,7 @@ import pytest
 from sklearn_optlr import PiecewiseLinear
 from sklearn_optlr._activations import ACTIVATIONS, resolve_activation
 from sklearn_optlr._solver import FullBatchEpoch
-from sklearn_optlr._step import exact_line_step
+from sklearn_optlr._step import block_statistics, exact_line_step
 
 ACTIVATION_CASES = [*ACTIVATIONS, PiecewiseLinear([-1.0, 0.0, 2.0], [0.5, -1.0, 1.0], 0.3, -0.2)]
 
@@ -44,7 +44,11 @@ def test_search_short_of_a_step_is_the_minimiser_up_to_it(activation, seed):
         return 0.5 * np.sum(weights[:, None] * residual**2, axis=(-2, -1)) + penalty
 
     epoch = FullBatchEpoch(X, Y, sample_weight, activation=activation, step="pooled", alpha=alpha)
-    epoch._pre_activation, epoch._error = z, activation(z) - Y  # as an epoch leaves them
+    # As an epoch leaves them: the pre-activations and the record at them.
+    epoch._pre_activation = z
+    epoch._block = block_statistics(
+        X, Y, weights, coef, intercept, activation, alpha, pre_activation=z
+    )
     whole, _ = exact_line_step(z, v, Y, weights, activation, coef, direction_coef, alpha)
     for bound in [0.05, 0.3, 1.0, 3.0] + ([0.5 * whole, 2.0 * whole] if whole else []):
         step = epoch._exact_step_short_of(bound, v, coef, direction_coef)
