@@ -459,7 +459,11 @@ def descent_direction(grad_coef, grad_intercept, preconditioner=None):
     where ``preconditioner`` is None.
 
     Every numpy path starts from it: a mini-batch steps along it, and the full batch's
-    conjugate directions are built on it (see :class:`._solver.FullBatchEpoch`).
+    conjugate directions are built on it (see :class:`._solver.FullBatchEpoch`). The
+    compiled kernels apply ``P`` in a loop of their own (``_kernels._precondition``, held
+    to this one by ``tests/test_preconditioning.py``) rather than calling a compiled
+    version from here: BLAS multiplies by a wide ``P`` several times faster than that
+    loop, and the numpy paths would wait for it to compile on a fit that runs no kernel.
 
     Returns
     -------

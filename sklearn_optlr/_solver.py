@@ -17,6 +17,13 @@ Three ways to run an epoch, all making the same updates (``tests/test_kernels.py
 - :func:`compiled_epoch`, the whole epoch in one compiled call: small batches;
 - :class:`FullBatchEpoch`, one step on all the data, reusing the product computed
   for the step length as the next forward pass; it also runs conjugate gradients.
+
+The two numpy paths take a step alike: a block's statistics at the weights
+(:func:`._step.block_statistics`; a mini-batch is one block, the full batch another),
+the direction of (preconditioned) steepest descent from its gradient
+(:func:`._preconditioning.descent_direction`, on which the full batch builds its
+conjugate directions), and the step rule's length from the record along that direction
+(:func:`_descent_step`). The compiled kernels fuse the same sums into their loops.
 """
 
 import copy
@@ -617,7 +624,8 @@ class FullBatchEpoch:
         overshooting by a little, a small share of the units. Where the search of those
         lands beyond ``bound`` (the summed quadratic holds only up to it), the whole line
         is searched as before, and its minimiser is returned. The residuals at ``z`` are
-        the epoch's own (``_error``), computed once for its loss and gradient.
+        the epoch's own (its block statistics' ``error``), computed once for its loss
+        and gradient.
         """
         z = self._pre_activation
         step_ = z.dtype.type(bound)
