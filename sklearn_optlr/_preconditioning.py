@@ -452,3 +452,23 @@ def precondition(grad_coef, grad_intercept, preconditioner):
         np.ascontiguousarray(direction_coef.astype(dtype, copy=False)),
         np.ascontiguousarray(direction_intercept.astype(dtype, copy=False)),
     )
+
+
+def descent_direction(grad_coef, grad_intercept, preconditioner=None):
+    """The direction of (preconditioned) steepest descent, ``-[G, g_b] P``, or ``-g``
+    where ``preconditioner`` is None.
+
+    Every numpy path starts from it: a mini-batch steps along it, and the full batch's
+    conjugate directions are built on it (see :class:`._solver.FullBatchEpoch`). The
+    compiled kernels apply ``P`` in a loop of their own (``_kernels._precondition``, held
+    to this one by ``tests/test_preconditioning.py``) rather than calling a compiled
+    version from here: BLAS multiplies by a wide ``P`` several times faster than that
+    loop, and the numpy paths would wait for it to compile on a fit that runs no kernel.
+
+    Returns
+    -------
+    direction_coef, direction_intercept : ndarray, in the gradient's dtype
+    """
+    if preconditioner is not None:
+        grad_coef, grad_intercept = precondition(grad_coef, grad_intercept, preconditioner)
+    return -grad_coef, -grad_intercept

@@ -17,6 +17,13 @@ Three ways to run an epoch, all making the same updates (``tests/test_kernels.py
 - :func:`compiled_epoch`, the whole epoch in one compiled call: small batches;
 - :class:`FullBatchEpoch`, one step on all the data, reusing the product computed
   for the step length as the next forward pass; it also runs conjugate gradients.
+
+The two numpy paths take a step alike: a block's statistics at the weights
+(:func:`._step.block_statistics`; a mini-batch is one block, the full batch another),
+the direction of (preconditioned) steepest descent from its gradient
+(:func:`._preconditioning.descent_direction`, on which the full batch builds its
+conjugate directions), and the step rule's length from the record along that direction
+(:func:`_descent_step`). The compiled kernels fuse the same sums into their loops.
 """
 
 import copy
@@ -40,25 +47,21 @@ from ._line_search import (
 )
 from ._pooling import new_rate_memory
 from ._preconditioning import (
+    descent_direction,
     moments,
-    precondition,
     preconditioner_from_moments,
     preconditioner_root,
 )
 from ._step import (
-    backpropagate,
     batch_loss,
     batch_weights,
-    curvature,
+    block_statistics,
     exact_line,
     forward,
-    gradient,
     inner,
     normalised_weights,
-    preactivation_change,
     quadratic_step,
     scaled_direction,
-    sum_of_squares,
     weight_unit,
 )
 
@@ -255,47 +258,44 @@ def _iterate_sum(coef, intercept, buffers, n_steps, average_from):
 
 
 def _descent_step(
-    step, X, Y, pre_activation, slope, weights, activation, coef, direction, slope_form, alpha,
-    pooling,
-):  # fmt: skip
-    """Step length along ``-d`` on one batch by the rule ``step``, where ``direction`` is
-    ``(d_coef, d_intercept, scale)`` from :func:`scaled_direction` (``d = g / scale``,
-    or the preconditioned gradient over its scale), ``slope_form`` is ``<g, d> / scale``
-    (the descent's slope in the scaled direction), and ``pooling`` the pooled rule's
-    ``(memory, window, share)``.
+    rule, fixed_rate, X, block, activation, coef, direction, pooling, second_order=False
+):
+    """The step along ``d / scale`` by the step rule, from a block's record.
 
-    The step along ``-d`` is ``scale`` times the learning rate along ``-g`` (or along
-    the preconditioned gradient), from :func:`._line_search.step_length`. NaN when the
-    curvature is not finite (features beyond about 1e154 make it overflow float64).
+    ``direction`` is ``(d_coef, d_intercept, scale)`` from :func:`scaled_direction`,
+    ``block`` the :class:`._step.BlockStatistics` of the rows ``X`` at ``coef`` (and its
+    intercept), and ``pooling`` the pooled rule's ``(memory, window, share)``. The step along
+    ``d / scale`` is ``scale`` times the learning rate along ``d``, from
+    :func:`._line_search.step_length` on the record's slope and curvature along ``d``
+    (the exact rule also on its line). ``second_order``: compute the change of the units
+    along ``d`` whatever the rule (the full batch updates its pre-activations by it); a
+    fixed rate needs neither it nor the curvature, and so no product with the rows.
+
+    Returns
+    -------
+    step_along : float
+        NaN where the curvature is not finite (features beyond about 1e154 make it
+        overflow float64).
+    along : BlockStatistics
+        ``block`` along ``d / scale``.
     """
     direction_coef, direction_intercept, scale = direction
-    rule, fixed_rate = step_rule(step)
+    along = block.along(
+        X, direction_coef, direction_intercept, second_order=second_order or rule != FIXED
+    )
     # No line for the other rules: the search is then not compiled (see step_length).
-    curvature_along, line = 0.0, None
-    if rule != FIXED:
-        change = preactivation_change(X, direction_coef, direction_intercept)
-        curvature_along = curvature(slope * change, weights, direction_coef, alpha)
+    line = None
     if rule == EXACT:
         line = exact_line(
-            pre_activation, -change, Y, weights, activation, coef, -direction_coef, alpha
-        )
-    return step_length(rule, slope_form, curvature_along, scale, fixed_rate, *pooling, line)
-
-
-def _direction(gradients, preconditioner):
-    """``(d_coef, d_intercept, scale)`` and ``<g, d> / scale``: the scaled gradient, or
-    the scaled preconditioned gradient (see :func:`._preconditioning.precondition`)."""
-    if preconditioner is None:
-        direction = scaled_direction(*gradients)
-        return direction, sum_of_squares(direction[0]) + sum_of_squares(direction[1])
-    direction = scaled_direction(*precondition(*gradients, preconditioner))
-    scale = direction[2]
-    # Dividing by a power of two is exact; g / scale keeps the products finite, in float64
-    # (with tiny float32 features P g is large, and g / scale would underflow float32).
-    slope_form = sum(
-        inner(g.astype(np.float64) / scale, d) for g, d in zip(gradients, direction[:2])
+            along.pre_activation, along.change, along.target, along.weights, activation, coef,
+            direction_coef, along.alpha,
+        )  # fmt: skip
+    curvature_along = 0.0 if along.curvature is None else along.curvature
+    # The forms of d / scale: -<g, d> / scale**2 and d^T H d / scale**2.
+    step_along = step_length(
+        rule, -along.slope / scale, curvature_along, scale, fixed_rate, *pooling, line
     )
-    return direction, slope_form
+    return step_along, along
 
 
 def numpy_epoch(
@@ -340,6 +340,7 @@ def numpy_epoch(
     EpochRecord
     """
     pooling = (new_rate_memory() if rate_memory is None else rate_memory, window)
+    rule, fixed_rate = step_rule(step)
     n_samples = X.shape[0]
     unit, n_weighted = weight_unit(sample_weight, n_samples)
     buffers = _averaging_buffers(coef, intercept)
@@ -355,39 +356,37 @@ def numpy_epoch(
             # A batch of zero-weight rows carries no loss and no gradient.
             continue
         weights, relative = batch_weights(weight_batch, batch_rows, unit, coef.dtype)
-        batch_alpha = alpha * relative  # the penalty takes the batch's weight too
-        pre_activation = preactivation_change(X_batch, coef, intercept)
-        output, slope = activation.value_and_slope(pre_activation)
-        error = output - Y_batch
-        backprop = backpropagate(error, slope, weights)
-        gradients = gradient(X_batch, backprop, coef, batch_alpha)
-        value = batch_loss(error, weights, coef, batch_alpha)
+        # The penalty takes the batch's weight too.
+        block = block_statistics(
+            X_batch, Y_batch, weights, coef, intercept, activation, alpha * relative
+        )
         # The batch's share of the epoch: its rows of positive weight (``weights`` already
         # carry its weight relative to the data's).
-        loss += value * (batch_rows / n_weighted)
+        loss += block.loss * (batch_rows / n_weighted)
         # A batch on which no unit is active carries no information about the fit. Its
         # gradient is the penalty's alone, whose optimal step (1 / alpha) would set W
         # to zero in one update, so it is skipped.
-        data_gradient = bool(np.any(backprop))
-        n_zero_gradient += not data_gradient
+        n_zero_gradient += not block.data_gradient
         step_along, scale = 0.0, 1.0
-        if data_gradient:
-            direction, slope_form = _direction(gradients, preconditioner)
+        if block.data_gradient:
+            direction = scaled_direction(
+                *descent_direction(block.grad_coef, block.grad_intercept, preconditioner)
+            )
             direction_coef, direction_intercept, scale = direction
-            step_along = _descent_step(
-                step, X_batch, Y_batch, pre_activation, slope, weights, activation, coef,
-                direction, slope_form, batch_alpha, (*pooling, batch_rows / batch_size),
+            step_along, _ = _descent_step(
+                rule, fixed_rate, X_batch, block, activation, coef, direction,
+                (*pooling, batch_rows / batch_size),
             )  # fmt: skip
-        if not (np.isfinite(value) and np.isfinite(step_along)):
+        if not (np.isfinite(block.loss) and np.isfinite(step_along)):
             # The first non-finite batch ends the epoch before its update; train() raises.
             return _record(np.nan, rates, n_zero_gradient)
         if step_along:
             if average_from is not None and len(rates) > average_from:
                 weight = step_along * (len(rates) - average_from)
-                buffers[0][...] += weight * direction_coef
-                buffers[1][...] += weight * direction_intercept
-            coef -= coef.dtype.type(step_along) * direction_coef
-            intercept -= intercept.dtype.type(step_along) * direction_intercept
+                buffers[0][...] -= weight * direction_coef
+                buffers[1][...] -= weight * direction_intercept
+            coef += coef.dtype.type(step_along) * direction_coef
+            intercept += intercept.dtype.type(step_along) * direction_intercept
         rates.append(step_along / scale)
     iterate_sum = _iterate_sum(coef, intercept, buffers, len(rates), average_from)
     return _record(loss, rates, n_zero_gradient, iterate_sum)
@@ -542,6 +541,7 @@ class FullBatchEpoch:
         self.window = window
         self.weights = normalised_weights(sample_weight, X.shape[0], Y.dtype)
         self._pre_activation = None
+        self._block = None  # the epoch's BlockStatistics at the cached z, for its searches
         self._steps_since_refresh = 0
         self._previous = None  # (gradient, P gradient, direction) of the last step
         self._steps_since_restart = 0
@@ -563,10 +563,8 @@ class FullBatchEpoch:
         ``beta = <g, P g - P g_prev> / <g_prev, P g_prev>`` (preconditioned CG).
         Returns the direction and ``P g`` (``g`` itself without a preconditioner).
         """
-        preconditioned = gradients
-        if self.preconditioner is not None:
-            preconditioned = precondition(*gradients, self.preconditioner)
-        steepest = tuple(-part for part in preconditioned)
+        steepest = descent_direction(*gradients, self.preconditioner)
+        preconditioned = tuple(-part for part in steepest)
         if not self.conjugate or self._previous is None or self._steps_since_restart >= CG_RESTART:
             self._steps_since_restart = 0
             return steepest, preconditioned
@@ -624,7 +622,7 @@ class FullBatchEpoch:
         """
         return exact_line_search(*self._line(change, coef, direction_coef, bound))
 
-    def _line_step(self, coef, gradients, slope, loss):
+    def _line_step(self, coef, loss):
         """The step rule's step along the (conjugate, preconditioned) gradient direction.
 
         Where a checked rule (``"pooled"`` with kinks, ``"exact"``) finds no step along
@@ -635,22 +633,15 @@ class FullBatchEpoch:
         -------
         step_along, direction_coef, direction_intercept, scale, change
         """
-        X, weights, alpha = self.X, self.weights, self.alpha
+        gradients = (self._block.grad_coef, self._block.grad_intercept)
         direction, preconditioned = self._direction(gradients)
-        direction_coef, direction_intercept, scale = scaled_direction(*direction)
-        slope_along = inner(gradients[0], direction_coef)
-        slope_along += inner(gradients[1], direction_intercept)
-        change = preactivation_change(X, direction_coef, direction_intercept)
-        curvature_along = curvature(slope * change, weights, direction_coef, alpha)
-        line = None  # the search is compiled only for the exact rule (see step_length)
-        if self.rule == EXACT:
-            line = self._line(change, coef, direction_coef)
-        # The forms of the scaled direction d / scale: -<g, d> / scale**2 and
-        # d^T H d / scale**2 (slope_along is <g, d / scale>).
-        step_along = step_length(
-            self.rule, -slope_along / scale, curvature_along, scale, self.fixed_rate,
-            self.rate_memory, self.window, 1.0, line,
+        scaled = scaled_direction(*direction)
+        direction_coef, direction_intercept, scale = scaled
+        step_along, along = _descent_step(
+            self.rule, self.fixed_rate, self.X, self._block, self.activation, coef, scaled,
+            (self.rate_memory, self.window, 1.0), second_order=True,
         )  # fmt: skip
+        change = along.change
         # The one dispatch on the rule outside step_length, full batch's own safeguard: here
         # the batch loss is the objective, and its value at the new point costs one
         # activation pass (z + a v, no pass over X), so the pooled step, which can
@@ -664,7 +655,7 @@ class FullBatchEpoch:
         elif step_along == 0.0 and self._escapes_kinks and self._steps_since_restart == 0:
             # Steepest descent found nothing (a conjugate direction that finds nothing
             # is followed by steepest descent next epoch instead).
-            escaped = self._kink_step(coef, gradients, slope, loss)
+            escaped = self._kink_step(coef, gradients, loss)
             if escaped is not None:
                 step_along, direction_coef, direction_intercept, scale, change = escaped
             # Conjugate directions restart from steepest descent after either.
@@ -676,7 +667,7 @@ class FullBatchEpoch:
             self._previous = (gradients, preconditioned, direction)
         return step_along, direction_coef, direction_intercept, scale, change
 
-    def _kink_step(self, coef, gradients, slope, loss):
+    def _kink_step(self, coef, gradients, loss):
         """A step along the knots that units sit on, where the line search found none.
 
         A line search that stops at a kink leaves units on a knot, and the gradient gives
@@ -707,16 +698,15 @@ class FullBatchEpoch:
         direction_coef, direction_intercept, scale = scaled_direction(*direction)
         if not (np.any(direction_coef) or np.any(direction_intercept)):
             return None
-        change = preactivation_change(self.X, direction_coef, direction_intercept)
+        along = self._block.along(self.X, direction_coef, direction_intercept)
+        change = along.change
         # The quadratic model's step first, kept where it lowers the loss (one pass over
         # the units), and the exact search (a sort of the kink crossings) otherwise.
         # Lower by more than the loss's rounding: a step that only ties with it would
         # repeat every epoch at the optimum, each a search of the knots (with tol=0, a
         # full-batch fit ran them for as long as it was let, the loss flat to 1e-15).
-        slope_along = inner(gradients[0], direction_coef) + inner(gradients[1], direction_intercept)
-        curvature_along = curvature(slope * change, self.weights, direction_coef, self.alpha)
         lower = loss * (1.0 - _loss_rounding(coef.dtype))
-        step_along = quadratic_step(slope_along, curvature_along)
+        step_along = quadratic_step(along.slope, along.curvature)
         if step_along and self._loss_at(step_along, change, coef, direction_coef) < lower:
             return step_along, direction_coef, direction_intercept, scale, change
         if step_along:
@@ -740,28 +730,27 @@ class FullBatchEpoch:
         return exact_line_search(*self._line(change, coef, direction_coef))
 
     def __call__(self, coef, intercept, order=None, average_from=None, progress=None):
-        X, Y, weights, alpha = self.X, self.Y, self.weights, self.alpha
-        if self._pre_activation is None or self._steps_since_refresh >= FULL_BATCH_REFRESH:
-            self._pre_activation = preactivation_change(X, coef, intercept)
-            self._steps_since_refresh = 0
-        output, slope = self.activation.value_and_slope(self._pre_activation)
-        error = output - Y
-        loss = batch_loss(error, weights, coef, alpha)
-        backprop = backpropagate(error, slope, weights)
-        data_gradient = bool(np.any(backprop))
+        X = self.X
+        refresh = self._pre_activation is None or self._steps_since_refresh >= FULL_BATCH_REFRESH
+        block = self._block = block_statistics(
+            X, self.Y, self.weights, coef, intercept, self.activation, self.alpha,
+            pre_activation=None if refresh else self._pre_activation,
+        )  # fmt: skip
+        if refresh:
+            self._pre_activation, self._steps_since_refresh = block.pre_activation, 0
+        loss = block.loss
         # The step is taken along the direction scaled by a power of two (scaled_direction):
         # ``step_along`` is ``scale`` times the rate along the direction itself.
         step_along, scale = 0.0, 1.0
-        if data_gradient:
-            gradients = gradient(X, backprop, coef, alpha)
+        if block.data_gradient:
             step_along, direction_coef, direction_intercept, scale, change = self._line_step(
-                coef, gradients, slope, loss
+                coef, loss
             )
         else:
             self._previous = None
         if not (np.isfinite(loss) and np.isfinite(step_along)):
             # Not applied; train() raises.
-            return _record(np.nan, [], not data_gradient)
+            return _record(np.nan, [], not block.data_gradient)
         if step_along:
             step_ = coef.dtype.type(step_along)
             coef += step_ * direction_coef
@@ -773,7 +762,7 @@ class FullBatchEpoch:
             iterate_sum = (coef.astype(np.float64), intercept.astype(np.float64), 1)
         if progress is not None:
             progress(X.shape[0])
-        return _record(loss, [step_along / scale], not data_gradient, iterate_sum)
+        return _record(loss, [step_along / scale], not block.data_gradient, iterate_sum)
 
 
 def uses_numpy(X, batch_size, n_outputs):

@@ -17,6 +17,11 @@ curvature ``sum_i w_i ||u_i||^2 + alpha ||dW||_F^2``, so the best step along ``d
 is ``-<g, d> / (d^T H d)``; for ``d = -g`` it is the seed's ``<g, g> / (g^T H g)``.
 Everything costs O(M n_features n_outputs).
 
+Every one of these quantities is a sum over rows, and :func:`block_statistics` computes
+them for a block of rows as one record, :class:`BlockStatistics`: the numpy epochs take
+their steps from it (a mini-batch is one block, the full batch another), and the records
+of blocks add up to their union's (:func:`combine_blocks`).
+
 Scale safety: ``<g, g> / (g^T H g)`` is a ratio of two quadratic forms in ``g``, so it
 is the same for ``g / s``. The step math works on the direction divided by a power of
 two ``s`` near its largest entry (:func:`scaled_direction`): its entries are below 1, so
@@ -26,6 +31,7 @@ ordinary scales every bit is as without it. Squares are summed in float64.
 """
 
 import math
+from dataclasses import dataclass, replace
 from numbers import Real
 
 import numpy as np
@@ -256,12 +262,6 @@ def preactivation_change(X, direction_coef, direction_intercept):
     return safe_sparse_dot(X, direction_coef.T, dense_output=True) + direction_intercept
 
 
-def output_change(X, slope, direction_coef, direction_intercept):
-    """Directional derivative of the outputs, ``u_i = D_i (dW x_i + db)``, shape
-    (n_samples, n_outputs)."""
-    return slope * preactivation_change(X, direction_coef, direction_intercept)
-
-
 def curvature(change, weights, direction_coef, alpha):
     """Second derivative of the batch loss along a direction,
     ``sum_i w_i ||u_i||^2 + alpha ||dW||^2``.
@@ -319,36 +319,147 @@ def standardised_gradient_gain(X, error, slope, weights, coef, alpha, mean, spre
     return slope_along * slope_along / (2.0 * curvature_along)
 
 
-def gradient_step_terms(X, Y, coef, intercept, activation, weights, alpha):
-    """Everything one optimal gradient step needs, from one forward pass.
+@dataclass(frozen=True)
+class BlockStatistics:
+    """Everything a step needs from a block of rows at the current weights.
+
+    A block is any set of rows: a mini-batch, the full batch, or a part of either.
+    The loss, the gradient and, along a direction ``d``, the curvature and the slope
+    are sums over the block's rows, so the records of a partition's blocks add up to
+    the whole's (:func:`combine_blocks`): the full batch is one block or the sum of
+    several, as a dask or GPU path would map :func:`block_statistics` over blocks and
+    reduce. The penalty is shared out like the rows: each block is charged its part
+    ``alpha`` (the data's ``alpha`` times the block's share of the weight), and the
+    parts add up to the whole's.
+
+    Attributes
+    ----------
+    loss : float
+        ``1/2 sum_i w_i ||e_i||^2 + alpha/2 ||W||_F^2``.
+    grad_coef : ndarray of shape (n_outputs, n_features)
+        ``sum_i w_i (D_i e_i) x_i^T + alpha W``.
+    grad_intercept : ndarray of shape (n_outputs,)
+        ``sum_i w_i D_i e_i``.
+    data_gradient : bool
+        Whether the rows contribute to the gradient (some unit active with a non-zero
+        error); where none does, only the penalty would move the weights.
+    alpha : float
+        The block's part of the penalty.
+    pre_activation, derivative, error : ndarray of shape (n_rows, n_outputs)
+        The units' ``z``, ``sigma'(z)`` (right-hand) and ``sigma(z) - y``.
+    target : ndarray of shape (n_rows, n_outputs)
+    weights : ndarray of shape (n_rows,)
+    change : ndarray of shape (n_rows, n_outputs) or None
+        Along a direction (:meth:`along`): ``v_i = dW x_i + db``, the change of ``z``
+        per unit step, from which the exact line search finds the kink crossings
+        (with ``pre_activation``, ``target``, ``weights`` and ``alpha``: see
+        :func:`exact_line`).
+    curvature : float or None
+        Along a direction: ``d^T H d = sum_i w_i ||D_i v_i||^2 + alpha ||dW||_F^2``.
+    slope : float or None
+        Along a direction: ``<g, d>``.
+    """
+
+    loss: float
+    grad_coef: np.ndarray
+    grad_intercept: np.ndarray
+    data_gradient: bool
+    alpha: float
+    pre_activation: np.ndarray
+    derivative: np.ndarray
+    error: np.ndarray
+    target: np.ndarray
+    weights: np.ndarray
+    change: np.ndarray = None
+    curvature: float = None
+    slope: float = None
+
+    def along(self, X, direction_coef, direction_intercept, *, second_order=True):
+        """The record with the slope along ``d``, and with ``second_order`` the change
+        of the units and the curvature along ``d`` (one product with the block's rows).
+
+        ``X`` is the block's rows. Accumulated in float64; the direction should be scaled
+        (:func:`scaled_direction`) so that its squares neither overflow nor underflow.
+        """
+        slope = inner(self.grad_coef, direction_coef)
+        slope += inner(self.grad_intercept, direction_intercept)
+        if not second_order:
+            return replace(self, slope=slope)
+        change = preactivation_change(X, direction_coef, direction_intercept)
+        second = curvature(self.derivative * change, self.weights, direction_coef, self.alpha)
+        return replace(self, change=change, curvature=second, slope=slope)
+
+
+def block_statistics(
+    X, Y, weights, coef, intercept, activation, alpha=0.0, direction=None, *, pre_activation=None
+):
+    """The :class:`BlockStatistics` of a block of rows at ``(coef, intercept)``.
+
+    Parameters
+    ----------
+    X : {ndarray, sparse matrix} of shape (n_rows, n_features)
+    Y : ndarray of shape (n_rows, n_outputs)
+    weights : ndarray of shape (n_rows,)
+        The rows' weights as the loss takes them: the data's normalised weights in a
+        block of the full batch (:func:`normalised_weights`), a mini-batch's from
+        :func:`batch_weights`.
+    coef : ndarray of shape (n_outputs, n_features)
+    intercept : ndarray of shape (n_outputs,)
+    activation : PiecewiseLinear
+    alpha : float, default=0.0
+        The block's part of the penalty (see :class:`BlockStatistics`).
+    direction : (ndarray, ndarray) or None, default=None
+        ``(dW, db)``, for the change, curvature and slope along it (:meth:`~BlockStatistics.along`).
+        None where the direction is built from this record's gradient: add it with
+        :meth:`~BlockStatistics.along` then, without a second forward pass.
+    pre_activation : ndarray of shape (n_rows, n_outputs) or None, default=None
+        ``X coef^T + intercept`` where the caller keeps it (the full batch updates it
+        along each step's change); computed here otherwise.
 
     Returns
     -------
-    loss : float
-        The batch loss at ``(coef, intercept)``.
-    grad_coef, grad_intercept : ndarray
-        The gradient.
-    numerator : float
-        ``<d, d>`` for the scaled gradient ``d = g / scale``, so ``<g, g> = scale**2 * numerator``.
-    denominator : float
-        ``d^T H d``; the optimal rate is ``numerator / denominator``, as for ``g``.
-    scale : float
-        The power of two ``g`` was divided by (see :func:`scaled_direction`).
-    data_gradient : bool
-        Whether the data term contributes to the gradient (some unit active with
-        a non-zero error); when it does not, only the penalty moves the weights.
+    BlockStatistics
     """
-    output, slope = forward(X, coef, intercept, activation)
+    if pre_activation is None:
+        pre_activation = preactivation_change(X, coef, intercept)
+    output, derivative = activation.value_and_slope(pre_activation)
     error = output - Y
-    backprop = backpropagate(error, slope, weights)
+    backprop = backpropagate(error, derivative, weights)
     grad_coef, grad_intercept = gradient(X, backprop, coef, alpha)
-    direction_coef, direction_intercept, scale = scaled_direction(grad_coef, grad_intercept)
-    change = output_change(X, slope, direction_coef, direction_intercept)
-    numerator = sum_of_squares(direction_coef) + sum_of_squares(direction_intercept)
-    denominator = curvature(change, weights, direction_coef, alpha)
-    loss = batch_loss(error, weights, coef, alpha)
-    return (
-        loss, grad_coef, grad_intercept, numerator, denominator, scale, bool(np.any(backprop))
+    record = BlockStatistics(
+        loss=batch_loss(error, weights, coef, alpha), grad_coef=grad_coef,
+        grad_intercept=grad_intercept, data_gradient=bool(np.any(backprop)), alpha=alpha,
+        pre_activation=pre_activation, derivative=derivative, error=error, target=Y,
+        weights=weights,
+    )  # fmt: skip
+    return record if direction is None else record.along(X, *direction)
+
+
+def combine_blocks(records):
+    """The record of the union of disjoint blocks' rows, from theirs.
+
+    The sums add (the loss, the gradient, the penalty's parts, the curvature and slope
+    along a direction that every block was given), and the units are stacked in the
+    blocks' order: the exact line search along the combined record is the whole's.
+    """
+    records = list(records)
+    along = all(record.slope is not None for record in records)
+    second_order = along and all(record.change is not None for record in records)
+
+    def total(name):
+        return sum(getattr(record, name) for record in records)
+
+    def stacked(name):
+        return np.concatenate([getattr(record, name) for record in records])
+
+    return BlockStatistics(
+        loss=total("loss"), grad_coef=total("grad_coef"), grad_intercept=total("grad_intercept"),
+        data_gradient=any(record.data_gradient for record in records), alpha=total("alpha"),
+        pre_activation=stacked("pre_activation"), derivative=stacked("derivative"),
+        error=stacked("error"), target=stacked("target"), weights=stacked("weights"),
+        change=stacked("change") if second_order else None,
+        curvature=total("curvature") if second_order else None,
+        slope=total("slope") if along else None,
     )  # fmt: skip
 
 
@@ -477,10 +588,10 @@ def optimal_learning_rate(
     weights = normalised_weights(sample_weight, X.shape[0], dtype)
     activation = resolve_activation(activation, negative_slope)
     # float(): an np.float32 alpha would pull float64 sums down to float32 (numpy 2).
-    *_, numerator, denominator, _, _ = gradient_step_terms(
-        X, Y, coef2d, intercept, activation, weights, float(alpha)
-    )
-    return quadratic_step(-numerator, denominator)
+    block = block_statistics(X, Y, weights, coef2d, intercept, activation, float(alpha))
+    *direction, scale = scaled_direction(-block.grad_coef, -block.grad_intercept)
+    block = block.along(X, *direction)
+    return quadratic_step(block.slope / scale, block.curvature)
 
 
 def exact_line(

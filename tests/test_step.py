@@ -14,9 +14,14 @@ from scipy.optimize import minimize_scalar
 
 from sklearn_optlr import PiecewiseLinear, optimal_learning_rate
 from sklearn_optlr._activations import resolve_activation
+from sklearn_optlr._line_search import exact_line_search
+from sklearn_optlr._solver import objective
 from sklearn_optlr._step import (
-    gradient_step_terms,
+    block_statistics,
+    combine_blocks,
+    exact_line,
     quadratic_step,
+    scaled_direction,
     standardised_gradient_gain,
 )
 
@@ -242,10 +247,12 @@ def test_step_terms_match_finite_differences(name, alpha):
     W, b, X, Y, sample_weight = near_fit_problem(name, True, seed=2)
     activation = resolve_activation(library_activation(name), NEGATIVE_SLOPE)
     weights = sample_weight / sample_weight.sum()
-    terms = gradient_step_terms(X, Y, W, b, activation, weights, alpha)
-    value, grad_W, grad_b, numerator, denominator, scale = terms[:6]
-    # The terms are those of g / scale (their ratio, the rate, is the same as g's).
-    numerator, denominator = scale**2 * numerator, scale**2 * denominator
+    block = block_statistics(X, Y, weights, W, b, activation, alpha)
+    value, grad_W, grad_b = block.loss, block.grad_coef, block.grad_intercept
+    # Along -g / scale: the slope is -<g, g> / scale and the curvature g^T H g / scale**2.
+    *direction, scale = scaled_direction(-grad_W, -grad_b)
+    along = block.along(X, *direction)
+    numerator, denominator = -scale * along.slope, scale**2 * along.curvature
     expected_W, expected_b = finite_difference_gradient(W, b, X, Y, sigma, sample_weight, alpha)
     assert_allclose(value, loss(W, b, X, Y, sigma, sample_weight, alpha), rtol=1e-13)
     assert_allclose(grad_W, expected_W, rtol=1e-6, atol=1e-9)
@@ -260,6 +267,78 @@ def test_step_terms_match_finite_differences(name, alpha):
         for a in (-h, 0.0, h)
     ]
     assert_allclose(denominator, (along[0] - 2 * along[1] + along[2]) / h**2, rtol=1e-5)
+
+
+@pytest.mark.parametrize("n_blocks", [1, 3, "rows"])
+@pytest.mark.parametrize("alpha", [0.0, 0.3])
+@pytest.mark.parametrize("name", NAMES)
+def test_block_statistics_add_up_to_the_whole(name, alpha, n_blocks):
+    """The records of 1, 3 or one-row blocks, combined, are the whole's, and each sum is
+    the objective's: the loss, its gradient by finite differences, and along a direction
+    its slope and curvature by central and second differences (the loss is quadratic in
+    the step until a unit meets a knot) and the seed's sum for the curvature."""
+    sigma, derivative, knots = ORACLES[name]
+    W, b, X, Y, sample_weight = near_fit_problem(name, True, seed=3)
+    activation = resolve_activation(library_activation(name), NEGATIVE_SLOPE)
+    weights = sample_weight / sample_weight.sum()
+    # A descent direction that is not the gradient's, so that no term hides behind another.
+    whole = block_statistics(X, Y, weights, W, b, activation, alpha)
+    rng = np.random.default_rng(4)
+    noise = 0.3 * max(np.abs(whole.grad_coef).max(), np.abs(whole.grad_intercept).max())
+    dW = -whole.grad_coef + noise * rng.standard_normal(W.shape)
+    db = -whole.grad_intercept + noise * rng.standard_normal(b.shape)
+    whole = whole.along(X, dW, db)
+    n_rows = X.shape[0]
+    blocks = [
+        # Each block carries its share of the weight and so of the penalty.
+        block_statistics(
+            X[rows], Y[rows], weights[rows], W, b, activation, alpha * weights[rows].sum(), (dW, db)
+        )
+        for rows in np.array_split(np.arange(n_rows), n_rows if n_blocks == "rows" else n_blocks)
+    ]
+    combined = combine_blocks(blocks)
+
+    def along(step):
+        return loss(W + step * dW, b + step * db, X, Y, sigma, sample_weight, alpha)
+
+    Z, V = X @ W.T + b, X @ dW.T + db
+    # Half the step at which the first unit would meet a knot: the loss is exactly
+    # quadratic on [-h, h].
+    h = 0.5 * min((np.abs(Z - knot) / np.abs(V)).min() for knot in knots) if knots else 0.1
+    expected_W, expected_b = finite_difference_gradient(W, b, X, Y, sigma, sample_weight, alpha)
+    seed_curvature = weights @ np.sum((derivative(Z) * V) ** 2, axis=1) + alpha * np.sum(dW**2)
+    for record in (combined, whole):
+        assert_allclose(record.loss, loss(W, b, X, Y, sigma, sample_weight, alpha), rtol=1e-13)
+        assert_allclose(
+            record.loss, objective(X, Y, sample_weight, W, b, activation, alpha), rtol=1e-13
+        )
+        assert_allclose(record.grad_coef, expected_W, rtol=1e-6, atol=1e-9)
+        assert_allclose(record.grad_intercept, expected_b, rtol=1e-6, atol=1e-9)
+        assert_allclose(record.slope, (along(h) - along(-h)) / (2 * h), rtol=1e-6)
+        assert_allclose(record.curvature, (along(h) - 2 * along(0.0) + along(-h)) / h**2, rtol=1e-5)
+        assert_allclose(record.curvature, seed_curvature, rtol=1e-12)
+        assert_allclose(record.pre_activation, Z, rtol=1e-13, atol=1e-15)
+        assert_allclose(record.change, V, rtol=1e-13, atol=1e-15)
+    assert combined.data_gradient and whole.data_gradient
+    assert_allclose(combined.alpha, alpha, rtol=1e-13)
+    # The exact line search along the combined record's units is the whole's.
+    steps = [
+        exact_line_search(
+            *exact_line(
+                record.pre_activation,
+                record.change,
+                record.target,
+                record.weights,
+                activation,
+                W,
+                dW,
+                record.alpha,
+            )
+        )  # fmt: skip
+        for record in (combined, whole)
+    ]
+    assert steps[0] > 0
+    assert_allclose(steps[0], steps[1], rtol=1e-10)
 
 
 def small_problem(n_outputs=2, seed=0, M=12):
