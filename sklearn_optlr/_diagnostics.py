@@ -13,23 +13,40 @@ or error a user sees. Advice that names the estimator's parameters lives here on
   in every later warning of the fit.
 - After training, :func:`report` raises :class:`TrainingDivergedError` for a diverged
   run, and warns where the stopping rule did not end it (``max_iter``), where no unit
-  could move, and where the model predicts its training targets worse than their mean.
+  could move, and where training ended far from a minimum: where one optimal step
+  along the preconditioned gradient would still lower the training loss by more than
+  ``tol`` and than fitting noise could (:func:`_far_from_a_minimum`).
 """
 
 import warnings
 
 import numpy as np
+from scipy import sparse
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import gen_batches
+from sklearn.utils.extmath import safe_sparse_dot
 
-from ._preconditioning import AUTO_MAX_FEATURES, MAX_FEATURES, column_size_spread, column_statistics
+from ._preconditioning import (
+    MAX_FEATURES,
+    column_size_spread,
+    column_statistics,
+    precondition,
+)
+from ._rounding import sum_rounding
 from ._solver import rounding_losses
 from ._step import (
+    backpropagate,
     batch_loss,
+    curvature,
     forward,
+    gradient,
+    inner,
     mean_prediction_losses,
     normalised_weights,
     power_of_two_scale,
-    standardised_gradient_gain,
+    preactivation_change,
+    quadratic_step,
+    scaled_direction,
     sum_of_squares,
 )
 
@@ -40,32 +57,14 @@ __all__ = [
     "warn_before_training",
 ]
 
+# Rows of dense X taken at a time where |X| is needed, so that it is never copied whole.
+_ROWS_AT_A_TIME = 4096
+
 #: Targets outside the activation's range warn when the part of them that no model of
 #: this activation can fit (their squared distance to the range) is at least this share
 #: of their variance: the range alone then caps the fit's R^2 at 0.9. Noise around a
 #: target that touches the range's end (a ReLU teacher's zeros) costs far less.
 RANGE_LOSS_SHARE = 0.1
-
-#: A fit whose training R^2 ends below this warns that it is worse than the mean. A
-#: margin below 0: a strong penalty and batch noise can leave R^2 a little below.
-WORSE_THAN_THE_MEAN_R2 = -0.05
-
-#: Without the preconditioner, a fit whose training R^2 ends below this also warns when
-#: the columns' sizes are :data:`UNSCALED_SPREAD` or more apart and it is not at a
-#: minimum (:data:`CRAWL_GAIN`): plain gradient descent then crawls, and a model that
-#: predicts about the mean stops as if converged.
-LITTLE_BETTER_THAN_THE_MEAN_R2 = 0.1
-
-#: Columns of X (and the intercept's ones) whose root-mean-square sizes are this many
-#: times apart give the identity model's Hessian a condition number of at least its
-#: square, 1e4: plain gradient descent needs of the order of that many steps.
-UNSCALED_SPREAD = 100.0
-
-#: ...and one optimal step along the gradient on standardised (centred and scaled)
-#: columns would lower the loss by more than this share, and by more than twice what
-#: fitting noise could, (n_features + 1) / n_samples: the fit stopped, but far from a
-#: minimum.
-CRAWL_GAIN = 0.1
 
 
 class TrainingDivergedError(ValueError, FloatingPointError):
@@ -278,91 +277,204 @@ def _why_zero_gradients_stop(X, Y, sample_weight, coef, intercept, config):
     )
 
 
-def _crawl(X, error, slope, weights, coef, alpha):
-    """``(spread, gain / loss)`` where plain gradient descent crawls on unscaled columns
-    far from a minimum, else None (see :data:`UNSCALED_SPREAD`, :data:`CRAWL_GAIN`)."""
-    sizes, mean, deviation = column_statistics(X, weights)
-    spread = column_size_spread(sizes)
-    if spread < UNSCALED_SPREAD:
-        return None
-    gain = standardised_gradient_gain(X, error, slope, weights, coef, alpha, mean, deviation)
-    loss = batch_loss(error, weights, coef, alpha)
-    # Fitting noise also gains: least squares on pure noise reaches an R^2 of about
-    # (n_features + 1) / n_samples in-sample.
-    noise = 2.0 * (X.shape[1] + 1) / max(np.count_nonzero(weights), 1)
-    return (spread, gain / loss) if gain > max(CRAWL_GAIN, noise) * loss else None
+def _standardising_direction(X, weights, grad_coef, grad_intercept):
+    """Steepest descent on the columns ``(x_j - mean_j) / spread_j`` (what standardising
+    ``X`` does), mapped back to the model's weights; and the spread of the columns'
+    root-mean-square sizes (:func:`._preconditioning.column_size_spread`).
 
-
-def _causes(X, config, preconditioned, crawl, range_cause):
-    causes = [range_cause] if range_cause is not None else []
-    if preconditioned:
-        causes.append("too few epochs, or unscaled X: standardise it (e.g. StandardScaler)")
-    else:
-        described = "features on very different scales or far from zero"
-        if crawl is not None:
-            described = (
-                f"columns of X whose root-mean-square sizes are up to {crawl[0]:.3g} times "
-                "apart (the intercept's column of ones included, so offsets count), where "
-                f"one step on standardised columns would lower the loss by {crawl[1]:.0%}"
-            )
-        remedy = "standardise X (e.g. StandardScaler)"
-        if X.shape[1] <= MAX_FEATURES:
-            remedy += " or pass precondition=True"
-        causes.append(
-            f"{described}, which make plain gradient descent crawl (the preconditioner, "
-            "precondition='auto', needs batches of at least n_features + 1 = "
-            f"{X.shape[1] + 1} rows and at most {AUTO_MAX_FEATURES} features): {remedy}"
-        )
-    if config.alpha:
-        causes.append(f"a penalty that dominates the fit (alpha={config.alpha})")
-    causes.append("batch noise on small or noisy data (a larger batch_size, or averaging)")
-    if range_cause is None:
-        causes.append("targets outside the activation's range (e.g. negative ones with 'relu')")
-    return causes
-
-
-def _warn_if_worse_than_the_mean(
-    X, Y, sample_weight, model, config, preconditioned, recorded, range_cause
-):
-    """Warn when the fit predicts its training targets worse than their mean, or, on
-    unscaled features without the preconditioner, little better.
-
-    The stopping rule only sees the loss stop falling: on badly scaled features without
-    the preconditioner, plain gradient descent crawls, and the loss can stop falling by
-    ``tol`` far above the optimum's. A low R^2 alone is no sign of that (targets may be
-    noise), so there the warning also needs the columns' sizes to be far apart and one
-    step on standardised columns to lower the loss (:func:`_crawl`). ``recorded``, the
-    last epoch's loss (None under early stopping), spares the forward pass where it
-    already clears the threshold: the loss of the iterates during the last epoch
-    (before the last step in full batch), which the model, their average or the
-    better of the two, rarely fits worse.
+    There ``dL/dw'_j = (g_j - mean_j g_b) / spread_j``, and the step ``-g'`` moves the
+    model's weights by ``d_j = -(g_j - mean_j g_b) / spread_j**2`` and ``d_b = -g_b -
+    sum_j d_j mean_j``: the centred form of :func:`._preconditioning.precondition` with
+    the covariance's diagonal. Columns of spread 0 (constant ones, which the intercept
+    covers) stay where they are.
     """
+    sizes, mean, spread = column_statistics(X, weights)
+    grad_intercept = grad_intercept.astype(np.float64)
+    centred = grad_coef.astype(np.float64) - grad_intercept[:, None] * mean
+    varying = spread > 0
+    inverse = np.where(varying, 1.0 / np.where(varying, spread, 1.0), 0.0)
+    # Divided by the spread twice rather than by its square, which under- or overflows
+    # for columns of size 1e-160 or 1e160.
+    direction_coef = -(centred * inverse) * inverse
+    direction_intercept = -grad_intercept - direction_coef @ mean
+    dtype = grad_coef.dtype
+    direction = (direction_coef.astype(dtype), direction_intercept.astype(dtype))
+    return direction, column_size_spread(sizes)
+
+
+def _magnitudes(X, coef, intercept):
+    """``|X| |W|^T + |b|``: the sizes of the terms summed into each pre-activation, in
+    float64, without a copy of ``X``."""
+    magnitude = np.abs(coef).T.astype(np.float64)
+    if sparse.issparse(X):
+        product = abs(X) @ magnitude
+    else:
+        product = np.empty((X.shape[0], coef.shape[0]))
+        for rows in gen_batches(X.shape[0], _ROWS_AT_A_TIME):
+            product[rows] = np.abs(X[rows]) @ magnitude
+    return product + np.abs(intercept)
+
+
+class _OneStep:
+    """Optimal steps from a fitted model on the whole training objective, and their gains.
+
+    Holds the model's loss, slopes and gradient (two passes over ``X``) and the loss
+    that the rounding of its pre-activations can account for (one more); each
+    :meth:`gain` costs one more. The loss before and after a step is evaluated in
+    float64 from the same pre-activations.
+
+    Attributes
+    ----------
+    loss : float
+    rounding : float
+        ``1/2 sum_i w_i ||delta_i||^2`` for a bound ``delta`` on the rounding errors of
+        the pre-activations, each a sum of ``n_features + 1`` terms
+        (:func:`._rounding.sum_rounding`). Measured from pre-activations off by
+        ``delta``, a step can seem to gain at most this (by undoing ``delta``): a gain
+        up to it can be rounding alone.
+    gradient : tuple (ndarray, ndarray)
+    """
+
+    def __init__(self, X, Y, weights, model, config):
+        coef, intercept = model
+        self.X, self.Y, self.weights, self.coef = X, Y, weights, coef
+        self.activation, self.alpha = config.activation, config.alpha
+        pre_activation = safe_sparse_dot(X, coef.T, dense_output=True) + intercept
+        self.pre_activation = np.asarray(pre_activation, dtype=np.float64)
+        output, self.slope = self.activation.value_and_slope(self.pre_activation)
+        error = output - Y
+        self.loss = batch_loss(error, weights, coef, self.alpha)
+        rounding = sum_rounding(X.shape[1] + 1, coef.dtype) * _magnitudes(X, coef, intercept)
+        self.rounding = batch_loss(rounding, weights, coef, 0.0)
+        backprop = backpropagate(error, self.slope, weights).astype(coef.dtype, copy=False)
+        self.gradient = gradient(X, backprop, coef, self.alpha)
+
+    def gain(self, direction_coef, direction_intercept):
+        """How much the optimal step along the direction lowers the loss: the minimiser
+        of the loss's quadratic model (the step ``step="optimal"`` takes), evaluated on
+        the loss itself; 0 where the direction does not descend or the step does not
+        lower the loss."""
+        direction_coef, direction_intercept, _ = scaled_direction(
+            direction_coef, direction_intercept
+        )
+        slope_along = inner(self.gradient[0], direction_coef)
+        slope_along += inner(self.gradient[1], direction_intercept)
+        change = preactivation_change(self.X, direction_coef, direction_intercept)
+        change = np.asarray(change, dtype=np.float64)
+        curvature_along = curvature(self.slope * change, self.weights, direction_coef, self.alpha)
+        step = quadratic_step(slope_along, curvature_along)
+        if not step:
+            return 0.0
+        output, _ = self.activation.value_and_slope(self.pre_activation + step * change)
+        coef = self.coef.astype(np.float64) + step * direction_coef.astype(np.float64)
+        loss = batch_loss(output - self.Y, self.weights, coef, self.alpha)
+        return max(self.loss - loss, 0.0)
+
+
+def _far_from_a_minimum(X, Y, sample_weight, model, state, config, n_steps):
+    """``(cause, finding, remedy)`` where training ended far from a minimum, else None;
+    ``cause`` and ``remedy`` are None where no cause more specific than stopping too
+    early was found.
+
+    The rule: one optimal step from the fitted model along the gradient of the whole
+    training objective, preconditioned as the fit could have been (by the fit's own
+    preconditioner, or, where it had none, as standardising ``X`` would), lowers the
+    loss by more than ``tol`` of it, and by more than fitting noise could:
+    ``(n_features + 1) / n_samples`` of it, the share of their variance that least
+    squares gains on pure noise targets, in expectation. Below the first, the stopping
+    rule was right to stop; below the second, the model is no further from the minimum
+    than the minimum is from the truth. The gain must also exceed what the rounding of
+    the pre-activations alone can show (:class:`_OneStep`). The whole objective's
+    gradient carries no batch noise: an averaged mini-batch model gains only by its
+    own distance from the minimum. The last iterate of mini-batches without averaging
+    is not checked: it sits at the batches' noise floor by design.
+
+    Without the preconditioner, the cause named is the columns' scales and offsets
+    where their root-mean-square sizes (the intercept's ones included) are ``S`` apart
+    with ``S**2`` above the steps taken: the identity model's Hessian then has a
+    condition number of at least ``S**2``, and plain gradient descent needs of the
+    order of that many steps.
+
+    Costs four passes over ``X`` and ``n_outputs (n_features + 1)**2`` for the fit's
+    preconditioner; without one, three more for the columns' statistics. The
+    standardising preconditioner is diagonal, so no width is skipped: it costs
+    ``n_features`` per output where ``P`` would cost ``n_features**2`` (and is refused
+    beyond :data:`MAX_FEATURES` features, not formed by "auto" beyond
+    :data:`._preconditioning.AUTO_MAX_FEATURES`).
+    """
+    if config.averaging is None and config.batch_size < X.shape[0]:
+        # The last iterate of mini-batches sits at their noise floor, 5% to 45% of the
+        # loss above the minimum on well-posed data (each step fits its own batch), which
+        # a step on the whole objective removes: its gain cannot tell a stall from that.
+        return None
     weights = normalised_weights(sample_weight, X.shape[0], np.float64)
-    mean_loss = float(mean_prediction_losses(Y, weights).sum())
-    threshold = WORSE_THAN_THE_MEAN_R2 if preconditioned else LITTLE_BETTER_THAN_THE_MEAN_R2
-    if not mean_loss > 0 or (
-        recorded is not None and recorded <= (1.0 - max(threshold, 0.0)) * mean_loss
-    ):
-        return
-    coef = model[0]
-    output, slope = forward(X, *model, config.activation)
-    if not np.any(slope):
-        return  # every unit flat on every row: the zero-gradient warning said so
-    error = output - Y
-    r2 = 1.0 - batch_loss(error, weights, coef, 0.0) / mean_loss
-    crawl = None
-    if not preconditioned and r2 < LITTLE_BETTER_THAN_THE_MEAN_R2:
-        crawl = _crawl(X, error, slope, weights, coef, config.alpha)
-    if not (r2 < WORSE_THAN_THE_MEAN_R2 or crawl is not None):
-        return
-    how = "worse than" if r2 < 0 else "little better than"
-    warnings.warn(
-        f"The fitted model predicts its training targets {how} their mean "
-        f"(variance-weighted training R^2 = {r2:.3g}). Likely causes: "
-        + "; ".join(_causes(X, config, preconditioned, crawl, range_cause))
-        + ".",
-        ConvergenceWarning,
+    noise = (X.shape[1] + 1) / np.count_nonzero(weights)
+    share_bound = max(0.0 if config.tol is None else config.tol, noise)
+    if share_bound >= 1.0:
+        return None  # as many weights as rows: noise alone can be fitted exactly
+    with np.errstate(over="ignore", invalid="ignore"):
+        one_step = _OneStep(X, Y, weights, model, config)
+        bound = max(share_bound * one_step.loss, one_step.rounding)
+        if not (0.0 < one_step.loss < np.inf):
+            return None
+        preconditioned = config.precondition and state.preconditioner is not None
+        grad_coef, grad_intercept = one_step.gradient
+        if preconditioned:
+            direction = precondition(-grad_coef, -grad_intercept, state.preconditioner)
+        else:
+            direction, spread = _standardising_direction(X, weights, grad_coef, grad_intercept)
+        gain = one_step.gain(*direction)
+        if not gain > bound:
+            return None
+        finding = (
+            f"one optimal step along the {'preconditioned' if preconditioned else 'standardised'}"
+            f" gradient would lower the training loss by a further {gain / one_step.loss:.3g} of"
+            " it (more than tol, and than fitting noise could: (n_features + 1) / n_samples = "
+            f"{noise:.3g})"
+        )
+    if preconditioned or not spread * spread > n_steps:
+        return None, finding, None
+    remedy = "standardise X (e.g. StandardScaler)"
+    if X.shape[1] <= MAX_FEATURES:
+        remedy += " or pass precondition=True"
+    cause = (
+        "columns of X on very different scales or far from zero (their root-mean-square "
+        f"sizes, the intercept's ones included, are up to {spread:.3g} times apart, so plain "
+        f"gradient descent needs of the order of {spread * spread:.3g} steps; it took "
+        f"{n_steps})"
     )
+    return cause, finding, remedy
+
+
+def _sentence(text):
+    return text[0].upper() + text[1:]
+
+
+def _warn_if_far_from_a_minimum(status, X, Y, sample_weight, model, state, config, range_cause):
+    """Warn at ``max_iter``, and where training stopped far from a minimum
+    (:func:`_far_from_a_minimum`), naming the cause found first."""
+    n_steps = (status.epoch - status.first_epoch + 1) * -(-X.shape[0] // config.batch_size)
+    far = _far_from_a_minimum(X, Y, sample_weight, model, state, config, n_steps)
+    if status.reason == "max_iter":
+        ended = (
+            f"Maximum iterations ({config.max_iter}) reached and the optimization hasn't "
+            "converged yet"
+        )
+        remedy = "raise max_iter"
+    elif far is not None:
+        ended = "Training stopped far from a minimum"
+        remedy = "lower tol or raise n_iter_no_change"
+    else:
+        return
+    message = f"{ended}."
+    if far is not None:
+        cause, finding, specific = far
+        if config.batch_size < X.shape[0] and specific is None:
+            remedy += "; larger batches also help"
+        message = f"{ended}: {finding}. {_sentence(specific or remedy)}."
+        if cause is not None:
+            message = f"{_sentence(cause)}. {message}"
+    warnings.warn(_first(range_cause, message), ConvergenceWarning)
 
 
 def report(status, state, model, X, Y, sample_weight, config, range_cause=None):
@@ -397,15 +509,5 @@ def report(status, state, model, X, Y, sample_weight, config, range_cause=None):
     if config.incremental:
         return
     _warn_if_a_fixed_step_raised_the_loss(state, status, config)
-    if status.reason == "max_iter":
-        message = (
-            f"Maximum iterations ({config.max_iter}) reached and the optimization hasn't "
-            "converged yet."
-        )
-        warnings.warn(_first(range_cause, message), ConvergenceWarning)
-    # Under early stopping the model is the best epoch's, not the last one recorded.
-    recorded = None if status.early_stopped else state.history.loss_curve[-1]
-    preconditioned = config.precondition and state.preconditioner is not None
-    _warn_if_worse_than_the_mean(
-        X, Y, sample_weight, model, config, preconditioned, recorded, range_cause
-    )
+    if status.reason in ("stopped", "max_iter"):
+        _warn_if_far_from_a_minimum(status, X, Y, sample_weight, model, state, config, range_cause)

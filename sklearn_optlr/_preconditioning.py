@@ -358,10 +358,12 @@ def column_statistics(X, weights):
     """Each column's root mean square (about zero, so that offsets count), mean and
     standard deviation, weighted.
 
-    Two passes over ``X``'s stored entries (the first finds each column's largest
-    magnitude, by which the second divides, so that no square overflows); CSR input is
-    copied once to float64. The deviation is taken from the two moments, so it keeps
-    about ``16 - 2 log10(offset / spread)`` digits.
+    Three passes over ``X``'s stored entries: the first finds each column's largest
+    magnitude, by which the others divide, so that no square overflows; the second
+    sums the values and their squares; the third the squares of their deviations from
+    the mean, so that the deviation keeps every digit whatever the offset (taken from
+    the two moments, it kept ``16 - 2 log10(offset / spread)``: none for 1e9 +- 1).
+    CSR input is copied once to float64.
 
     Parameters
     ----------
@@ -386,13 +388,23 @@ def column_statistics(X, weights):
         scaled = X.multiply(1.0 / divisor).tocsr()
         first = np.asarray(scaled.T @ weights).ravel()
         second = np.asarray(scaled.multiply(scaled).T @ weights).ravel()
+        # The rows that store no entry of a column deviate by its mean.
+        stored = scaled.copy()
+        stored.data = np.ones_like(stored.data)
+        unstored_weight = weights.sum() - np.asarray(stored.T @ weights).ravel()
+        scaled.data -= first[scaled.indices]
+        variance = np.asarray(scaled.multiply(scaled).T @ weights).ravel()
+        variance += unstored_weight * first * first
     else:
         first, second = np.zeros(n_features), np.zeros(n_features)
         for rows in _row_chunks(n_samples, n_features):
             scaled = _float64_rows(X, rows) / divisor
             first += weights[rows] @ scaled
             second += weights[rows] @ (scaled * scaled)
-    variance = np.maximum(second - first * first, 0.0)
+        variance = np.zeros(n_features)
+        for rows in _row_chunks(n_samples, n_features):
+            deviation = _float64_rows(X, rows) / divisor - first
+            variance += weights[rows] @ (deviation * deviation)
     return divisor * np.sqrt(second), divisor * first, divisor * np.sqrt(variance)
 
 

@@ -274,51 +274,6 @@ def curvature(change, weights, direction_coef, alpha):
     return value
 
 
-def standardised_gradient_gain(X, error, slope, weights, coef, alpha, mean, spread):
-    """How much one optimal step of steepest descent on standardised columns would gain.
-
-    On the columns ``(x_j - mean_j) / spread_j`` steepest descent moves the weights by
-    ``-g'``; mapped back to the model's weights that is the direction
-    ``d_j = -(g_j - mean_j g_b) / spread_j**2`` and ``d_b = -g_b - sum_j d_j mean_j``
-    (``g`` the gradient, ``g_b`` the intercept's), with ``<g, d> = -||g'||^2``. The
-    step along it minimises the loss's quadratic model at the current weights, which
-    it lowers by ``<g, d>^2 / (2 d^T H d)``. Plain steepest descent on unscaled or
-    offset columns can make orders of magnitude less progress than this.
-
-    Parameters
-    ----------
-    X : {ndarray, sparse matrix} of shape (n_samples, n_features)
-    error, slope : ndarray of shape (n_samples, n_outputs)
-        ``sigma(z) - y`` and ``sigma'(z)`` at the current weights.
-    weights : ndarray of shape (n_samples,)
-    coef : ndarray of shape (n_outputs, n_features)
-    alpha : float
-    mean, spread : ndarray of shape (n_features,)
-        The columns' weighted means and standard deviations; columns of spread 0
-        (constant ones, which the intercept covers) are left where they are.
-
-    Returns
-    -------
-    float
-        The decrease, 0 where the direction does not descend.
-    """
-    grad_coef, grad_intercept = gradient(X, backpropagate(error, slope, weights), coef, alpha)
-    centred = grad_coef - grad_intercept[:, None] * mean
-    varying = spread > 0
-    inverse = np.where(varying, 1.0 / np.where(varying, spread, 1.0), 0.0)
-    # Divided by the spread twice rather than by its square, which under- or overflows
-    # for columns of size 1e-160 or 1e160.
-    direction_coef = -(centred * inverse) * inverse
-    direction_intercept = -grad_intercept - direction_coef @ mean
-    direction_coef, direction_intercept, _ = scaled_direction(direction_coef, direction_intercept)
-    slope_along = inner(grad_coef, direction_coef) + inner(grad_intercept, direction_intercept)
-    change = preactivation_change(X, direction_coef, direction_intercept)
-    curvature_along = curvature(slope * change, weights, direction_coef, alpha)
-    if not (slope_along < 0 and curvature_along > 0):
-        return 0.0
-    return slope_along * slope_along / (2.0 * curvature_along)
-
-
 @dataclass(frozen=True)
 class BlockStatistics:
     """Everything a step needs from a block of rows at the current weights.

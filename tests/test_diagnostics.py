@@ -200,3 +200,141 @@ def test_targets_of_1e200_are_checked_without_overflow():
     weights = np.full(y.size, 1.0 / y.size)
     cause = targets_outside_range(resolve_activation("relu"), "relu", (y * 1e200)[:, None], weights)
     assert cause.startswith(f"{round(100 * np.mean(y < 0))}% of y is below 0")
+
+
+# --- Stopped far from a minimum --------------------------------------------------------
+
+FAR = "far from a minimum"
+
+
+def convergence_messages(record):
+    return [str(w.message) for w in record if issubclass(w.category, ConvergenceWarning)]
+
+
+def offset_column_data(n_samples=1000):
+    """A column of 1e9 +- 1 (uniform) next to a unit-scale one, y linear in both."""
+    rng = np.random.default_rng(0)
+    X = np.column_stack([1e9 + rng.uniform(-1.0, 1.0, n_samples), rng.standard_normal(n_samples)])
+    return X, 3.0 * (X[:, 0] - 1e9) + X[:, 1]
+
+
+def test_a_column_far_from_zero_that_stalls_plain_descent_warns_with_its_cause_first():
+    # Full batch without the preconditioner: the fit stopped at R^2 0.26, where least
+    # squares reaches 1, and said nothing.
+    X, y = offset_column_data()
+    model = OptimalLRRegressor(batch_size="full", precondition=False, random_state=0)
+    messages = convergence_messages(fit_recording(model, X, y))
+    assert model.score(X, y) < 0.5
+    assert len(messages) == 1, messages
+    assert messages[0].startswith("Columns of X on very different scales or far from zero")
+    assert FAR in messages[0] and "precondition=True" in messages[0]
+    # The preconditioned fit reaches least squares, to the rounding of 1e9 x coef, and
+    # a step that would "gain" at that level is rounding, not a reason to warn.
+    model = OptimalLRRegressor(batch_size="full", precondition=True, random_state=0)
+    assert not convergence_messages(fit_recording(model, X, y))
+    assert model.score(X, y) > 1 - 1e-9
+
+
+def noisy_linear_data(n_samples=2000, n_features=5):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n_samples, n_features))
+    return X, X @ rng.standard_normal(n_features) + 0.5 * rng.standard_normal(n_samples)
+
+
+@pytest.mark.parametrize("batch_size", [1, 8, 32, "auto"])
+@pytest.mark.parametrize("average", ["auto", True, False])
+def test_converged_mini_batch_fits_stay_silent(batch_size, average):
+    # The step is taken on the whole objective, which carries no batch noise; a model
+    # close to the minimum (the average, or the last iterate) gains less than noise.
+    X, y = noisy_linear_data()
+    model = OptimalLRRegressor(batch_size=batch_size, average=average, random_state=0)
+    assert not convergence_messages(fit_recording(model, X, y))
+
+
+def test_the_readme_demo_stays_silent():
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_diabetes(return_X_y=True)
+    model = make_pipeline(
+        StandardScaler(), OptimalLRRegressor("relu", batch_size="full", random_state=0)
+    )
+    assert not convergence_messages(fit_recording(model, X, y))
+
+
+def test_an_unfinished_fit_on_scaled_columns_names_no_scale_cause():
+    # Two epochs of small batches: far from the minimum, but the columns are
+    # standardised, so the advice is more epochs, not scaling.
+    X, y = noisy_linear_data()
+    model = OptimalLRRegressor(batch_size=1, max_iter=1, average=True, random_state=0)
+    y = y + 1000.0  # the intercept has far to go
+    messages = convergence_messages(fit_recording(model, X, y))
+    assert len(messages) == 1, messages
+    assert messages[0].startswith("Maximum iterations (1) reached") and FAR not in messages[0]
+    assert "one optimal step" in messages[0] and "Raise max_iter" in messages[0]
+    assert "Standardise X" not in messages[0] and "scales" not in messages[0]
+
+
+@pytest.mark.parametrize("precondition", [True, False])
+@pytest.mark.parametrize("alpha", [0.0, 0.3])
+def test_the_rule_is_one_optimal_step_against_tol_and_noise(precondition, alpha):
+    # Identity units make the loss quadratic, so the optimal step along a direction is
+    # the minimum along it, found here by a 1-D search. The direction is written out:
+    # minus the dense P times the gradient, or steepest descent on standardised columns
+    # mapped back to (W, b) by the chain rule: on x'_j = (x_j - m_j) / s_j,
+    # dL/dw'_j = (g_j - m_j g_b) / s_j, so dw_j = -(g_j - m_j g_b) / s_j**2 and
+    # db = -g_b - sum_j dw_j m_j. The rule must warn exactly where that step gains more
+    # than max(tol, (n_features + 1) / n_samples) of the loss.
+    from scipy.optimize import minimize_scalar
+    from sklearn.linear_model import Ridge
+
+    from sklearn_optlr._config import resolve
+    from sklearn_optlr._diagnostics import _far_from_a_minimum
+    from sklearn_optlr._preconditioning import dense_preconditioner, moments_preconditioner
+    from sklearn_optlr._solver import start
+
+    rng = np.random.default_rng(0)
+    n_samples, n_features = 400, 3
+    X = rng.standard_normal((n_samples, n_features)) * [1.0, 10.0, 0.1] + [0.0, 50.0, 0.0]
+    X[:, 2] += 0.05 * X[:, 0]  # correlated
+    y = X @ [1.0, 0.2, 5.0] + 0.5 * rng.standard_normal(n_samples)
+    optimum = Ridge(alpha=alpha * n_samples).fit(X, y)
+    preconditioner = moments_preconditioner(X)
+    noise = (n_features + 1) / n_samples
+
+    def loss(coef, intercept):
+        error = X @ coef + intercept - y
+        return 0.5 * np.mean(error**2) + 0.5 * alpha * coef @ coef
+
+    checked = set()
+    for size in np.geomspace(1e-3, 10.0, 25):
+        coef = optimum.coef_ + size * np.array([0.3, -0.05, 1.0])
+        intercept = optimum.intercept_ + size
+        error = X @ coef + intercept - y
+        grad_coef, grad_intercept = error @ X / n_samples + alpha * coef, error.mean()
+        if precondition:
+            direction = -dense_preconditioner(preconditioner) @ np.append(grad_coef, grad_intercept)
+        else:
+            mean, spread = X.mean(0), X.std(0)
+            direction_coef = -(grad_coef - mean * grad_intercept) / spread**2
+            direction = np.append(direction_coef, -grad_intercept - direction_coef @ mean)
+        best = minimize_scalar(
+            lambda a: loss(coef + a * direction[:-1], intercept + a * direction[-1]),
+            bounds=(0.0, 100.0), method="bounded", options=dict(xatol=1e-12),
+        )  # fmt: skip
+        share = (loss(coef, intercept) - best.fun) / loss(coef, intercept)
+        for tol in (0.0, 0.05, 0.2):
+            bound = max(tol, noise)
+            if abs(share / bound - 1.0) < 0.01:
+                continue  # too close to call for the 1-D search
+            params = OptimalLRRegressor(
+                "identity", batch_size="full", alpha=alpha, tol=tol, precondition=precondition
+            ).get_params()
+            config = resolve(params, X, 1, incremental=False)
+            state = start(None, 1, n_features, np.float64, 0)
+            state.preconditioner = preconditioner if precondition else None
+            model = (coef[None, :], np.array([intercept]))
+            found = _far_from_a_minimum(X, y[:, None], None, model, state, config, n_steps=10)
+            assert (found is not None) == (share > bound), (size, tol, share)
+            checked.add(share > bound)
+    assert checked == {True, False}

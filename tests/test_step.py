@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 from scipy import sparse
-from scipy.optimize import minimize_scalar
 
 from sklearn_optlr import PiecewiseLinear, optimal_learning_rate
 from sklearn_optlr._activations import resolve_activation
@@ -22,7 +21,6 @@ from sklearn_optlr._step import (
     exact_line,
     quadratic_step,
     scaled_direction,
-    standardised_gradient_gain,
 )
 
 NEGATIVE_SLOPE = 0.05
@@ -469,41 +467,3 @@ def test_quadratic_step():
     assert quadratic_step(-1.0, 0.0) == 0.0
     assert quadratic_step(-1.0, -2.0) == 0.0
     assert quadratic_step(-1e308, 1e-308) == 0.0
-
-
-@pytest.mark.parametrize("alpha", [0.0, 0.3])
-def test_standardised_gradient_gain_is_the_best_step_decrease_on_a_quadratic(alpha):
-    # The identity activation makes the loss quadratic: the gain must be what a 1-D
-    # minimisation of the true loss finds along steepest descent on standardised
-    # columns, mapped back to the model's weights (written out here from the chain rule).
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((30, 4)) * [1.0, 10.0, 100.0, 0.1] + [0.0, 500.0, 0.0, 3.0]
-    Y = rng.standard_normal((30, 2))
-    weights = rng.random(30)
-    weights /= weights.sum()
-    coef, intercept = rng.standard_normal((2, 4)), rng.standard_normal(2)
-    mean = weights @ X
-    spread = np.sqrt(weights @ (X - mean) ** 2)
-
-    def loss(coef, intercept):
-        error = X @ coef.T + intercept - Y
-        return 0.5 * weights @ np.sum(error**2, axis=1) + 0.5 * alpha * np.sum(coef**2)
-
-    error = X @ coef.T + intercept - Y
-    gain = standardised_gradient_gain(
-        X, error, np.ones_like(error), weights, coef, alpha, mean, spread
-    )
-    # On x'_j = (x_j - m_j) / s_j the weights are w'_j = w_j s_j and b' = b + sum w_j m_j,
-    # so dL/dw'_j = (g_j - m_j g_b) / s_j; the step -g' in (w', b') is, in (w, b),
-    # dw_j = -g'_j / s_j and db = -g_b + sum_j g'_j m_j / s_j.
-    backprop = weights[:, None] * error
-    grad_coef, grad_intercept = backprop.T @ X + alpha * coef, backprop.sum(axis=0)
-    standard_grad = (grad_coef - grad_intercept[:, None] * mean) / spread
-    direction_coef = -standard_grad / spread
-    direction_intercept = -grad_intercept + (standard_grad / spread) @ mean
-    best = minimize_scalar(
-        lambda a: loss(coef + a * direction_coef, intercept + a * direction_intercept),
-        bounds=(0.0, 10.0), method="bounded", options=dict(xatol=1e-14),
-    )  # fmt: skip
-    assert 0.0 < best.x < 10.0
-    assert_allclose(gain, loss(coef, intercept) - best.fun, rtol=1e-6)
