@@ -304,7 +304,10 @@ class PiecewiseLinear:
 #: A line search that stops at a kink leaves the unit on it up to the rounding of the
 #: step (about 1e-16 relative; the solver's cached pre-activations drift by a few more
 #: units between refreshes). A generous margin costs little: it only holds a few more
-#: units in place in a direction whose step is then searched on the true loss.
+#: units in place in a direction whose step is then searched on the true loss. Not a
+#: rounding bound of :mod:`._rounding`, which would be as tight as the rounding itself:
+#: a margin on positions, where missing a unit on a knot stalls the fit and holding one
+#: that is not costs nothing, so it stays 1e-9 (about ``2**22 eps``), far above them.
 KNOT_TOLERANCE = 1e-9
 
 

@@ -344,7 +344,8 @@ class _OneStep:
         output, self.slope = self.activation.value_and_slope(self.pre_activation)
         error = output - Y
         self.loss = batch_loss(error, weights, coef, self.alpha)
-        rounding = sum_rounding(X.shape[1] + 1, coef.dtype) * _magnitudes(X, coef, intercept)
+        eps = float(np.finfo(coef.dtype).eps)
+        rounding = sum_rounding(X.shape[1] + 1, eps) * _magnitudes(X, coef, intercept)
         self.rounding = batch_loss(rounding, weights, coef, 0.0)
         backprop = backpropagate(error, self.slope, weights).astype(coef.dtype, copy=False)
         self.gradient = gradient(X, backprop, coef, self.alpha)

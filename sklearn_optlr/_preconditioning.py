@@ -46,6 +46,8 @@ import numpy as np
 from scipy import sparse
 from sklearn.utils import gen_batches
 
+from ._rounding import sum_rounding
+
 __all__ = [
     "AUTO_MAX_FEATURES",
     "MAX_FEATURES",
@@ -95,14 +97,6 @@ def _row_chunks(n_samples, n_features):
 # as dense X is: BLAS's product of a chunk with itself beats the sparse x x^T from about
 # 5% to 10% (50,000 x 200: 0.05 s dense against 0.1 s sparse at 10%, 4.8 s at 100%).
 _SPARSE_MOMENTS_MAX_DENSITY = 0.05
-
-# A feature is constant up to rounding when its spread is below this many rounding
-# units of its offset per row summarised: the variances are taken about the mean, whose
-# rounding error (summing n rows) is at most n units of the offset, so a constant column
-# can show a spread of that size and nothing larger. A timestamp in seconds spread over
-# minutes (a spread 1e-7 of its offset) is a feature; a ratio of 1e-12 used to call it
-# constant, and preconditioned it by its second moment, 1e10 times too little to move.
-_CONSTANT_SPREAD_ULPS = 1.0
 
 
 def auto_preconditions(X, batch_size, step):
@@ -283,8 +277,13 @@ def preconditioner_from_moments(summary, ridge=PRECONDITIONER_RIDGE):
         mean = summary.mean
         variance = np.diag(covariance).copy()
         second = variance + mean * mean
-        # A constant column (variance 0 up to rounding) is scaled by its second moment.
-        rounding = _CONSTANT_SPREAD_ULPS * max(summary.count, 1.0) * np.finfo(np.float64).eps
+        # A constant column (variance 0 up to rounding) is scaled by its second moment. The
+        # variances are taken about the mean, whose rounding error (a sum of n rows) is at
+        # most sum_rounding(n) of the offset: a constant column can show a spread of that
+        # size and nothing larger. A timestamp in seconds spread over minutes (a spread
+        # 1e-7 of its offset) is a feature; a ratio of 1e-12 used to call it constant, and
+        # preconditioned it by its second moment, 1e10 times too little to move.
+        rounding = sum_rounding(max(summary.count, 1.0))
         constant = ~(variance > rounding * rounding * second)
         variance[constant] = second[constant]
         variance[variance == 0] = 1.0

@@ -52,6 +52,7 @@ from ._preconditioning import (
     preconditioner_from_moments,
     preconditioner_root,
 )
+from ._rounding import loss_tie
 from ._step import (
     batch_loss,
     batch_weights,
@@ -110,7 +111,9 @@ PROGRESS_UPDATES = 20
 
 #: With ``tol > 0``, training stops once the training loss is below half the targets'
 #: mean square times the square of this many rounding units: the residuals are then
-#: rounding errors of the targets.
+#: rounding errors of the targets. A size of residuals, not a tie between two sums:
+#: ``2**6``, the typical rounding of a sum of ``2**12`` terms (``sqrt(n) eps``, see
+#: :mod:`._rounding`), so that predictions of up to 4096 features fit to their rounding.
 ROUNDING_FLOOR_ULPS = 64
 
 #: Conjugate gradients restart from steepest descent this often (and whenever the
@@ -502,10 +505,11 @@ def _along_knots(X, on_knot, gradients, preconditioner):
     return np.ascontiguousarray(direction[:, :-1]), np.ascontiguousarray(direction[:, -1])
 
 
-def _loss_rounding(dtype):
-    """Losses of a full batch that agree to this relative difference are equal up to the
-    rounding of their sums (64 ulps)."""
-    return 64 * float(np.finfo(dtype).eps)
+def _loss_rounding(n_units, dtype):
+    """Losses of a full batch of ``n_units`` units (rows times outputs), their residuals
+    computed in ``dtype``, that agree to this relative difference are equal up to the
+    rounding of their sums (:func:`._rounding.loss_tie`)."""
+    return loss_tie(n_units, float(np.finfo(dtype).eps))
 
 
 class FullBatchEpoch:
@@ -606,8 +610,8 @@ class FullBatchEpoch:
         step, is searched only then.
         """
         new_loss = self._loss_at(step_along, change, coef, direction_coef)
-        # Rounding aside: at convergence both losses agree to a few ulps.
-        if new_loss <= loss * (1.0 + _loss_rounding(coef.dtype)):
+        # Rounding aside: at convergence both losses agree to their rounding.
+        if new_loss <= loss * (1.0 + _loss_rounding(change.size, coef.dtype)):
             return step_along
         return self._exact_step_short_of(step_along, change, coef, direction_coef)
 
@@ -705,7 +709,7 @@ class FullBatchEpoch:
         # Lower by more than the loss's rounding: a step that only ties with it would
         # repeat every epoch at the optimum, each a search of the knots (with tol=0, a
         # full-batch fit ran them for as long as it was let, the loss flat to 1e-15).
-        lower = loss * (1.0 - _loss_rounding(coef.dtype))
+        lower = loss * (1.0 - _loss_rounding(change.size, coef.dtype))
         step_along = quadratic_step(along.slope, along.curvature)
         if step_along and self._loss_at(step_along, change, coef, direction_coef) < lower:
             return step_along, direction_coef, direction_intercept, scale, change
