@@ -318,20 +318,13 @@ def _magnitudes(X, coef, intercept):
 class _OneStep:
     """Optimal steps from a fitted model on the whole training objective, and their gains.
 
-    Holds the model's loss, slopes and gradient (two passes over ``X``) and the loss
-    that the rounding of its pre-activations can account for (one more); each
-    :meth:`gain` costs one more. The loss before and after a step is evaluated in
-    float64 from the same pre-activations.
+    Holds the model's loss, slopes and gradient (two passes over ``X``); each
+    :meth:`gain` and :meth:`rounding` costs one more. The loss before and after a step
+    is evaluated in float64 from the same pre-activations.
 
     Attributes
     ----------
     loss : float
-    rounding : float
-        ``1/2 sum_i w_i ||delta_i||^2`` for a bound ``delta`` on the rounding errors of
-        the pre-activations, each a sum of ``n_features + 1`` terms
-        (:func:`._rounding.sum_rounding`). Measured from pre-activations off by
-        ``delta``, a step can seem to gain at most this (by undoing ``delta``): a gain
-        up to it can be rounding alone.
     gradient : tuple (ndarray, ndarray)
     """
 
@@ -344,11 +337,21 @@ class _OneStep:
         output, self.slope = self.activation.value_and_slope(self.pre_activation)
         error = output - Y
         self.loss = batch_loss(error, weights, coef, self.alpha)
-        eps = float(np.finfo(coef.dtype).eps)
-        rounding = sum_rounding(X.shape[1] + 1, eps) * _magnitudes(X, coef, intercept)
-        self.rounding = batch_loss(rounding, weights, coef, 0.0)
+        self.intercept = intercept
         backprop = backpropagate(error, self.slope, weights).astype(coef.dtype, copy=False)
         self.gradient = gradient(X, backprop, coef, self.alpha)
+
+    def rounding(self):
+        """``1/2 sum_i w_i ||delta_i||^2`` for a bound ``delta`` on the rounding errors of
+        the pre-activations, each a sum of ``n_features + 1`` terms
+        (:func:`._rounding.sum_rounding`). Measured from pre-activations off by
+        ``delta``, a step can seem to gain at most this (by undoing ``delta``): a gain up
+        to it can be rounding alone."""
+        eps = float(np.finfo(self.coef.dtype).eps)
+        bound = sum_rounding(self.X.shape[1] + 1, eps) * _magnitudes(
+            self.X, self.coef, self.intercept
+        )
+        return batch_loss(bound, self.weights, self.coef, 0.0)
 
     def gain(self, direction_coef, direction_intercept):
         """How much the optimal step along the direction lowers the loss: the minimiser
@@ -385,7 +388,7 @@ def _far_from_a_minimum(X, Y, sample_weight, model, state, config, n_steps):
     squares gains on pure noise targets, in expectation. Below the first, the stopping
     rule was right to stop; below the second, the model is no further from the minimum
     than the minimum is from the truth. The gain must also exceed what the rounding of
-    the pre-activations alone can show (:class:`_OneStep`). The whole objective's
+    the pre-activations alone can show (:meth:`_OneStep.rounding`). The whole objective's
     gradient carries no batch noise: an averaged mini-batch model gains only by its
     own distance from the minimum. The last iterate of mini-batches without averaging
     is not checked: it sits at the batches' noise floor by design.
@@ -396,11 +399,12 @@ def _far_from_a_minimum(X, Y, sample_weight, model, state, config, n_steps):
     condition number of at least ``S**2``, and plain gradient descent needs of the
     order of that many steps.
 
-    Costs four passes over ``X`` and ``n_outputs (n_features + 1)**2`` for the fit's
-    preconditioner; without one, three more for the columns' statistics. The
-    standardising preconditioner is diagonal, so no width is skipped: it costs
-    ``n_features`` per output where ``P`` would cost ``n_features**2`` (and is refused
-    beyond :data:`MAX_FEATURES` features, not formed by "auto" beyond
+    Costs three passes over ``X`` and ``n_outputs (n_features + 1)**2`` for the fit's
+    preconditioner; without one, three more for the columns' statistics; one more to
+    bound the rounding where the step gains enough to warn. The standardising
+    preconditioner is diagonal, so no width is skipped: it costs ``n_features`` per
+    output where ``P`` would cost ``n_features**2`` (and is refused beyond
+    :data:`MAX_FEATURES` features, not formed by "auto" beyond
     :data:`._preconditioning.AUTO_MAX_FEATURES`).
     """
     if config.averaging is None and config.batch_size < X.shape[0]:
@@ -415,7 +419,6 @@ def _far_from_a_minimum(X, Y, sample_weight, model, state, config, n_steps):
         return None  # as many weights as rows: noise alone can be fitted exactly
     with np.errstate(over="ignore", invalid="ignore"):
         one_step = _OneStep(X, Y, weights, model, config)
-        bound = max(share_bound * one_step.loss, one_step.rounding)
         if not (0.0 < one_step.loss < np.inf):
             return None
         preconditioned = config.precondition and state.preconditioner is not None
@@ -425,7 +428,7 @@ def _far_from_a_minimum(X, Y, sample_weight, model, state, config, n_steps):
         else:
             direction, spread = _standardising_direction(X, weights, grad_coef, grad_intercept)
         gain = one_step.gain(*direction)
-        if not gain > bound:
+        if not (gain > share_bound * one_step.loss and gain > one_step.rounding()):
             return None
         finding = (
             f"one optimal step along the {'preconditioned' if preconditioned else 'standardised'}"

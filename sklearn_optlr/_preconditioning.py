@@ -357,12 +357,13 @@ def column_statistics(X, weights):
     """Each column's root mean square (about zero, so that offsets count), mean and
     standard deviation, weighted.
 
-    Three passes over ``X``'s stored entries: the first finds each column's largest
-    magnitude, by which the others divide, so that no square overflows; the second
-    sums the values and their squares; the third the squares of their deviations from
-    the mean, so that the deviation keeps every digit whatever the offset (taken from
-    the two moments, it kept ``16 - 2 log10(offset / spread)``: none for 1e9 +- 1).
-    CSR input is copied once to float64.
+    Two passes over ``X``'s stored entries: the first finds each column's largest
+    magnitude and its mean (weights summing to one, so no sum overflows); the second,
+    divided by that magnitude so that no square overflows, sums the squares of the
+    deviations from the mean (the mean square about zero adds the mean's), so that
+    the deviation keeps every digit whatever the offset (taken from the two moments,
+    it kept ``16 - 2 log10(offset / spread)``: none for 1e9 +- 1). CSR input is copied
+    once to float64.
 
     Parameters
     ----------
@@ -379,9 +380,11 @@ def column_statistics(X, weights):
         X = sparse.csr_matrix(X, dtype=np.float64)
         peak = abs(X).max(axis=0).toarray().ravel()
     else:
-        peak = np.zeros(n_features)
+        peak, mean = np.zeros(n_features), np.zeros(n_features)
         for rows in _row_chunks(n_samples, n_features):
-            peak = np.maximum(peak, np.abs(_float64_rows(X, rows)).max(axis=0))
+            chunk = _float64_rows(X, rows)
+            peak = np.maximum(peak, np.maximum(-chunk.min(axis=0), chunk.max(axis=0)))
+            mean += weights[rows] @ chunk
     divisor = np.where(peak > 0, peak, 1.0)
     if sparse.issparse(X):
         scaled = X.multiply(1.0 / divisor).tocsr()
@@ -395,15 +398,13 @@ def column_statistics(X, weights):
         variance = np.asarray(scaled.multiply(scaled).T @ weights).ravel()
         variance += unstored_weight * first * first
     else:
-        first, second = np.zeros(n_features), np.zeros(n_features)
-        for rows in _row_chunks(n_samples, n_features):
-            scaled = _float64_rows(X, rows) / divisor
-            first += weights[rows] @ scaled
-            second += weights[rows] @ (scaled * scaled)
+        first = mean / divisor
         variance = np.zeros(n_features)
         for rows in _row_chunks(n_samples, n_features):
-            deviation = _float64_rows(X, rows) / divisor - first
-            variance += weights[rows] @ (deviation * deviation)
+            deviation = (_float64_rows(X, rows) - mean) / divisor
+            variance += np.einsum("i,ij,ij->j", weights[rows], deviation, deviation)
+        # The mean square about zero from that about the mean: a sum of two squares.
+        second = variance + first * first
     return divisor * np.sqrt(second), divisor * first, divisor * np.sqrt(variance)
 
 
