@@ -27,6 +27,7 @@ from sklearn.utils import gen_batches
 from sklearn.utils.extmath import safe_sparse_dot
 
 from ._preconditioning import (
+    AUTO_MAX_FEATURES,
     MAX_FEATURES,
     column_size_spread,
     column_statistics,
@@ -405,7 +406,7 @@ def _far_from_a_minimum(X, Y, sample_weight, model, state, config, n_steps):
     preconditioner is diagonal, so no width is skipped: it costs ``n_features`` per
     output where ``P`` would cost ``n_features**2`` (and is refused beyond
     :data:`MAX_FEATURES` features, not formed by "auto" beyond
-    :data:`._preconditioning.AUTO_MAX_FEATURES`).
+    :data:`AUTO_MAX_FEATURES`).
     """
     if config.averaging is None and config.batch_size < X.shape[0]:
         # The last iterate of mini-batches sits at their noise floor, 5% to 45% of the
@@ -430,17 +431,21 @@ def _far_from_a_minimum(X, Y, sample_weight, model, state, config, n_steps):
         gain = one_step.gain(*direction)
         if not (gain > share_bound * one_step.loss and gain > one_step.rounding()):
             return None
+        along = "preconditioned" if preconditioned else "standardised"
         finding = (
-            f"one optimal step along the {'preconditioned' if preconditioned else 'standardised'}"
-            f" gradient would lower the training loss by a further {gain / one_step.loss:.3g} of"
-            " it (more than tol, and than fitting noise could: (n_features + 1) / n_samples = "
-            f"{noise:.3g})"
+            f"one optimal step along the {along} gradient would lower the training loss by "
+            f"{gain / one_step.loss:.3%} (more than tol={config.tol:g} of it, and than fitting "
+            f"noise could, (n_features + 1) / n_samples = {noise:.2%})"
         )
     if preconditioned or not spread * spread > n_steps:
         return None, finding, None
     remedy = "standardise X (e.g. StandardScaler)"
     if X.shape[1] <= MAX_FEATURES:
-        remedy += " or pass precondition=True"
+        remedy += (
+            " or pass precondition=True (precondition='auto' preconditions only batches of "
+            f"at least n_features + 1 = {X.shape[1] + 1} rows, with at most "
+            f"{AUTO_MAX_FEATURES} features)"
+        )
     cause = (
         "columns of X on very different scales or far from zero (their root-mean-square "
         f"sizes, the intercept's ones included, are up to {spread:.3g} times apart, so plain "
