@@ -24,7 +24,6 @@ import numpy as np
 from scipy import sparse
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import gen_batches
-from sklearn.utils.extmath import safe_sparse_dot
 
 from ._preconditioning import (
     AUTO_MAX_FEATURES,
@@ -36,16 +35,12 @@ from ._preconditioning import (
 from ._rounding import sum_rounding
 from ._solver import rounding_losses
 from ._step import (
-    backpropagate,
     batch_loss,
-    curvature,
+    block_statistics,
     forward,
-    gradient,
-    inner,
     mean_prediction_losses,
     normalised_weights,
     power_of_two_scale,
-    preactivation_change,
     quadratic_step,
     scaled_direction,
     sum_of_squares,
@@ -319,9 +314,9 @@ def _magnitudes(X, coef, intercept):
 class _OneStep:
     """Optimal steps from a fitted model on the whole training objective, and their gains.
 
-    Holds the model's loss, slopes and gradient (two passes over ``X``); each
-    :meth:`gain` and :meth:`rounding` costs one more. The loss before and after a step
-    is evaluated in float64 from the same pre-activations.
+    Holds the model's :func:`._step.block_statistics` on all the training rows (two
+    passes over ``X``); each :meth:`gain` and :meth:`rounding` costs one more. The loss
+    before and after a step is evaluated in float64 from the same pre-activations.
 
     Attributes
     ----------
@@ -331,16 +326,18 @@ class _OneStep:
 
     def __init__(self, X, Y, weights, model, config):
         coef, intercept = model
-        self.X, self.Y, self.weights, self.coef = X, Y, weights, coef
+        self.X, self.Y, self.weights, self.model = X, Y, weights, model
         self.activation, self.alpha = config.activation, config.alpha
-        pre_activation = safe_sparse_dot(X, coef.T, dense_output=True) + intercept
-        self.pre_activation = np.asarray(pre_activation, dtype=np.float64)
-        output, self.slope = self.activation.value_and_slope(self.pre_activation)
-        error = output - Y
-        self.loss = batch_loss(error, weights, coef, self.alpha)
-        self.intercept = intercept
-        backprop = backpropagate(error, self.slope, weights).astype(coef.dtype, copy=False)
-        self.gradient = gradient(X, backprop, coef, self.alpha)
+        self.block = block_statistics(
+            X, Y, weights.astype(coef.dtype), coef, intercept, self.activation, self.alpha
+        )
+        self.gradient = self.block.grad_coef, self.block.grad_intercept
+        self.pre_activation = np.asarray(self.block.pre_activation, dtype=np.float64)
+        self.loss = self._loss(self.pre_activation, coef.astype(np.float64))
+
+    def _loss(self, pre_activation, coef):
+        output, _ = self.activation.value_and_slope(pre_activation)
+        return batch_loss(output - self.Y, self.weights, coef, self.alpha)
 
     def rounding(self):
         """``1/2 sum_i w_i ||delta_i||^2`` for a bound ``delta`` on the rounding errors of
@@ -348,11 +345,10 @@ class _OneStep:
         (:func:`._rounding.sum_rounding`). Measured from pre-activations off by
         ``delta``, a step can seem to gain at most this (by undoing ``delta``): a gain up
         to it can be rounding alone."""
-        eps = float(np.finfo(self.coef.dtype).eps)
-        bound = sum_rounding(self.X.shape[1] + 1, eps) * _magnitudes(
-            self.X, self.coef, self.intercept
-        )
-        return batch_loss(bound, self.weights, self.coef, 0.0)
+        coef, intercept = self.model
+        eps = float(np.finfo(coef.dtype).eps)
+        bound = sum_rounding(self.X.shape[1] + 1, eps) * _magnitudes(self.X, coef, intercept)
+        return batch_loss(bound, self.weights, coef, 0.0)
 
     def gain(self, direction_coef, direction_intercept):
         """How much the optimal step along the direction lowers the loss: the minimiser
@@ -362,18 +358,13 @@ class _OneStep:
         direction_coef, direction_intercept, _ = scaled_direction(
             direction_coef, direction_intercept
         )
-        slope_along = inner(self.gradient[0], direction_coef)
-        slope_along += inner(self.gradient[1], direction_intercept)
-        change = preactivation_change(self.X, direction_coef, direction_intercept)
-        change = np.asarray(change, dtype=np.float64)
-        curvature_along = curvature(self.slope * change, self.weights, direction_coef, self.alpha)
-        step = quadratic_step(slope_along, curvature_along)
+        along = self.block.along(self.X, direction_coef, direction_intercept)
+        step = quadratic_step(along.slope, along.curvature)
         if not step:
             return 0.0
-        output, _ = self.activation.value_and_slope(self.pre_activation + step * change)
-        coef = self.coef.astype(np.float64) + step * direction_coef.astype(np.float64)
-        loss = batch_loss(output - self.Y, self.weights, coef, self.alpha)
-        return max(self.loss - loss, 0.0)
+        change = np.asarray(along.change, dtype=np.float64)
+        coef = self.model[0].astype(np.float64) + step * direction_coef.astype(np.float64)
+        return max(self.loss - self._loss(self.pre_activation + step * change, coef), 0.0)
 
 
 def _far_from_a_minimum(X, Y, sample_weight, model, state, config, n_steps):
