@@ -14,12 +14,13 @@ of the package is one of the two:
   never be taken for a real one: a column's spread (:mod:`._preconditioning`), what a
   step from a fitted model gains (:mod:`._diagnostics`);
 - :func:`loss_tie`, the typical size, where two evaluations of a loss within it are a
-  tie, broken towards the shorter step (the exact line search's check, the full-batch
-  safeguard). Too large a tie declines real decreases and stalls a search short of
-  the optimum (a loss ``r`` of itself too high leaves a flat direction's coefficients
-  about ``sqrt(r)`` off); too small a one takes a step whose decrease is rounding,
-  which leaves the loss within rounding. The smaller error is the second, so a tie is
-  the typical size, not the worst case.
+  tie, broken towards the shorter step (the exact line search's check; in full batch,
+  the check of the pooled step and of a step along the knots). Too large a tie
+  declines real decreases and stalls a search short of the optimum (a loss ``r`` of
+  itself too high leaves a flat direction's coefficients about ``sqrt(r)`` off); too
+  small a one takes a step whose decrease is rounding, which leaves the loss within
+  rounding. The smaller error is the second, so a tie is the typical size, not the
+  worst case.
 
 Tolerances that are not about the rounding of a sum say why where they are defined:
 the sweep's ``_line_search.TIE_TOLERANCE``, ``_activations.KNOT_TOLERANCE`` (a margin
