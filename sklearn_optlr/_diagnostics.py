@@ -23,11 +23,11 @@ import warnings
 import numpy as np
 from scipy import sparse
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import gen_batches
 
 from ._preconditioning import (
     AUTO_MAX_FEATURES,
     MAX_FEATURES,
+    _row_chunks,
     column_size_spread,
     column_statistics,
     precondition,
@@ -52,9 +52,6 @@ __all__ = [
     "targets_outside_range",
     "warn_before_training",
 ]
-
-# Rows of dense X taken at a time where |X| is needed, so that it is never copied whole.
-_ROWS_AT_A_TIME = 4096
 
 #: Targets outside the activation's range warn when the part of them that no model of
 #: this activation can fit (their squared distance to the range) is at least this share
@@ -306,7 +303,7 @@ def _magnitudes(X, coef, intercept):
         product = abs(X) @ magnitude
     else:
         product = np.empty((X.shape[0], coef.shape[0]))
-        for rows in gen_batches(X.shape[0], _ROWS_AT_A_TIME):
+        for rows in _row_chunks(*X.shape):
             product[rows] = np.abs(X[rows]) @ magnitude
     return product + np.abs(intercept)
 
