@@ -219,6 +219,10 @@ def _kink_crossings(
         slope is not its piece's.
     """
     n_knots = knots.shape[0]
+    # The scratch holds count_crossings' count (plus the sweep's one more): a crossing
+    # within rounding of ``bound`` that this loop, compiled with fastmath, counts and
+    # count_crossings did not is left out, which changes nothing short of ``bound``.
+    capacity = event_step.shape[0] - 1
     n_events = 0
     c0, c1, c2 = penalty
     model1, model2 = 0.0, 0.0
@@ -243,7 +247,7 @@ def _kink_crossings(
         first, stop, stride = (piece, n_knots, 1) if ve > 0.0 else (piece - 1, -1, -1)
         for k in range(first, stop, stride):
             crossing = (knots[k] - ze) / ve
-            if crossing > bound:
+            if crossing > bound or n_events == capacity:
                 break
             after = k + 1 if ve > 0.0 else k
             new_offset, new_gain = _piece_line(after, ze, ve, ye, knots, values, slopes)

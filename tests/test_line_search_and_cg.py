@@ -514,3 +514,32 @@ def test_exact_step_matches_a_brute_force_minimisation_along_the_line(
     assert_allclose(value, loss(step), rtol=1e-12, atol=1e-15)  # a loss it really reaches
     lowest = brute_force_minimum(z, v, activation, loss)
     assert value <= lowest + 1e-12 * loss(0.0)
+
+
+def test_a_bound_within_rounding_of_many_crossings_stays_inside_the_scratch():
+    # count_crossings sizes the scratch and the fastmath-compiled crossing loop fills it;
+    # the two can disagree on crossings within an ulp of the bound, and the loop then
+    # wrote past the scratch (a segfault here, so the search runs in a child process).
+    # Oracle: the loss on a fine grid of [0, bound].
+    import subprocess
+    import sys
+
+    code = """
+import numpy as np
+from sklearn_optlr._activations import resolve_activation
+from sklearn_optlr._line_search import exact_line_search
+from sklearn_optlr._step import exact_line
+rng = np.random.default_rng(0)
+v = rng.uniform(0.1, 10, size=(5000, 1))
+z, y, w = -0.7 * v, rng.uniform(0, 1, size=(5000, 1)), np.full(5000, 1 / 5000)
+relu = resolve_activation("relu")
+bound = 0.6999999999999998  # an ulp short of every unit's crossing
+line = exact_line(z, v, y, w, relu, np.zeros((1, 1)), np.zeros((1, 1)), 0.0, bound)
+step = exact_line_search(*line)
+grid = np.linspace(0.0, bound, 20001)[:, None, None]
+losses = 0.5 * np.sum(w[:, None] * (relu(z + grid * v) - y) ** 2, axis=(1, 2))
+loss = 0.5 * np.sum(w[:, None] * (relu(z + step * v) - y) ** 2)
+assert 0.0 <= step <= bound and loss <= losses.min() + 1e-12, (step, loss, losses.min())
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
