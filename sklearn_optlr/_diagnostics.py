@@ -380,7 +380,10 @@ def _far_from_a_minimum(X, Y, sample_weight, model, state, config, n_steps):
     the pre-activations alone can show (:meth:`_OneStep.rounding`). The whole objective's
     gradient carries no batch noise: an averaged mini-batch model gains only by its
     own distance from the minimum. The last iterate of mini-batches without averaging
-    is not checked: it sits at the batches' noise floor by design.
+    sits at the batches' noise floor by design: each step fits its own batch, as
+    normalised LMS at its full step does, whose misadjustment is 1 (an excess loss as
+    large as the minimum's). So there the step must halve the loss: it is then more
+    than twice what one step reaches, beyond that floor.
 
     Without the preconditioner, the cause named is the columns' scales and offsets
     where their root-mean-square sizes (the intercept's ones included) are ``S`` apart
@@ -396,14 +399,11 @@ def _far_from_a_minimum(X, Y, sample_weight, model, state, config, n_steps):
     :data:`MAX_FEATURES` features, not formed by "auto" beyond
     :data:`AUTO_MAX_FEATURES`).
     """
-    if config.averaging is None and config.batch_size < X.shape[0]:
-        # The last iterate of mini-batches sits at their noise floor, 5% to 45% of the
-        # loss above the minimum on well-posed data (each step fits its own batch), which
-        # a step on the whole objective removes: its gain cannot tell a stall from that.
-        return None
     weights = normalised_weights(sample_weight, X.shape[0], np.float64)
     noise = (X.shape[1] + 1) / np.count_nonzero(weights)
     share_bound = max(0.0 if config.tol is None else config.tol, noise)
+    if config.averaging is None and config.batch_size < X.shape[0]:
+        share_bound = max(share_bound, 0.5)  # the last iterate's noise floor (above)
     if share_bound >= 1.0:
         return None  # as many weights as rows: noise alone can be fitted exactly
     with np.errstate(over="ignore", invalid="ignore"):

@@ -251,6 +251,21 @@ def test_converged_mini_batch_fits_stay_silent(batch_size, average):
     assert not convergence_messages(fit_recording(model, X, y))
 
 
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_a_stalled_last_iterate_of_mini_batches_warns(batch_size):
+    # Without averaging the last iterate sits at its batches' noise floor, so the rule
+    # asks a step to halve its loss; a column 1e6 times the others (too few rows a
+    # batch to precondition) leaves it at R^2 below 0, far above any such floor. It
+    # stayed silent when the rule skipped last iterates altogether.
+    X, y = noisy_linear_data()
+    X[:, 1] *= 1e6
+    model = OptimalLRRegressor(batch_size=batch_size, average=False, random_state=0)
+    messages = convergence_messages(fit_recording(model, X, y))
+    assert model.score(X, y) < 0.5
+    assert len(messages) == 1, messages
+    assert messages[0].startswith("Columns of X on very different scales")
+
+
 def test_the_readme_demo_stays_silent():
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
