@@ -25,9 +25,8 @@ batches and then exponential with weight ``1 / window`` on the newest, so the fi
 step of a fit is the seed's and the memory of early, large gradients fades. A batch
 counts in proportion to its rows: the last batch of an epoch, often a few rows, would
 otherwise weigh as much as a full one, and at a window of one batch it would take its
-own rate. One row on leaky ReLU's 0.01 piece then moved the weights by 100 times its
-error: on the diabetes data (353 rows, batch size 32, a last batch of one row) such a
-step threw the iterates off, and they never came back (losses of 1e6 and more).
+own rate, where one row on leaky ReLU's 0.01 piece moves the weights by 100 times its
+error (the reason for the pooled rule above).
 
 Scale safety: the kernels work on the gradient divided by a power of two (see
 :mod:`._step`), and the forms of different batches can differ by hundreds of orders of

@@ -393,6 +393,9 @@ def block_statistics(
 def combine_blocks(records):
     """The record of the union of disjoint blocks' rows, from theirs.
 
+    The reduction a blocked evaluation needs (X in row blocks, as dask arrays hold it);
+    the solver's own paths evaluate one block a step.
+
     The sums add (the loss, the gradient, the penalty's parts, the curvature and slope
     along a direction that every block was given), and the units are stacked in the
     blocks' order: the exact line search along the combined record is the whole's.
