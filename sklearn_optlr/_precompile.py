@@ -29,9 +29,9 @@ _BATCH_SIZES = (1, 4, "full")
 _STEPS = ("pooled", "exact")
 
 #: Features and targets this small have gradients whose squares underflow float64
-#: (below 2**-960, the kernels' safe range), which sends batch-size-1 rows to the
-#: rescaled step: the kernel that does so is compiled only where data need it.
-#: float32 data cannot reach that scale.
+#: (below 2**-960, the kernels' safe range), which sends rows and mini-batches to the
+#: rescaled step: the kernel that takes it is compiled only where data need it, and
+#: one fit at batch size 1 compiles it for both. float32 data cannot reach that scale.
 _UNDERFLOWING_SCALE = 2.0**-500
 
 
