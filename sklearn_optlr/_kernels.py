@@ -49,7 +49,15 @@ except ImportError as exc:  # pragma: no cover - exercised only without numba
 
 import numpy as np
 
-from ._line_search import _FASTMATH, EXACT, FIXED, _activate, step_from_forms, step_length
+from ._line_search import (
+    _FASTMATH,
+    _KERNEL_ONLY,
+    EXACT,
+    FIXED,
+    _activate,
+    step_from_forms,
+    step_length,
+)
 from ._prefetch import prefetch_row
 from ._step import power_of_two_scale
 
@@ -66,7 +74,7 @@ PREFETCH_DISTANCE = 4
 _SMALLEST_SAFE_SQUARE = 2.0**-960
 
 
-@njit(cache=True, fastmath=_FASTMATH)
+@njit(cache=True, fastmath=_FASTMATH, **_KERNEL_ONLY)
 def _scale_gradient(grad_coef, grad_intercept, numerator, grad_coef_sq):
     """Divide the gradient in place by a power of two near its norm, ``sqrt(numerator)``.
 
@@ -192,7 +200,7 @@ def _precondition(grad_coef, grad_intercept, preconditioner, raw_coef, raw_inter
             grad_coef[o, j] = row[j]
 
 
-@njit(cache=True)
+@njit(cache=True, **_KERNEL_ONLY)
 def _batch_scratch(batch_size, n_outputs, n_knots):
     """The per-batch buffers both kernels need, allocated once an epoch.
 
