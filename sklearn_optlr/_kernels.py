@@ -49,7 +49,15 @@ except ImportError as exc:  # pragma: no cover - exercised only without numba
 
 import numpy as np
 
-from ._line_search import _FASTMATH, EXACT, FIXED, _activate, step_from_forms, step_length
+from ._line_search import (
+    _FASTMATH,
+    _KERNEL_ONLY,
+    EXACT,
+    FIXED,
+    _activate,
+    step_from_forms,
+    step_length,
+)
 from ._prefetch import prefetch_row
 from ._step import power_of_two_scale
 
@@ -66,19 +74,17 @@ PREFETCH_DISTANCE = 4
 _SMALLEST_SAFE_SQUARE = 2.0**-960
 
 
-@njit(cache=True, fastmath=_FASTMATH)
-def _scale_gradient(grad_coef, grad_intercept, numerator, grad_coef_sq, zero):
+@njit(cache=True, fastmath=_FASTMATH, **_KERNEL_ONLY)
+def _scale_gradient(grad_coef, grad_intercept, numerator, grad_coef_sq):
     """Divide the gradient in place by a power of two near its norm, ``sqrt(numerator)``.
 
     ``numerator`` is ``||g||^2`` and ``grad_coef_sq`` is ``||G||^2``; both are returned for
     the scaled gradient, after the power and its inverse. When the squares overflowed
     (entries beyond about 1e154) or underflowed (below about 1e-144), the power is taken
     near the largest entry instead, at the cost of one more pass over the gradient (a
-    loop of maxima, which does not vectorise, hence not the common path). ``zero`` says
-    that the gradient is exactly zero (no active unit, no penalty): nothing to scale.
+    loop of maxima, which does not vectorise, hence not the common path). The gradient
+    must not be exactly zero (no active unit, no penalty): there is nothing to scale.
     """
-    if zero:
-        return 1.0, 1.0, numerator, grad_coef_sq
     rescue = not (np.isfinite(numerator) and numerator >= _SMALLEST_SAFE_SQUARE)
     if rescue:
         largest = 0.0
@@ -135,14 +141,14 @@ def _batch_norm(sample_weight, order, start, stop, unit):
 @njit(cache=True, fastmath=_FASTMATH, inline="always")
 def _curvature_along_gradient(
     X, order, start, stop, sample_weight, batch_norm, slope_buffer, grad_coef,
-    grad_intercept, alpha, grad_coef_sq, every_unit, line_change,
+    grad_intercept, alpha, grad_coef_sq, exact_search, line_change,
 ):  # fmt: skip
     """``sum_i w_i ||D_i (G x_i + g_b)||^2 + alpha ||G||^2`` for a dense batch.
 
     ``w_i`` is ``sample_weight[row] / batch_norm`` (see :func:`_batch_norm`).
 
-    Also stores ``-(G x_i + g_b)`` in ``line_change``: for the active units, or for
-    every unit when ``every_unit`` (the exact step needs the inactive ones too).
+    With ``exact_search`` True (not None), also stores ``-(G x_i + g_b)`` of every unit,
+    the inactive ones too, in ``line_change``, for the exact search's line.
     """
     n_outputs, n_features = grad_coef.shape
     denominator = 0.0
@@ -151,11 +157,12 @@ def _curvature_along_gradient(
         weight = sample_weight[row] / batch_norm
         for o in range(n_outputs):
             slope = slope_buffer[t - start, o]
-            if slope != 0.0 or every_unit:
+            if slope != 0.0 or exact_search is not None:
                 change = grad_intercept[o]
                 for j in range(n_features):
                     change += grad_coef[o, j] * X[row, j]
-                line_change[(t - start) * n_outputs + o] = -change
+                if exact_search is not None:
+                    line_change[(t - start) * n_outputs + o] = -change
                 change *= slope
                 denominator += weight * change * change
     return denominator + alpha * grad_coef_sq
@@ -193,7 +200,7 @@ def _precondition(grad_coef, grad_intercept, preconditioner, raw_coef, raw_inter
             grad_coef[o, j] = row[j]
 
 
-@njit(cache=True)
+@njit(cache=True, **_KERNEL_ONLY)
 def _batch_scratch(batch_size, n_outputs, n_knots):
     """The per-batch buffers both kernels need, allocated once an epoch.
 
@@ -225,8 +232,9 @@ def dense_epoch(
 
     Chooses the compiled kernel in Python, so that a fit compiles only the one it runs:
     :func:`_dense_one_row_epoch` at batch size 1 without a preconditioner or the exact
-    step, :func:`_dense_batch_epoch` otherwise, and the exact line search only for
-    :data:`EXACT` (see :func:`._line_search.step_length`).
+    step, :func:`_dense_batch_epoch` otherwise, the exact line search only for
+    :data:`EXACT` (see :func:`._line_search.step_length`), and the rescaling of
+    gradients whose squares overflow or underflow only for data that need it.
 
     Parameters
     ----------
@@ -278,11 +286,22 @@ def dense_epoch(
     """
     knots, values, slopes = _activation_arrays(knots, values, slopes)
     if not (batch_size == 1 and rule != EXACT and preconditioner.shape[0] == 0):
-        return _dense_batch_epoch(
+        arguments = (
             X, Y, sample_weight, order, coef, intercept, knots, values, slopes, batch_size,
             alpha, rule, fixed_rate, rate_memory, window, preconditioner, rates, average_from,
-            sum_coef, sum_intercept, unit, n_weighted, True if rule == EXACT else None,
+            sum_coef, sum_intercept, unit, n_weighted,
         )  # fmt: skip
+        exact_search = True if rule == EXACT else None
+        loss, n_steps, n_zero_gradient, stopped = _dense_batch_epoch(
+            *arguments, 0, 0.0, 0, 0, exact_search, exact_search
+        )
+        if stopped < order.shape[0]:
+            # A batch whose squares may overflow or underflow: it and the rest of the epoch
+            # by the kernel that rescales, compiled only when data need it.
+            loss, n_steps, n_zero_gradient, _ = _dense_batch_epoch(
+                *arguments, stopped, loss, n_steps, n_zero_gradient, None, True
+            )
+        return loss, n_steps, n_zero_gradient
     arguments = (
         X, Y, sample_weight, order, coef, intercept, knots, values, slopes, alpha, rule,
         fixed_rate, rate_memory, window, rates, average_from, sum_coef, sum_intercept, unit,
@@ -303,12 +322,24 @@ def _activation_arrays(knots, values, slopes):
 def _dense_batch_epoch(
     X, Y, sample_weight, order, coef, intercept, knots, values, slopes, batch_size, alpha,
     rule, fixed_rate, rate_memory, window, preconditioner, rates, average_from, sum_coef,
-    sum_intercept, unit, n_weighted, exact_search,
+    sum_intercept, unit, n_weighted, first, loss, n_steps, n_zero_gradient, exact_search,
+    rescale,
 ):  # fmt: skip
     """:func:`dense_epoch` for any batch size and step rule, given the rows' mean positive
     weight and their number (:func:`sklearn_optlr._step.weight_unit`). ``exact_search``
     is True for :data:`EXACT`, None otherwise: a kernel compiled with None never
     compiles the exact search (see :func:`._line_search.step_length`).
+
+    ``rescale`` True divides the gradient by a power of two (see the module docstring)
+    where its squares or the curvature's may overflow or underflow, as the exact search
+    always does. With None, the kernel hands such a batch back instead, before anything
+    is updated: only data of extreme scale need the rescaling, so it is compiled (in a
+    kernel with True) the first time such a batch comes, not at every first fit.
+
+    Starts at ``order[first]``, a batch's first row, with the epoch's ``loss``,
+    ``n_steps`` and ``n_zero_gradient`` so far, and returns them with the position
+    where it stopped: ``order.shape[0]`` at the end of the rows or where the loss
+    became NaN, else the first row of the batch to hand over.
 
     With a preconditioner, ``grad_coef`` and ``grad_intercept`` hold the direction
     ``[G, g_b] P`` from the gradient on, and the gradient itself is kept in
@@ -325,11 +356,8 @@ def _dense_batch_epoch(
         slope_buffer, backprop, grad_intercept, line_pre_activation, line_change, line_target,
         line_weight, event_step, event_delta,
     ) = _batch_scratch(batch_size, n_outputs, knots.shape[0])  # fmt: skip
-    loss = 0.0
-    n_steps = 0
-    n_zero_gradient = 0
     n_rows = order.shape[0]  # the epoch, or a chunk of it (see the solver's progress)
-    for start in range(0, n_rows, batch_size):
+    for start in range(first, n_rows, batch_size):
         stop = min(start + batch_size, n_rows)
         batch_rows, batch_norm, relative = _batch_norm(sample_weight, order, start, stop, unit)
         if batch_rows == 0:
@@ -352,12 +380,13 @@ def _dense_batch_epoch(
                 slope_buffer[t - start, o] = slope
                 backprop[t - start, o] = weight * slope * error
                 data_gradient |= backprop[t - start, o] != 0.0
-                entry = (t - start) * n_outputs + o
-                line_pre_activation[entry] = z
-                line_target[entry] = Y[row, o]
-                line_weight[entry] = weight
+                if exact_search is not None:  # the exact search's line
+                    entry = (t - start) * n_outputs + o
+                    line_pre_activation[entry] = z
+                    line_target[entry] = Y[row, o]
+                    line_weight[entry] = weight
         penalty = _squared_norm(coef) if batch_alpha > 0.0 else 0.0
-        loss += 0.5 * (batch_loss + batch_alpha * penalty) * (batch_rows / n_weighted)
+        batch_objective = 0.5 * (batch_loss + batch_alpha * penalty) * (batch_rows / n_weighted)
         # Gradient.
         for o in range(n_outputs):
             grad_intercept[o] = 0.0
@@ -387,30 +416,36 @@ def _dense_batch_epoch(
         # From here on the gradient is divided by ``scale`` (see the module docstring), and
         # the update is ``step_along`` times it. Dividing by a power of two is exact, so
         # where no square can overflow or underflow the quadratic step skips it (it costs
-        # about half a one-row step's time) and rescales only if the curvature does.
-        zero_gradient = not data_gradient and batch_alpha == 0.0
+        # about half a one-row step's time) and rescales only if the curvature does. A
+        # zero gradient (no active unit, no penalty) has nothing to scale.
         scale, inverse = 1.0, 1.0
-        unscaled = rule != EXACT and np.isfinite(numerator) and numerator >= _SMALLEST_SAFE_SQUARE
-        if not unscaled:
+        scaled = False
+        if not (
+            (not data_gradient and batch_alpha == 0.0)
+            or (rule != EXACT and np.isfinite(numerator) and numerator >= _SMALLEST_SAFE_SQUARE)
+        ):  # fmt: skip
+            # "rescale is None" alone in its condition, to be pruned (as exact_search below).
+            if rescale is None:
+                return loss, n_steps, n_zero_gradient, start
             scale, inverse, numerator, grad_coef_sq = _scale_gradient(
-                grad_coef, grad_intercept, numerator, grad_coef_sq, zero_gradient
+                grad_coef, grad_intercept, numerator, grad_coef_sq
             )
+            scaled = True
         denominator = 0.0
-        if rule != FIXED and data_gradient:
+        # One call site of the inlined curvature, taken again after rescaling if needed.
+        while rule != FIXED and data_gradient:
             denominator = _curvature_along_gradient(
                 X, order, start, stop, sample_weight, batch_norm, slope_buffer, grad_coef,
-                grad_intercept, batch_alpha, grad_coef_sq, rule == EXACT, line_change,
+                grad_intercept, batch_alpha, grad_coef_sq, exact_search, line_change,
             )  # fmt: skip
-            if unscaled and not (
-                np.isfinite(denominator) and denominator >= _SMALLEST_SAFE_SQUARE
-            ):  # fmt: skip
-                scale, inverse, numerator, grad_coef_sq = _scale_gradient(
-                    grad_coef, grad_intercept, numerator, grad_coef_sq, zero_gradient
-                )
-                denominator = _curvature_along_gradient(
-                    X, order, start, stop, sample_weight, batch_norm, slope_buffer, grad_coef,
-                    grad_intercept, batch_alpha, grad_coef_sq, False, line_change,
-                )  # fmt: skip
+            if scaled or (np.isfinite(denominator) and denominator >= _SMALLEST_SAFE_SQUARE):
+                break
+            if rescale is None:
+                return loss, n_steps, n_zero_gradient, start
+            scale, inverse, numerator, grad_coef_sq = _scale_gradient(
+                grad_coef, grad_intercept, numerator, grad_coef_sq
+            )
+            scaled = True
         if preconditioned:
             # <g / scale, d / scale>, with the direction's scale: g / scale stays finite
             # wherever the features' squares do (P divides by their scales squared).
@@ -453,7 +488,8 @@ def _dense_batch_epoch(
             np.isfinite(batch_loss) and np.isfinite(numerator) and np.isfinite(denominator)
             and np.isfinite(step_along)
         ):  # fmt: skip
-            return np.nan, n_steps, n_zero_gradient
+            return np.nan, n_steps, n_zero_gradient, n_rows
+        loss += batch_objective
         if not data_gradient:
             n_zero_gradient += 1
         averaging_weight = step_along * (n_steps - average_from) if n_steps >= average_from else 0.0
@@ -468,7 +504,7 @@ def _dense_batch_epoch(
                 if averaging_weight != 0.0:
                     for j in range(n_features):
                         sum_coef[o, j] += averaging_weight * grad_coef[o, j]
-    return loss, n_steps, n_zero_gradient
+    return loss, n_steps, n_zero_gradient, n_rows
 
 
 @njit(cache=True, fastmath=_FASTMATH)
@@ -611,16 +647,16 @@ def _dense_one_row_rescue(
     n_rows = order.shape[0]
     t = first
     while t < n_rows:
-        row_loss, row_steps, row_zero_gradient = _dense_batch_epoch(
-            X, Y, sample_weight, order[t : t + 1], coef, intercept, knots, values, slopes,
+        # The rows up to t, from t on: the row alone. np.bool_(True), not True, whose
+        # literal type would compile a kernel of its own, besides the one that
+        # dense_epoch calls with True from Python for mini-batches of such data.
+        loss, n_steps, n_zero_gradient, _ = _dense_batch_epoch(
+            X, Y, sample_weight, order[: t + 1], coef, intercept, knots, values, slopes,
             np.int64(1), alpha, rule, fixed_rate, rate_memory, window, np.empty((0, 0)),
-            rates[n_steps:], average_from - n_steps, sum_coef, sum_intercept, unit, n_weighted,
-            None,
+            rates, average_from, sum_coef, sum_intercept, unit, n_weighted, t, loss, n_steps,
+            n_zero_gradient, None, np.bool_(True),
         )  # fmt: skip
-        loss += row_loss
-        n_steps += row_steps
-        n_zero_gradient += row_zero_gradient
-        if not np.isfinite(row_loss):
+        if not np.isfinite(loss):
             return np.nan, n_steps, n_zero_gradient
         loss, n_steps, n_zero_gradient, t = _dense_one_row_epoch(
             X, Y, sample_weight, order, coef, intercept, knots, values, slopes, alpha, rule,

@@ -36,6 +36,12 @@ __all__ = ["EXACT", "FIXED", "OPTIMAL", "POOLED", "exact_line_search", "step_len
 # diverging fit is still seen by the callers' finiteness checks.
 _FASTMATH = {"reassoc", "contract", "arcp"}
 
+# For compiled functions that only other compiled functions call: without the wrappers
+# through which Python calls a numba function, which a first fit would compile for
+# nothing (boxing the kernels' scratch, a tuple of nine arrays, took longer to compile
+# than the function that allocates it).
+_KERNEL_ONLY = {"no_cpython_wrapper": True, "no_cfunc_wrapper": True}
+
 #: Step rules, as :func:`step_length` takes them.
 FIXED, OPTIMAL, EXACT, POOLED = 0, 1, 2, 3
 
@@ -76,7 +82,7 @@ def quadratic_step(slope_along, curvature_along):
 
 _quadratic_step = njit(cache=True, inline="always")(quadratic_step)
 _loss_tie = njit(cache=True, inline="always")(loss_tie)
-_pooled_rate = njit(cache=True)(pooled_rate)
+_pooled_rate = njit(cache=True, **_KERNEL_ONLY)(pooled_rate)
 
 
 @njit(cache=True, fastmath=_FASTMATH, inline="always")
@@ -123,7 +129,7 @@ def step_length(rule, numerator, curvature, scale, fixed_rate, rate_memory, wind
     )
 
 
-@njit(cache=True)
+@njit(cache=True, **_KERNEL_ONLY)
 def _search_or_nan(line):
     """:func:`exact_line_search` along ``line``; NaN where ``line`` is None.
 

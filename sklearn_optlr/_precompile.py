@@ -29,8 +29,8 @@ _BATCH_SIZES = (1, 4, "full")
 _STEPS = ("pooled", "exact")
 
 #: Features and targets this small have gradients whose squares underflow float64
-#: (below 2**-960, the kernels' safe range), which sends batch-size-1 rows to the
-#: rescaled step: the kernel that does so is compiled only where data need it.
+#: (below 2**-960, the kernels' safe range), which sends rows and mini-batches to the
+#: rescaled step: the kernel that takes it is compiled only where data need it.
 #: float32 data cannot reach that scale.
 _UNDERFLOWING_SCALE = 2.0**-500
 
@@ -111,5 +111,10 @@ def precompile(dtypes=_FIT_DTYPES, *, sparse_input=True):
                         )  # fmt: skip
                         model.fit(X_, y.astype(name))
             if name == "float64":
-                model = OptimalLRRegressor(batch_size=1, max_iter=1)
-                model.fit(X * _UNDERFLOWING_SCALE, y * _UNDERFLOWING_SCALE)
+                # Batch size 1 compiles the rescaling kernel into the one-row rescue;
+                # mini-batches call it from Python, which a warm cache loads separately.
+                for batch_size in (1, 4):
+                    model = OptimalLRRegressor(
+                        batch_size=batch_size, max_iter=1, precondition=False
+                    )
+                    model.fit(X * _UNDERFLOWING_SCALE, y * _UNDERFLOWING_SCALE)

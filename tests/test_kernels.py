@@ -259,3 +259,37 @@ def test_csr_kernel_with_a_penalty_whose_weights_square_underflows():
     reference, compiled = records
     assert np.isfinite(compiled.loss)
     np.testing.assert_allclose(compiled.loss, reference.loss, rtol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "target_scale", [1.0, 1e60], ids=["squares overflow in the curvature", "in the gradient"]
+)
+@pytest.mark.parametrize("step", ["optimal", "pooled"])
+def test_dense_kernel_hands_a_batch_of_extreme_scale_to_the_rescaling_kernel(step, target_scale):
+    # The third of five batches has a feature of 1e100, where every other row has 0 and
+    # the weights have 0: the predictions do not see it, but the gradient does. Its
+    # entries are about 1e100 times the residuals, so the squares overflow in the
+    # curvature (residuals of about 1) or already in the gradient's norm (targets, hence
+    # residuals, of 1e60). The kernel that does not rescale then hands that batch back
+    # mid-epoch, and the rescaling kernel takes the rest of the epoch on. The epoch must
+    # be the reference's all the same: its loss summed over both kernels, its rates and
+    # averaged iterates in one sequence.
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 5))
+    Y = rng.standard_normal((40, 2))
+    order = rng.permutation(40)
+    X[:, 4] = 0.0
+    X[order[16:24], 4] = 1e100 * rng.uniform(1.0, 2.0, 8)
+    Y[order[16:24]] *= target_scale
+    coef, intercept = 0.1 * rng.standard_normal((2, 5)), np.zeros(2)
+    coef[:, 4] = 0.0
+    options = dict(
+        activation=resolve_activation("identity"), step=step, batch_size=8, alpha=0.0,
+        window=3.0, average_from=1,
+    )  # fmt: skip
+    expected = run(numpy_epoch, X, Y, None, coef, intercept, order, **options)
+    result = run(compiled_epoch, X, Y, None, coef, intercept, order, **options)
+    assert np.isfinite(result[2].loss)
+    assert_same_epoch(result, expected, np.float64)
+    for summed, summed_ref in zip(result[2].iterate_sum, expected[2].iterate_sum):
+        np.testing.assert_allclose(summed, summed_ref, **TOLERANCE[np.float64])

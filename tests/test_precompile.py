@@ -73,8 +73,12 @@ def fit_everything(dtype):
                 OptimalLRRegressor(max_iter=2, batch_size=batch_size).fit(X_, Y_fortran)
                 OptimalLRRegressor(batch_size=batch_size).partial_fit(X_, y)
         if dtype == "float64":
-            # Gradients whose squares underflow take the rescaled step at batch size 1.
-            OptimalLRRegressor(max_iter=2, batch_size=1).fit(X * 1e-160, y * 1e-160)
+            # Gradients whose squares underflow take the rescaled step, at batch size 1
+            # and in mini-batches, with and without the preconditioner.
+            for batch_size, precondition in [(1, "auto"), (8, "auto"), (8, False)]:
+                OptimalLRRegressor(
+                    max_iter=2, batch_size=batch_size, precondition=precondition
+                ).fit(X * 1e-160, y * 1e-160)
 
 
 def check_fits_compile_nothing_after_precompile():
@@ -108,6 +112,8 @@ def check_a_fit_compiles_only_what_it_runs():
         assert kernels._dense_one_row_epoch.signatures
     assert not sklearn_optlr._line_search.exact_line_search.signatures
     assert not kernels._dense_one_row_rescue.signatures
+    # Nor the rescaling of gradients whose squares overflow or underflow.
+    assert not kernels._scale_gradient.signatures
 
 
 def run_in_fresh_interpreter(check, numba_cache_dir=None):
