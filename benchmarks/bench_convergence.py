@@ -820,7 +820,16 @@ SOURCE = source_fingerprint()
 
 def report(outcomes, settings, machine, source, plots, total_seconds):
     """All the tables as reStructuredText (no section titles: the file is included)."""
-    parts = [
+    parts = _summary_parts(outcomes, settings, machine, source, total_seconds)
+    for outcome in outcomes:
+        parts += _problem_parts(outcome, settings, plots)
+    parts += _grid_edge_parts(outcomes)
+    return "\n".join(parts) + "\n"
+
+
+def _summary_parts(outcomes, settings, machine, source, total_seconds):
+    """The run's description and the tables over all problems, as lines."""
+    return [
         f"Measured {machine} Run on one thread, BLAS included. sklearn_optlr {source}. "
         f"Full run: {total_seconds / 60:.1f} minutes.",
         "",
@@ -887,35 +896,41 @@ def report(outcomes, settings, machine, source, plots, total_seconds):
         "",
         csv_table(*full_batch_table(outcomes, settings)),
     ]
-    for outcome in outcomes:
-        reference = outcome.reference
-        starts = "; ".join(
-            f"{name}: {loss:.10g} ({evaluations} evaluations)"
-            for name, loss, evaluations, _ in reference.starts
-        )
+
+
+def _problem_parts(outcome, settings, plots):
+    """One problem's reference optimum, plot and table, as lines."""
+    reference = outcome.reference
+    starts = "; ".join(
+        f"{name}: {loss:.10g} ({evaluations} evaluations)"
+        for name, loss, evaluations, _ in reference.starts
+    )
+    parts = [
+        "",
+        f".. rubric:: {outcome.problem.title}",
+        "",
+        f"{outcome.problem.description} Training rows {outcome.problem.shape[0]:,}; "
+        f"this problem's run took {outcome.seconds:.0f} s. "
+        f"L* = {reference.loss:.10g} (held-out loss of its weights "
+        f"{reference.test_loss:.6g}); L-BFGS-B from {starts}.",
+        "",
+    ]
+    if outcome.problem.name in plots:
         parts += [
+            f".. image:: /benchmarks/{plots[outcome.problem.name]}",
+            f"   :alt: Relative excess training loss per epoch, {outcome.problem.title}",
             "",
-            f".. rubric:: {outcome.problem.title}",
-            "",
-            f"{outcome.problem.description} Training rows {outcome.problem.shape[0]:,}; "
-            f"this problem's run took {outcome.seconds:.0f} s. "
-            f"L* = {reference.loss:.10g} (held-out loss of its weights "
-            f"{reference.test_loss:.6g}); L-BFGS-B from {starts}.",
+            "Curves that coincide are drawn over one another (``step='exact'`` with "
+            "markers, on top); relative excess below 1e-12 is drawn at 1e-12. Peers: "
+            "the best rate at each epoch.",
             "",
         ]
-        if outcome.problem.name in plots:
-            parts += [
-                f".. image:: /benchmarks/{plots[outcome.problem.name]}",
-                f"   :alt: Relative excess training loss per epoch, {outcome.problem.title}",
-                "",
-                "Curves that coincide are drawn over one another (``step='exact'`` with "
-                "markers, on top); relative excess below 1e-12 is drawn at 1e-12. Peers: "
-                "the best rate at each epoch.",
-                "",
-            ]
-        parts.append(csv_table(*problem_table(outcome, settings)))
-    edges = grid_edges(outcomes)
-    parts += [
+    return parts + [csv_table(*problem_table(outcome, settings))]
+
+
+def _grid_edge_parts(outcomes):
+    """The budgets where a tuned peer's best rate was at the edge of its grid, as lines."""
+    parts = [
         "",
         ".. rubric:: Tuned peers at the edge of their rate grid",
         "",
@@ -923,8 +938,7 @@ def report(outcomes, settings, machine, source, plots, total_seconds):
         "rate beyond the grid might have done better there):",
         "",
     ]
-    parts += [f"- {note}" for note in edges] or ["- none"]
-    return "\n".join(parts) + "\n"
+    return parts + ([f"- {note}" for note in grid_edges(outcomes)] or ["- none"])
 
 
 def print_tables(outcomes, settings):
