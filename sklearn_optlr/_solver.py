@@ -27,6 +27,7 @@ conjugate directions), and the step rule's length from the record along that dir
 """
 
 import copy
+import os
 import time
 from dataclasses import dataclass, field, replace
 
@@ -34,6 +35,7 @@ import numpy as np
 from scipy import sparse
 from sklearn.metrics import r2_score
 from sklearn.utils import check_random_state, gen_batches
+from threadpoolctl import threadpool_info
 
 from ._activations import initial_intercept, on_knots, unit_slope_form
 from ._averaging import IterateAverage
@@ -85,7 +87,10 @@ __all__ = [
 
 #: Dense: the kernel's time and BLAS's both grow as rows x features x outputs, BLAS's
 #: more slowly once there are this many outputs (with fewer, the kernel was as fast or
-#: faster at every batch size)...
+#: faster at every batch size), on one thread. BLAS shares a product among its threads
+#: where the kernel runs on one, so on ``T`` threads the crossing is taken at
+#: ``NUMPY_MIN_OUTPUTS / T`` outputs (on 2 cores, 10 outputs at batch size 4096 took 42
+#: to 44 ms an epoch by BLAS against 69 to 73 in the kernel)...
 NUMPY_MIN_OUTPUTS = 16
 #: ...and from this many of those products a batch, BLAS wins back numpy's fixed cost
 #: (about 55 microseconds a batch).
@@ -793,7 +798,21 @@ def uses_numpy(X, batch_size, n_outputs):
         dense_gradient = SPARSE_NUMPY_BATCH_NS + SPARSE_GRADIENT_ENTRY_NS * n_features * n_outputs
         return gram > dense_gradient
     products = batch_size * n_features * n_outputs
-    return n_outputs >= NUMPY_MIN_OUTPUTS and products >= NUMPY_MIN_PRODUCTS
+    if products < NUMPY_MIN_PRODUCTS:
+        return False
+    if n_outputs >= NUMPY_MIN_OUTPUTS:
+        return True
+    # Asked only where the answer can matter: the threads' count costs a few ms to read.
+    return n_outputs * (os.cpu_count() or 1) >= NUMPY_MIN_OUTPUTS and (
+        n_outputs * _blas_threads() >= NUMPY_MIN_OUTPUTS
+    )
+
+
+def _blas_threads():
+    """The threads numpy's BLAS runs on now (1 inside ``threadpool_limits(1)``, and in
+    joblib's workers, which limit it so)."""
+    counts = [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
+    return min(counts, default=1)
 
 
 def _in_units_of(run, scale):

@@ -207,3 +207,23 @@ def test_preconditioned_kernel_does_not_depend_on_where_its_buffers_lie():
         model = OptimalLRRegressor("leaky_relu", precondition=True, **params).fit(X, y)
         results.add(model.coef_.tobytes())
     assert len(results) == 1
+
+
+def test_blas_on_more_threads_takes_large_batches_from_fewer_outputs(monkeypatch):
+    # BLAS shares a batch's products among its threads, the kernel runs on one: on T
+    # threads the outputs from which numpy's path is taken are NUMPY_MIN_OUTPUTS / T.
+    from threadpoolctl import threadpool_limits
+
+    import sklearn_optlr._solver as solver
+
+    X = np.zeros((8192, 100))
+    monkeypatch.setattr(solver.os, "cpu_count", lambda: 2)
+    with threadpool_limits(1):  # what joblib's workers do, and a shared machine should
+        assert not uses_numpy(X, 4096, NUMPY_MIN_OUTPUTS // 2)
+    monkeypatch.setattr(solver, "_blas_threads", lambda: 2)
+    assert uses_numpy(X, 4096, NUMPY_MIN_OUTPUTS // 2)
+    assert not uses_numpy(X, 4096, NUMPY_MIN_OUTPUTS // 2 - 1)
+    # A batch too small to pay back numpy's fixed cost stays in the kernel.
+    assert not uses_numpy(X, 8, NUMPY_MIN_OUTPUTS // 2)
+    monkeypatch.setattr(solver.os, "cpu_count", lambda: 1)
+    assert not uses_numpy(X, 4096, NUMPY_MIN_OUTPUTS // 2)
