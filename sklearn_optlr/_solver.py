@@ -89,8 +89,10 @@ __all__ = [
 #: more slowly once there are this many outputs (with fewer, the kernel was as fast or
 #: faster at every batch size), on one thread. BLAS shares a product among its threads
 #: where the kernel runs on one, so on ``T`` threads the crossing is taken at
-#: ``NUMPY_MIN_OUTPUTS / T`` outputs (on 2 cores, 10 outputs at batch size 4096 took 42
-#: to 44 ms an epoch by BLAS against 69 to 73 in the kernel)...
+#: ``NUMPY_MIN_OUTPUTS / T`` outputs, for batches whose every thread's share is as
+#: large as :data:`NUMPY_MIN_PRODUCTS` (on 2 cores and 100,000 x 100 with 10 outputs,
+#: BLAS against the kernel: 30% faster at batch size 4096, 7% at 1024, 40% slower at
+#: 256)...
 NUMPY_MIN_OUTPUTS = 16
 #: ...and from this many of those products a batch, BLAS wins back numpy's fixed cost
 #: (about 55 microseconds a batch).
@@ -803,9 +805,11 @@ def uses_numpy(X, batch_size, n_outputs):
     if n_outputs >= NUMPY_MIN_OUTPUTS:
         return True
     # Asked only where the answer can matter: the threads' count costs a few ms to read.
-    return n_outputs * (os.cpu_count() or 1) >= NUMPY_MIN_OUTPUTS and (
-        n_outputs * _blas_threads() >= NUMPY_MIN_OUTPUTS
-    )
+    cores = os.cpu_count() or 1
+    if n_outputs * cores < NUMPY_MIN_OUTPUTS or products < NUMPY_MIN_PRODUCTS * 2:
+        return False
+    threads = _blas_threads()
+    return n_outputs * threads >= NUMPY_MIN_OUTPUTS and products >= NUMPY_MIN_PRODUCTS * threads
 
 
 def _blas_threads():

@@ -223,7 +223,10 @@ def test_blas_on_more_threads_takes_large_batches_from_fewer_outputs(monkeypatch
     monkeypatch.setattr(solver, "_blas_threads", lambda: 2)
     assert uses_numpy(X, 4096, NUMPY_MIN_OUTPUTS // 2)
     assert not uses_numpy(X, 4096, NUMPY_MIN_OUTPUTS // 2 - 1)
-    # A batch too small to pay back numpy's fixed cost stays in the kernel.
-    assert not uses_numpy(X, 8, NUMPY_MIN_OUTPUTS // 2)
+    # A batch whose threads' shares are each too small to pay back numpy's fixed cost
+    # stays in the kernel.
+    rows = NUMPY_MIN_PRODUCTS * 2 // (100 * (NUMPY_MIN_OUTPUTS // 2))
+    assert uses_numpy(X, rows, NUMPY_MIN_OUTPUTS // 2)
+    assert not uses_numpy(X, rows - 1, NUMPY_MIN_OUTPUTS // 2)
     monkeypatch.setattr(solver.os, "cpu_count", lambda: 1)
     assert not uses_numpy(X, 4096, NUMPY_MIN_OUTPUTS // 2)
