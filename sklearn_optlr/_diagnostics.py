@@ -372,11 +372,13 @@ def _far_from_a_minimum(X, Y, sample_weight, model, state, config, n_steps):
     The rule: one optimal step from the fitted model along the gradient of the whole
     training objective, preconditioned as the fit could have been (by the fit's own
     preconditioner, or, where it had none, as standardising ``X`` would), lowers the
-    loss by more than ``tol`` of it, and by more than fitting noise could:
-    ``(n_features + 1) / n_samples`` of it, the share of their variance that least
-    squares gains on pure noise targets, in expectation. Below the first, the stopping
-    rule was right to stop; below the second, the model is no further from the minimum
-    than the minimum is from the truth. The gain must also exceed what the rounding of
+    loss by more than ``tol`` of it, and by more than fitting noise could. On pure noise
+    targets the share of their variance that least squares gains is a chi-square of
+    ``k = n_features + 1`` degrees of freedom over ``n_samples``: ``k / n_samples`` in
+    expectation, with a standard deviation of ``sqrt(2 k) / n_samples``; the bound is
+    the expectation plus two of those. Below the first, the stopping rule was right to
+    stop; below the second, the model is no further from the minimum than noise could
+    place it. The gain must also exceed what the rounding of
     the pre-activations alone can show (:meth:`_OneStep.rounding`). The whole objective's
     gradient carries no batch noise: an averaged mini-batch model gains only by its
     own distance from the minimum. The last iterate of mini-batches without averaging
@@ -400,7 +402,8 @@ def _far_from_a_minimum(X, Y, sample_weight, model, state, config, n_steps):
     :data:`AUTO_MAX_FEATURES`).
     """
     weights = normalised_weights(sample_weight, X.shape[0], np.float64)
-    noise = (X.shape[1] + 1) / np.count_nonzero(weights)
+    n_weights, n_rows = X.shape[1] + 1, np.count_nonzero(weights)
+    noise = (n_weights + 2.0 * np.sqrt(2.0 * n_weights)) / n_rows
     share_bound = max(0.0 if config.tol is None else config.tol, noise)
     if config.averaging is None and config.batch_size < X.shape[0]:
         share_bound = max(share_bound, 0.5)  # the last iterate's noise floor (above)
@@ -423,7 +426,7 @@ def _far_from_a_minimum(X, Y, sample_weight, model, state, config, n_steps):
         finding = (
             f"one optimal step along the {along} gradient would lower the training loss by "
             f"{gain / one_step.loss:.3%} (more than tol={config.tol:g} of it, and than fitting "
-            f"noise could, (n_features + 1) / n_samples = {noise:.2%})"
+            f"noise could, {noise:.2%})"
         )
     if preconditioned or not spread * spread > n_steps:
         return None, finding, None
