@@ -734,29 +734,15 @@ def text_table(header, rows):
 
 # -- Plots ------------------------------------------------------------------------
 
+# The exact step's curves are drawn over the defaults' and the seed's method's, with
+# markers, because they often coincide.
+EXACT_STYLE = dict(color="tab:orange", linewidth=1.0, markevery=0.05, zorder=6)
 STYLES = {
     DEFAULTS: dict(color="black", linewidth=2.4, zorder=5),
     SEED: dict(color="tab:blue", linewidth=1.3),
     OPTIMAL: dict(color="tab:cyan", linewidth=1.3),
-    # Drawn over the defaults and the seed's method, with markers, because they often coincide.
-    EXACT: dict(
-        color="tab:orange",
-        linewidth=1.0,
-        linestyle="--",
-        marker="x",
-        markersize=4,
-        markevery=0.05,
-        zorder=6,
-    ),
-    EXACT_NO_AVERAGE: dict(
-        color="tab:orange",
-        linewidth=1.0,
-        linestyle=":",
-        marker="+",
-        markersize=5,
-        markevery=0.05,
-        zorder=6,
-    ),
+    EXACT: EXACT_STYLE | dict(linestyle="--", marker="x", markersize=4),
+    EXACT_NO_AVERAGE: EXACT_STYLE | dict(linestyle=":", marker="+", markersize=5),
     NO_AVERAGE: dict(color="tab:pink", linewidth=1.0),
     AVERAGE_ALL: dict(color="tab:green", linewidth=1.0),
     AVERAGE_AFTER_EPOCH: dict(color="tab:olive", linewidth=1.0),
