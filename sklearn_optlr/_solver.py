@@ -804,7 +804,9 @@ def uses_numpy(X, batch_size, n_outputs):
         return False
     if n_outputs >= NUMPY_MIN_OUTPUTS:
         return True
-    # Asked only where the answer can matter: the threads' count costs a few ms to read.
+    # Asked only where the answer can matter (the threads' count costs a few ms to read):
+    # BLAS runs on at most the cores, and fewer outputs than NUMPY_MIN_OUTPUTS need at
+    # least 2 threads.
     cores = os.cpu_count() or 1
     if n_outputs * cores < NUMPY_MIN_OUTPUTS or products < NUMPY_MIN_PRODUCTS * 2:
         return False
