@@ -15,6 +15,8 @@ import numbers
 
 import numpy as np
 
+from ._line_search import near_knots
+
 __all__ = [
     "PiecewiseLinear",
     "ACTIVATIONS",
@@ -323,14 +325,13 @@ def on_knots(activation, pre_activation):
     -------
     ndarray of bool, shape (n_samples, n_outputs)
     """
-    z = pre_activation
-    knots = activation.knots.astype(z.dtype)
-    above = np.minimum(np.searchsorted(knots, z), knots.size - 1)
-    below = np.maximum(above - 1, 0)
-    to_below, to_above = np.abs(z - knots[below]), np.abs(z - knots[above])
-    nearest = np.where(to_below < to_above, below, above)
-    spread = np.sqrt(np.mean(np.square(z, dtype=np.float64), axis=0))
-    return np.minimum(to_below, to_above) <= KNOT_TOLERANCE * (spread + np.abs(knots[nearest]))
+    # The knots as the units' dtype has them: a float32 unit on the knot 0.1 sits on
+    # float32's 0.1, off float64's by more than the tolerance.
+    knots = activation.knots.astype(pre_activation.dtype).astype(np.float64)
+    z = np.ascontiguousarray(pre_activation, dtype=np.float64)
+    out = np.empty(z.shape, dtype=bool)
+    near_knots(z, knots, KNOT_TOLERANCE, out)
+    return out
 
 
 def initial_intercept(activation, Y, weights):

@@ -38,16 +38,8 @@ subtracted. The sum of the iterates after those ``T - average_from`` steps is th
 sum is fused into the update loop, and stays O(nnz) per row for CSR input.
 """
 
-try:
-    from numba import njit
-except ImportError as exc:  # pragma: no cover - exercised only without numba
-    raise ImportError(
-        "sklearn-optlr needs numba for its compiled small-batch kernels, and it could not be "
-        f"imported ({exc}). Install it with `pip install numba` (it is a declared dependency "
-        "of sklearn-optlr, so reinstalling the package also brings it)."
-    ) from exc
-
 import numpy as np
+from numba import njit
 
 from ._line_search import (
     _FASTMATH,

@@ -44,6 +44,7 @@ from ._line_search import (
     EXACT,
     FIXED,
     exact_line_search,
+    loss_along,
     step_length,
     step_rule,
 )
@@ -62,6 +63,7 @@ from ._step import (
     exact_line,
     forward,
     inner,
+    line_units,
     normalised_weights,
     quadratic_step,
     scaled_direction,
@@ -599,11 +601,9 @@ class FullBatchEpoch:
         return direction, preconditioned
 
     def _loss_at(self, step_along, change, coef, direction_coef):
-        """The loss at ``step_along`` along the direction: one activation pass, no pass
-        over ``X`` (the new pre-activations are ``z + a v``)."""
-        step_ = coef.dtype.type(step_along)
-        output, _ = self.activation.value_and_slope(self._pre_activation + step_ * change)
-        return batch_loss(output - self.Y, self.weights, coef + step_ * direction_coef, self.alpha)
+        """The loss at ``step_along`` along the direction: one compiled pass over the
+        units, none over ``X`` (the new pre-activations are ``z + a v``)."""
+        return loss_along(step_along, *self._line(change, coef, direction_coef, bound=None))
 
     def _no_higher_loss(self, step_along, loss, change, coef, direction_coef):
         """The quadratic model's step, or the exact line search's where it raises the loss.
@@ -730,11 +730,11 @@ class FullBatchEpoch:
 
     def _line(self, change, coef, direction_coef, bound=np.inf):
         """The line along the direction from the cached ``z``, for the exact search up
-        to the step ``bound``."""
-        return exact_line(
-            self._pre_activation, change, self.Y, self.weights, self.activation, coef,
-            direction_coef, self.alpha, bound,
-        )  # fmt: skip
+        to the step ``bound``; without the search's scratch where ``bound`` is None."""
+        units = (self._pre_activation, change, self.Y, self.weights, self.activation, coef)
+        if bound is None:
+            return line_units(*units, direction_coef, self.alpha)
+        return exact_line(*units, direction_coef, self.alpha, bound)
 
     def _exact_step(self, change, coef, direction_coef):
         """The exact minimiser of the loss along the direction."""

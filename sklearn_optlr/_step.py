@@ -552,23 +552,17 @@ def optimal_learning_rate(
     return quadratic_step(block.slope / scale, block.curvature)
 
 
-def exact_line(
-    pre_activation, change, Y, weights, activation, coef, direction_coef, alpha, bound=np.inf
-):  # fmt: skip
-    """The line ``theta + a d`` as :func:`._line_search.step_length` and
-    :func:`._line_search.exact_line_search` take it, with scratch for its kink crossings.
+def line_units(pre_activation, change, Y, weights, activation, coef, direction_coef, alpha):
+    """The line ``theta + a d`` as :func:`._line_search.loss_along` takes it.
 
-    Parameters are those of :func:`exact_line_step`, and ``bound``, the longest step
-    searched.
+    Parameters are those of :func:`exact_line_step`.
 
     Returns
     -------
     tuple
-        ``(z, v, y, w, count, knots, values, slopes, penalty, bound, event_step,
-        event_delta)``
-        (see :mod:`._line_search`): the units flattened to float64, the activation's
-        arrays (built once here), and the penalty ``alpha/2 ||W + a dW||^2`` as
-        ``(c0, c1, c2)``.
+        ``(z, v, y, w, count, knots, values, slopes, penalty)`` (see
+        :mod:`._line_search`): the units flattened to float64, the activation's arrays
+        (built once here), and the penalty ``alpha/2 ||W + a dW||^2`` as ``(c0, c1, c2)``.
     """
     z = np.ravel(pre_activation).astype(np.float64, copy=False)
     v = np.ravel(change).astype(np.float64, copy=False)
@@ -582,10 +576,30 @@ def exact_line(
             alpha * inner(coef, direction_coef),
             alpha * sum_of_squares(direction_coef),
         )
+    return z, v, y, w, z.size, knots, values, slopes, penalty
+
+
+def exact_line(
+    pre_activation, change, Y, weights, activation, coef, direction_coef, alpha, bound=np.inf
+):  # fmt: skip
+    """The line ``theta + a d`` as :func:`._line_search.step_length` and
+    :func:`._line_search.exact_line_search` take it, with scratch for its kink crossings.
+
+    Parameters are those of :func:`exact_line_step`, and ``bound``, the longest step
+    searched.
+
+    Returns
+    -------
+    tuple
+        :func:`line_units`' tuple followed by ``(bound, event_step, event_delta)``
+        (see :mod:`._line_search`).
+    """
+    units = line_units(pre_activation, change, Y, weights, activation, coef, direction_coef, alpha)
+    z, v, _, _, count, knots = units[:6]
     bound = float(bound)
-    n_events = count_crossings(z, v, z.size, knots, bound)
+    n_events = count_crossings(z, v, count, knots, bound)
     event_step, event_delta = np.empty(n_events + 1), np.empty((5, n_events + 1))
-    return z, v, y, w, z.size, knots, values, slopes, penalty, bound, event_step, event_delta
+    return *units, bound, event_step, event_delta
 
 
 def exact_line_step(pre_activation, change, Y, weights, activation, coef, direction_coef, alpha):

@@ -543,3 +543,29 @@ assert 0.0 <= step <= bound and loss <= losses.min() + 1e-12, (step, loss, losse
 """
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-2000:]
+
+
+@pytest.mark.parametrize("n_knots", [1, 2, 7, 300])
+@pytest.mark.parametrize("bound", [0.5, np.inf])
+def test_count_crossings_and_pieces_match_a_direct_count(n_knots, bound):
+    # Oracle: numpy's searchsorted for the pieces, and for the crossings every knot
+    # tested against the unit's path, with units on knots, still and moving left.
+    from sklearn_optlr._line_search import count_crossings, loss_along
+
+    rng = np.random.default_rng(n_knots)
+    knots = np.sort(rng.standard_normal(n_knots)) * 2
+    z = rng.standard_normal(2000) * 2
+    z[::10] = rng.choice(knots, size=200)
+    v = rng.standard_normal(2000)
+    v[::7] = 0.0
+    steps = (knots[None, :] - z[:, None]) / np.where(v == 0, np.nan, v)[:, None]
+    expected = np.sum((steps > 0) & (steps <= bound))
+    assert count_crossings(z, v, z.size, knots, bound) == expected
+    # The pieces: loss_along evaluates the activation at every unit.
+    values, slopes = rng.standard_normal(n_knots), rng.standard_normal(n_knots + 1)
+    slopes[1:-1] = np.diff(values) / np.diff(knots)
+    activation = PiecewiseLinear(knots, values, slopes[0], slopes[-1])
+    y, w = rng.standard_normal(2000), rng.uniform(0, 1, 2000)
+    args = (z, v, y, w, z.size, activation.knots, activation.values, activation.slopes)
+    direct = 0.5 * np.sum(w * (activation(z + 0.3 * v) - y) ** 2)
+    assert_allclose(loss_along(0.3, *args, (0.0, 0.0, 0.0)), direct, rtol=1e-12)
