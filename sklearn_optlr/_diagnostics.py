@@ -388,10 +388,11 @@ def _far_from_a_minimum(X, Y, sample_weight, model, state, config, n_steps):
     than twice what one step reaches, beyond that floor.
 
     Without the preconditioner, the cause named is the columns' scales and offsets
-    where their root-mean-square sizes (the intercept's ones included) are ``S`` apart
-    with ``S**2`` above the steps taken: the identity model's Hessian then has a
-    condition number of at least ``S**2``, and plain gradient descent needs of the
-    order of that many steps.
+    where their root-mean-square sizes (the intercept's ones included) are ``S`` apart:
+    the identity model's Hessian then has a condition number of at least ``S**2``, and
+    the cause is named where plain gradient descent on that condition number needs
+    more steps for a tenfold decrease of the loss than the fit took
+    (:func:`_steps_per_tenfold`).
 
     Costs three passes over ``X`` and ``n_outputs (n_features + 1)**2`` for the fit's
     preconditioner; without one, three more for the columns' statistics; one more to
@@ -428,7 +429,8 @@ def _far_from_a_minimum(X, Y, sample_weight, model, state, config, n_steps):
             f"{gain / one_step.loss:.3%} (more than tol={config.tol:g} of it, and than fitting "
             f"noise could, {noise:.2%})"
         )
-    if preconditioned or not spread * spread > n_steps:
+    steps = None if preconditioned else _steps_per_tenfold(spread * spread)
+    if steps is None or not steps > n_steps:
         return None, finding, None
     remedy = "standardise X (e.g. StandardScaler)"
     if X.shape[1] <= MAX_FEATURES:
@@ -440,10 +442,22 @@ def _far_from_a_minimum(X, Y, sample_weight, model, state, config, n_steps):
     cause = (
         "columns of X on very different scales or far from zero (their root-mean-square "
         f"sizes, the intercept's ones included, are up to {spread:.3g} times apart, so plain "
-        f"gradient descent needs of the order of {spread * spread:.3g} steps; it took "
-        f"{n_steps})"
+        f"gradient descent needs about {steps:.3g} steps for each tenfold decrease of the "
+        f"loss; it took {n_steps})"
     )
     return cause, finding, remedy
+
+
+def _steps_per_tenfold(condition):
+    """Steps of steepest descent with the optimal step that a quadratic of condition
+    number ``condition`` needs, at worst, to lower its loss tenfold: each step
+    multiplies it by at most ``((condition - 1) / (condition + 1))**2`` (Kantorovich's
+    bound). Below one step for nearly equal scales, about ``0.58 condition`` for large
+    ones, where the columns' scales, not the number of steps, hold the fit back."""
+    if not condition > 1.0:
+        return 0.0  # equal scales: one step reaches the minimum
+    per_step = 2.0 * np.log1p(2.0 / (np.float64(condition) - 1.0))
+    return np.inf if per_step == 0.0 else float(np.log(10.0) / per_step)
 
 
 def _sentence(text):

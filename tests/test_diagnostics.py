@@ -235,6 +235,31 @@ def test_a_column_far_from_zero_that_stalls_plain_descent_warns_with_its_cause_f
     assert model.score(X, y) > 1 - 1e-9
 
 
+@pytest.mark.parametrize("condition", [1.5, 10.0, 1000.0])
+def test_steps_per_tenfold_is_steepest_descents_worst_case(condition):
+    # Oracle: steepest descent with the optimal step on diag(1, condition) from the
+    # start whose gradient weighs both directions equally, Kantorovich's worst case.
+    from sklearn_optlr._diagnostics import _steps_per_tenfold
+
+    A, x = np.diag([1.0, condition]), np.array([1.0, 1.0 / condition])
+    start, n_steps = 0.5 * x @ A @ x, 0
+    while 0.5 * x @ A @ x > start / 10:
+        g = A @ x
+        x, n_steps = x - (g @ g) / (g @ A @ g) * g, n_steps + 1
+    assert n_steps - 1 < _steps_per_tenfold(condition) <= n_steps
+
+
+def test_a_short_fit_on_standardised_columns_does_not_blame_their_scales():
+    # Columns' sizes 1.01 times apart: plain descent needs a quarter of a step per
+    # tenfold decrease, and a one-epoch fit was told its columns were on very different
+    # scales (the rule compared the condition number, 1.02, with the one step taken).
+    X, y = noisy_linear_data()
+    model = OptimalLRRegressor(batch_size="full", max_iter=1, precondition=False, random_state=0)
+    messages = convergence_messages(fit_recording(model, X, y))
+    assert len(messages) == 1 and "Maximum iterations (1)" in messages[0], messages
+    assert "scales" not in messages[0]
+
+
 def noisy_linear_data(n_samples=2000, n_features=5):
     rng = np.random.default_rng(0)
     X = rng.standard_normal((n_samples, n_features))
