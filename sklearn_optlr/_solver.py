@@ -67,6 +67,7 @@ from ._step import (
     normalised_weights,
     quadratic_step,
     scaled_direction,
+    unit_targets,
     weight_unit,
 )
 
@@ -553,6 +554,7 @@ class FullBatchEpoch:
         self.rate_memory = new_rate_memory() if rate_memory is None else rate_memory
         self.window = window
         self.weights = normalised_weights(sample_weight, X.shape[0], Y.dtype)
+        self._targets = unit_targets(Y, self.weights)  # for every line searched
         self._pre_activation = None
         self._block = None  # the epoch's BlockStatistics at the cached z, for its searches
         self._steps_since_refresh = 0
@@ -731,10 +733,15 @@ class FullBatchEpoch:
     def _line(self, change, coef, direction_coef, bound=np.inf):
         """The line along the direction from the cached ``z``, for the exact search up
         to the step ``bound``; without the search's scratch where ``bound`` is None."""
-        units = (self._pre_activation, change, self.Y, self.weights, self.activation, coef)
         if bound is None:
-            return line_units(*units, direction_coef, self.alpha)
-        return exact_line(*units, direction_coef, self.alpha, bound)
+            return line_units(
+                self._pre_activation, change, self._targets, self.activation, coef,
+                direction_coef, self.alpha,
+            )  # fmt: skip
+        return exact_line(
+            self._pre_activation, change, self.Y, self.weights, self.activation, coef,
+            direction_coef, self.alpha, bound, targets=self._targets,
+        )  # fmt: skip
 
     def _exact_step(self, change, coef, direction_coef):
         """The exact minimiser of the loss along the direction."""

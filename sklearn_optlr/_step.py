@@ -552,22 +552,35 @@ def optimal_learning_rate(
     return quadratic_step(block.slope / scale, block.curvature)
 
 
-def line_units(pre_activation, change, Y, weights, activation, coef, direction_coef, alpha):
+def unit_targets(Y, weights):
+    """Each unit's target and weight, flattened as a line's units are, in float64: a
+    caller that searches along many lines through the same rows keeps them."""
+    y = np.ravel(Y).astype(np.float64, copy=False)
+    return y, np.repeat(weights.astype(np.float64, copy=False), Y.shape[1])
+
+
+def line_units(pre_activation, change, targets, activation, coef, direction_coef, alpha):
     """The line ``theta + a d`` as :func:`._line_search.loss_along` takes it.
 
-    Parameters are those of :func:`exact_line_step`.
+    Parameters
+    ----------
+    pre_activation, change : ndarray of shape (n_samples, n_outputs)
+        As in :func:`exact_line_step`; flattened without a copy in their own dtype
+        (``loss_along`` compiles once per dtype, and a float32 fit's units are not
+        converted for every loss it checks).
+    targets : tuple of two ndarrays
+        :func:`unit_targets` of the rows.
+    activation, coef, direction_coef, alpha
+        As in :func:`exact_line_step`.
 
     Returns
     -------
     tuple
         ``(z, v, y, w, count, knots, values, slopes, penalty)`` (see
-        :mod:`._line_search`): the units flattened to float64, the activation's arrays
-        (built once here), and the penalty ``alpha/2 ||W + a dW||^2`` as ``(c0, c1, c2)``.
+        :mod:`._line_search`): the activation's arrays built once here, and the penalty
+        ``alpha/2 ||W + a dW||^2`` as ``(c0, c1, c2)``.
     """
-    z = np.ravel(pre_activation).astype(np.float64, copy=False)
-    v = np.ravel(change).astype(np.float64, copy=False)
-    y = np.ravel(Y).astype(np.float64, copy=False)
-    w = np.repeat(weights.astype(np.float64, copy=False), Y.shape[1])
+    z, v = np.ravel(pre_activation), np.ravel(change)
     knots, values, slopes = activation.knots, activation.values, activation.slopes
     penalty = (0.0, 0.0, 0.0)
     if alpha:
@@ -576,28 +589,32 @@ def line_units(pre_activation, change, Y, weights, activation, coef, direction_c
             alpha * inner(coef, direction_coef),
             alpha * sum_of_squares(direction_coef),
         )
-    return z, v, y, w, z.size, knots, values, slopes, penalty
+    return z, v, *targets, z.size, knots, values, slopes, penalty
 
 
 def exact_line(
-    pre_activation, change, Y, weights, activation, coef, direction_coef, alpha, bound=np.inf
+    pre_activation, change, Y, weights, activation, coef, direction_coef, alpha, bound=np.inf,
+    *, targets=None,
 ):  # fmt: skip
     """The line ``theta + a d`` as :func:`._line_search.step_length` and
     :func:`._line_search.exact_line_search` take it, with scratch for its kink crossings.
 
-    Parameters are those of :func:`exact_line_step`, and ``bound``, the longest step
-    searched.
+    Parameters are those of :func:`exact_line_step`, ``bound``, the longest step
+    searched, and ``targets``, :func:`unit_targets` of ``Y`` and ``weights`` where the
+    caller keeps them.
 
     Returns
     -------
     tuple
-        :func:`line_units`' tuple followed by ``(bound, event_step, event_delta)``
-        (see :mod:`._line_search`).
+        :func:`line_units`' tuple, its units in float64 (the search compiles once),
+        followed by ``(bound, event_step, event_delta)`` (see :mod:`._line_search`).
     """
-    units = line_units(pre_activation, change, Y, weights, activation, coef, direction_coef, alpha)
-    z, v, _, _, count, knots = units[:6]
+    z = np.ravel(pre_activation).astype(np.float64, copy=False)
+    v = np.ravel(change).astype(np.float64, copy=False)
+    targets = unit_targets(Y, weights) if targets is None else targets
+    units = line_units(z, v, targets, activation, coef, direction_coef, alpha)
     bound = float(bound)
-    n_events = count_crossings(z, v, count, knots, bound)
+    n_events = count_crossings(z, v, z.size, activation.knots, bound)
     event_step, event_delta = np.empty(n_events + 1), np.empty((5, n_events + 1))
     return *units, bound, event_step, event_delta
 
