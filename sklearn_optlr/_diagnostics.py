@@ -50,7 +50,7 @@ __all__ = [
     "TrainingDivergedError",
     "report",
     "targets_outside_range",
-    "warn_before_training",
+    "check_before_training",
 ]
 
 #: Targets outside the activation's range warn when the part of them that no model of
@@ -168,22 +168,30 @@ def targets_outside_range(activation, name, Y, weights):
     )
 
 
-def warn_before_training(config, name, Y, sample_weight):
-    """Warn about what can be read off the data before training; return the targets'
-    range cause (:func:`targets_outside_range`), for the warnings after training.
+def check_before_training(config, name, X, Y, sample_weight):
+    """Raise or warn about what can be read off the data before training; return the
+    targets' range cause (:func:`targets_outside_range`), for the warnings after training.
 
     Parameters
     ----------
     config : SolverConfig
     name, Y
         As :func:`targets_outside_range` takes them.
+    X : {ndarray, CSR matrix} of shape (n_samples, n_features)
     sample_weight : ndarray of shape (n_samples,) or None
         None: every row weighs the same.
 
     Returns
     -------
     str or None
+
+    Raises
+    ------
+    ValueError
+        Where every entry of ``X`` that is not zero is below the square root of
+        float64's smallest normal number in magnitude (about 1.5e-154).
     """
+    _check_feature_scale(X)
     if config.batch_size == 1 and config.step in ("optimal", "exact") and sample_weight is not None:
         positive = sample_weight[sample_weight > 0]
         if positive.min() < positive.max():
@@ -199,6 +207,27 @@ def warn_before_training(config, name, Y, sample_weight):
     if cause is not None:
         warnings.warn(f"The targets leave the activation's range: {cause}.", UserWarning)
     return cause
+
+
+def _check_feature_scale(X):
+    """Refuse features so small that the square of the largest underflows float64.
+
+    Curvatures along every direction of the weights are sums of squares of the
+    features, in float64 whatever ``X``'s dtype (float32's range ends well above this
+    scale); where even the largest entry's square underflows, every curvature is 0 and no
+    step is ever taken, and the fit would return the targets' mean as if it had
+    converged. Zero features (a column the intercept covers) are not small features.
+    """
+    values = X.data if sparse.issparse(X) else X
+    largest = float(np.max(np.abs(values))) if values.size else 0.0
+    smallest_square_root = np.sqrt(np.finfo(np.float64).tiny)
+    if 0.0 < largest < smallest_square_root:
+        raise ValueError(
+            f"The largest feature value of X is {largest:.3g} in magnitude: squares of "
+            f"values below {smallest_square_root:.2g} underflow float64, so no step can "
+            "be computed and the fit would stay at its start. Rescale X, e.g. with "
+            "StandardScaler."
+        )
 
 
 def _first(range_cause, message):

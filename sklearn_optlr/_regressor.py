@@ -18,7 +18,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._activations import ACTIVATIONS, PiecewiseLinear, resolve_activation
 from ._config import resolve
 from ._data import split_validation, training_arrays
-from ._diagnostics import report, warn_before_training
+from ._diagnostics import check_before_training, report
 from ._solver import start, train
 from ._step import check_sample_weight, forward
 
@@ -277,7 +277,7 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
                 X, Y, sample_weight, self.validation_fraction, state.rng
             )
         config = resolve(self.get_params(deep=False), X, Y.shape[1], incremental)
-        range_cause = warn_before_training(config, self.activation, Y, sample_weight)
+        range_cause = check_before_training(config, self.activation, X, Y, sample_weight)
         epochs_before = len(state.history.loss_curve)
         state, model, status = train(X, Y, sample_weight, state, config, validation)
         report(status, state, model, X, Y, sample_weight, config, range_cause)

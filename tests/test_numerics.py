@@ -287,6 +287,25 @@ def test_features_beyond_the_float64_range_of_squares_raise_a_clear_error():
             OptimalLRRegressor(batch_size=batch_size).fit(X, y)
 
 
+@pytest.mark.parametrize("batch_size", [1, 8, "full"])
+def test_features_whose_squares_underflow_raise_a_clear_error(batch_size):
+    # At 1e-200 every curvature underflows to 0, so no step was ever taken and the fit
+    # returned the mean of y (R^2 0) without a word. A fitted model that is then given
+    # such a chunk stays as it was. Just above the limit (1e-150), the fit runs.
+    X, y = linear_problem(1.0, np.float64, 1)
+    for X_tiny in (X * 1e-200, sparse.csr_matrix(X * 1e-200)):
+        with pytest.raises(ValueError, match="squares of values below 1.5e-154 underflow"):
+            OptimalLRRegressor(batch_size=batch_size).fit(X_tiny, y)
+    model = OptimalLRRegressor(batch_size=batch_size, random_state=0).partial_fit(X, y)
+    coef = model.coef_.copy()
+    with pytest.raises(ValueError, match="largest feature value of X is 3.*e-200"):
+        model.partial_fit(X * 1e-200, y)
+    assert_array_equal(model.coef_, coef)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        OptimalLRRegressor(batch_size=batch_size, max_iter=2).fit(X * 1e-150, y)
+
+
 # --- Degenerate data ---------------------------------------------------------------------
 
 
