@@ -14,7 +14,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without numba
         "dependency of sklearn-optlr, so reinstalling the package also brings it)."
     ) from exc
 
-from ._activations import PiecewiseLinear  # noqa: E402
+from ._activations import PiecewiseLinear
 from ._diagnostics import TrainingDivergedError
 from ._plotting import TrainingCurveDisplay
 from ._precompile import precompile

@@ -164,10 +164,9 @@ def _knots_below(z, knots, inclusive):
     the piece ``z`` lies on, taking a unit on a knot to the piece right of it
     (``inclusive``) or left of it.
 
-    One knot (ReLU, leaky ReLU, abs, identity) is one comparison, which leaves the loops
-    over units free of branches for the compiler to vectorise (a loss over a million
-    units took a tenth of the time of the search loop); more knots, a binary search, so
-    the cost grows as the log of their number.
+    One knot (ReLU, leaky ReLU, abs, identity) takes two comparisons and no branch, which
+    leaves the loops over units free for the compiler to vectorise; more knots take a
+    binary search, so the cost grows as the log of their number.
     """
     if knots.shape[0] == 1:
         return int((z > knots[0]) | (inclusive & (z == knots[0])))
@@ -225,29 +224,37 @@ def _first_piece(z, v, knots):
     return _knots_below(z, knots, v >= 0.0)
 
 
+@njit(cache=True, inline="always")
+def _crossings_ahead(z, v, piece, knots, bound):
+    """How many knots a unit at ``z`` on ``piece`` (:func:`_first_piece`), moving by
+    ``v``, crosses for ``0 < a <= bound``: those between ``z`` and its end,
+    ``z + bound v``.
+
+    :func:`count_crossings` sizes the exact search's scratch with these counts and
+    :func:`_kink_crossings` walks them, both compiled without fastmath, so that the end
+    rounds the same in both and the scratch holds every crossing by construction. A
+    NaN ``bound`` would make the count negative: :func:`._step.exact_line` refuses it.
+    """
+    end = z + bound * v
+    if v > 0.0:
+        return _knots_below(end, knots, True) - piece
+    if v < 0.0:
+        return piece - _knots_below(end, knots, False)
+    return 0  # also a NaN v: no crossing
+
+
 @njit(cache=True)
 def count_crossings(z, v, count, knots, bound):
     """How many knots the first ``count`` units cross along ``z + a v``, ``0 < a <=
-    bound``: the size the exact search's scratch needs (less one).
-
-    The knots between where a unit starts and where it ends, ``z + bound v``; computed
-    as a difference of two counts, so that the loop has no inner loop and no branch
-    with one knot. An end that rounds differently from the search's own crossing steps
-    only changes the scratch's size by a crossing at ``bound``, which the search
-    leaves out (see :func:`_kink_crossings`).
-    """
+    bound``: the size the exact search's scratch needs (less one)."""
     n_events = 0
     for e in range(count):
         ze, ve = z[e], v[e]
-        end = ze + bound * ve
-        if ve > 0.0:
-            n_events += _knots_below(end, knots, True) - _knots_below(ze, knots, True)
-        elif ve < 0.0:
-            n_events += _knots_below(ze, knots, False) - _knots_below(end, knots, False)
+        n_events += _crossings_ahead(ze, ve, _first_piece(ze, ve, knots), knots, bound)
     return n_events
 
 
-@njit(cache=True, fastmath=_FASTMATH)
+@njit(cache=True)
 def _kink_crossings(
     z, v, y, w, count, knots, values, slopes, penalty, bound, event_step, event_delta
 ):  # fmt: skip
@@ -268,9 +275,9 @@ def _kink_crossings(
         slope is not its piece's.
     """
     n_knots = knots.shape[0]
-    # The scratch holds count_crossings' count (plus the sweep's one more): a crossing
-    # within rounding of ``bound`` that this loop, compiled with fastmath, counts and
-    # count_crossings did not is left out, which changes nothing short of ``bound``.
+    # The scratch holds count_crossings' count (plus the sweep's one more), which is
+    # this loop's by construction (_crossings_ahead); the capacity is checked anyway,
+    # since a scratch too small would be written past.
     capacity = event_step.shape[0] - 1
     n_events = 0
     c0, c1, c2 = penalty
@@ -279,6 +286,7 @@ def _kink_crossings(
     for e in range(count):
         ze, ve, ye, we = z[e], v[e], y[e], w[e]
         piece = _first_piece(ze, ve, knots)
+        ahead = _crossings_ahead(ze, ve, piece, knots, bound)
         offset, gain = _piece_line(piece, ze, ve, ye, knots, values, slopes)
         c0 += 0.5 * we * offset * offset
         c1 += we * offset * gain
@@ -289,15 +297,12 @@ def _kink_crossings(
             on_knot_falling = True
         model1 += we * offset * right_gain
         model2 += we * right_gain * right_gain
-        if ve == 0.0:
-            continue
         # Crossings ahead, in order: upwards through knots[piece:], downwards through
-        # knots[:piece] from the top.
-        first, stop, stride = (piece, n_knots, 1) if ve > 0.0 else (piece - 1, -1, -1)
-        for k in range(first, stop, stride):
-            crossing = (knots[k] - ze) / ve
-            if crossing > bound or n_events == capacity:
-                break
+        # knots[:piece] from the top. A crossing step that rounds past ``bound`` is taken
+        # at it (the sweep's last piece ends there).
+        for j in range(min(ahead, capacity - n_events)):
+            k = piece + j if ve > 0.0 else piece - 1 - j
+            crossing = min((knots[k] - ze) / ve, bound)
             after = k + 1 if ve > 0.0 else k
             new_offset, new_gain = _piece_line(after, ze, ve, ye, knots, values, slopes)
             event_step[n_events] = crossing

@@ -516,9 +516,11 @@ def _along_knots(X, on_knot, gradients, preconditioner):
 
 
 def _loss_rounding(n_units, dtype):
-    """Losses of a full batch of ``n_units`` units (rows times outputs), their residuals
-    computed in ``dtype``, that agree to this relative difference are equal up to the
-    rounding of their sums (:func:`._rounding.loss_tie`)."""
+    """Losses of a full batch of ``n_units`` units (rows times outputs) of ``dtype``
+    that agree to this relative difference are equal up to the rounding of their sums
+    (:func:`._rounding.loss_tie`), counted in ``dtype``'s epsilon: a step's pre-activations
+    are stored in ``dtype``, so a loss evaluated in float64 from float32 units can differ
+    from the one the next epoch reads by float32's rounding."""
     return loss_tie(n_units, float(np.finfo(dtype).eps))
 
 
@@ -605,7 +607,11 @@ class FullBatchEpoch:
     def _loss_at(self, step_along, change, coef, direction_coef):
         """The loss at ``step_along`` along the direction: one compiled pass over the
         units, none over ``X`` (the new pre-activations are ``z + a v``)."""
-        return loss_along(step_along, *self._line(change, coef, direction_coef, bound=None))
+        units = line_units(
+            self._pre_activation, change, self._targets, self.activation, coef,
+            direction_coef, self.alpha,
+        )  # fmt: skip
+        return loss_along(step_along, *units)
 
     def _no_higher_loss(self, step_along, loss, change, coef, direction_coef):
         """The quadratic model's step, or the exact line search's where it raises the loss.
@@ -661,6 +667,12 @@ class FullBatchEpoch:
         # overshoot across kinks, is checked against it (a mini-batch's loss is not the
         # objective, and "optimal" stays the seed's formula).
         checked = self._check_steps and step_along and np.isfinite(step_along)
+        if self._escapes_kinks and change.dtype != np.float64:
+            # The checks compare candidates' losses, evaluated from the units in float64
+            # (_loss_at), with the start's; float32 data's block loss has its residuals
+            # rounded to float32, on a close fit by more than the sums' rounding that the
+            # checks allow, so the start is evaluated as the candidates are.
+            loss = self._loss_at(0.0, change, coef, direction_coef)
         if checked and not self._stalled:
             step_along = self._no_higher_loss(step_along, loss, change, coef, direction_coef)
         if self._stalled:
@@ -732,12 +744,7 @@ class FullBatchEpoch:
 
     def _line(self, change, coef, direction_coef, bound=np.inf):
         """The line along the direction from the cached ``z``, for the exact search up
-        to the step ``bound``; without the search's scratch where ``bound`` is None."""
-        if bound is None:
-            return line_units(
-                self._pre_activation, change, self._targets, self.activation, coef,
-                direction_coef, self.alpha,
-            )  # fmt: skip
+        to the step ``bound``."""
         return exact_line(
             self._pre_activation, change, self.Y, self.weights, self.activation, coef,
             direction_coef, self.alpha, bound, targets=self._targets,

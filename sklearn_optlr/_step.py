@@ -614,6 +614,8 @@ def exact_line(
     targets = unit_targets(Y, weights) if targets is None else targets
     units = line_units(z, v, targets, activation, coef, direction_coef, alpha)
     bound = float(bound)
+    if not bound >= 0.0:
+        raise ValueError(f"The line search's bound must be a step of at least 0; got {bound}.")
     n_events = count_crossings(z, v, z.size, activation.knots, bound)
     event_step, event_delta = np.empty(n_events + 1), np.empty((5, n_events + 1))
     return *units, bound, event_step, event_delta

@@ -569,3 +569,50 @@ def test_count_crossings_and_pieces_match_a_direct_count(n_knots, bound):
     args = (z, v, y, w, z.size, activation.knots, activation.values, activation.slopes)
     direct = 0.5 * np.sum(w * (activation(z + 0.3 * v) - y) ** 2)
     assert_allclose(loss_along(0.3, *args, (0.0, 0.0, 0.0)), direct, rtol=1e-12)
+
+
+@pytest.mark.parametrize("n_knots", [1, 3])
+def test_the_scratch_count_equals_the_crossings_walked_at_a_bound_on_a_crossing(n_knots):
+    # The exact search's scratch is sized by count_crossings and filled by the crossing
+    # loop; where the two rounded the end of a line differently (a bound within an ulp
+    # of a crossing), the loop dropped the last crossing in unit order, wherever it
+    # lay, and the search could return no step where one lowered the loss to ~0.
+    # Oracle: the crossing loop's own count given ample scratch.
+    from sklearn_optlr._line_search import _kink_crossings, count_crossings
+
+    rng = np.random.default_rng(n_knots)
+    knots = np.sort(rng.uniform(-1, 1, n_knots))
+    values, slopes = np.zeros(n_knots), np.linspace(0.5, 1.5, n_knots + 1)
+    mismatches = 0
+    for _ in range(300):
+        z = rng.uniform(-3, 3, 50) * 10.0 ** rng.integers(-3, 3)
+        v = rng.standard_normal(50) * 10.0 ** rng.integers(-6, 2)
+        unit, knot = rng.integers(50), rng.choice(knots)
+        step = (knot - z[unit]) / v[unit]
+        if not step > 0:
+            continue
+        for bound in (np.nextafter(step, 0.0), step, np.nextafter(step, np.inf)):
+            counted = count_crossings(z, v, z.size, knots, bound)
+            ample = 50 * n_knots + 1
+            walked = _kink_crossings(
+                z, v, np.zeros(50), np.ones(50), 50, knots, values, slopes, (0.0, 0.0, 0.0),
+                bound, np.empty(ample), np.empty((5, ample)),
+            )[0]  # fmt: skip
+            mismatches += counted != walked
+    assert mismatches == 0
+
+
+def test_the_loss_along_a_line_of_float32_units_is_their_float64_loss():
+    # Full batch checks float32 fits' steps on their units without converting them;
+    # the loss must be that of the same values in float64 (oracle: NumPy in float64).
+    from sklearn_optlr._line_search import loss_along
+    from sklearn_optlr._step import line_units, unit_targets
+
+    rng = np.random.default_rng(0)
+    relu = resolve_activation("relu")
+    z, v = rng.standard_normal((2, 3000, 2)).astype(np.float32)
+    Y, weights = rng.standard_normal((3000, 2)), np.full(3000, 1 / 3000)
+    units = line_units(z, v, unit_targets(Y, weights), relu, np.ones((2, 3)), np.ones((2, 3)), 0.5)
+    expected = 0.5 * np.sum(weights[:, None] * (relu(z + 0.25 * v.astype(np.float64)) - Y) ** 2)
+    expected += 0.25 * np.sum((1.0 + 0.25) ** 2 * np.ones((2, 3)))
+    assert_allclose(loss_along(0.25, *units), expected, rtol=1e-12)
