@@ -108,7 +108,7 @@ TIME_TARGET = 1e-3
 HELD_OUT_TARGET = 1e-2
 #: Timed runs of the time-to-accuracy table keep their fastest of this many rounds: other
 #: work on a shared machine only adds time (``timeit``'s convention, as bench_speed's).
-TIMING_ROUNDS = 3
+TIMING_ROUNDS = 5
 
 FULL_SETTINGS = dict(
     problems=[relu_teacher, leaky_relu_teacher, ill_conditioned, diabetes, digits, relu_digits],
