@@ -230,10 +230,9 @@ def _crossings_ahead(z, v, piece, knots, bound):
     ``v``, crosses for ``0 < a <= bound``: those between ``z`` and its end,
     ``z + bound v``.
 
-    :func:`count_crossings` sizes the exact search's scratch with these counts and
-    :func:`_kink_crossings` walks them, both compiled without fastmath, so that the end
-    rounds the same in both and the scratch holds every crossing by construction. A
-    NaN ``bound`` would make the count negative: :func:`._step.exact_line` refuses it.
+    :func:`_kink_crossings` walks these crossings, and :func:`count_crossings` sizes its
+    scratch with them, counted a little further (:data:`_COUNT_REACH`). A NaN ``bound``
+    would make the count negative: :func:`._step.exact_line` refuses it.
     """
     end = z + bound * v
     if v > 0.0:
@@ -243,14 +242,24 @@ def _crossings_ahead(z, v, piece, knots, bound):
     return 0  # also a NaN v: no crossing
 
 
+#: count_crossings counts to a bound this much longer, relative, than the search's. The
+#: end ``z + bound v`` rounds differently where the compiler fuses its multiply and add
+#: (it did in the search compiled from a fit, not in the count), by at most the rounding
+#: of the product, an ulp; counted 4 ulps further, the scratch holds every crossing the
+#: search can find however either was compiled. Where it held one too few, the search
+#: dropped the last crossing in unit order and could return no step.
+_COUNT_REACH = 1.0 + 4.0 * EPS
+
+
 @njit(cache=True)
 def count_crossings(z, v, count, knots, bound):
-    """How many knots the first ``count`` units cross along ``z + a v``, ``0 < a <=
-    bound``: the size the exact search's scratch needs (less one)."""
+    """At least as many as the knots the first ``count`` units cross along ``z + a v``,
+    ``0 < a <= bound``: the size the exact search's scratch needs (less one)."""
+    reach = bound * _COUNT_REACH
     n_events = 0
     for e in range(count):
         ze, ve = z[e], v[e]
-        n_events += _crossings_ahead(ze, ve, _first_piece(ze, ve, knots), knots, bound)
+        n_events += _crossings_ahead(ze, ve, _first_piece(ze, ve, knots), knots, reach)
     return n_events
 
 
@@ -275,9 +284,9 @@ def _kink_crossings(
         slope is not its piece's.
     """
     n_knots = knots.shape[0]
-    # The scratch holds count_crossings' count (plus the sweep's one more), which is
-    # this loop's by construction (_crossings_ahead); the capacity is checked anyway,
-    # since a scratch too small would be written past.
+    # The scratch holds count_crossings' count (plus the sweep's one more), at least
+    # this loop's (_COUNT_REACH); the capacity is checked anyway, since a scratch too
+    # small would be written past.
     capacity = event_step.shape[0] - 1
     n_events = 0
     c0, c1, c2 = penalty

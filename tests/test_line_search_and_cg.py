@@ -575,10 +575,19 @@ def test_count_crossings_and_pieces_match_a_direct_count(n_knots, bound):
 def test_the_scratch_count_equals_the_crossings_walked_at_a_bound_on_a_crossing(n_knots):
     # The exact search's scratch is sized by count_crossings and filled by the crossing
     # loop; where the two rounded the end of a line differently (a bound within an ulp
-    # of a crossing), the loop dropped the last crossing in unit order, wherever it
-    # lay, and the search could return no step where one lowered the loss to ~0.
-    # Oracle: the crossing loop's own count given ample scratch.
-    from sklearn_optlr._line_search import _kink_crossings, count_crossings
+    # of a crossing; a fit compiled the loop with a fused multiply-add, the count
+    # without), the loop dropped the last crossing in unit order, wherever it lay, and
+    # the search could return no step where one lowered the loss to ~0. Oracle: the
+    # loop's own count, and the search's step, given ample scratch. A fit compiles the
+    # loop first, as the cached copy a later fit runs.
+    from sklearn_optlr._line_search import _kink_crossings, count_crossings, exact_line_search
+
+    rows = np.random.default_rng(0).standard_normal((40, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        OptimalLRRegressor("relu", batch_size="full", step="exact", max_iter=2).fit(
+            rows, rows @ [1.0, -1.0, 0.5]
+        )
 
     rng = np.random.default_rng(n_knots)
     knots = np.sort(rng.uniform(-1, 1, n_knots))
@@ -598,7 +607,11 @@ def test_the_scratch_count_equals_the_crossings_walked_at_a_bound_on_a_crossing(
                 z, v, np.zeros(50), np.ones(50), 50, knots, values, slopes, (0.0, 0.0, 0.0),
                 bound, np.empty(ample), np.empty((5, ample)),
             )[0]  # fmt: skip
-            mismatches += counted != walked
+            y, w = rng.standard_normal(50), np.ones(50)
+            line = (z, v, y, w, 50, knots, values, slopes, (0.0, 0.0, 0.0), bound)
+            sized = exact_line_search(*line, np.empty(counted + 1), np.empty((5, counted + 1)))
+            amply = exact_line_search(*line, np.empty(ample), np.empty((5, ample)))
+            mismatches += counted < walked or sized != amply
     assert mismatches == 0
 
 
