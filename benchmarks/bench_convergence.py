@@ -106,6 +106,9 @@ TEACHERS = {"relu_teacher", "leaky_relu_correlated"}
 END_TARGET = 1e-4
 TIME_TARGET = 1e-3
 HELD_OUT_TARGET = 1e-2
+#: Issue 16's restatement of the teachers' target for full batch, where an epoch is one
+#: step: within 1% of the optimum in at most this many passes (2 epochs for mini-batches).
+TEACHER_FULL_BATCH_PASSES = 10
 #: Timed runs of the time-to-accuracy table keep their fastest of this many rounds: other
 #: work on a shared machine only adds time (``timeit``'s convention, as bench_speed's).
 TIMING_ROUNDS = 5
@@ -631,11 +634,19 @@ def _training_met(batch_size, budget):
     return met
 
 
-def _held_out_met(batch_size, budget):
+def _held_out_met(batch_size, budget, optimum):
+    """Issue 16's restatement of the held-out target: within HELD_OUT_TARGET of the
+    best-tuned peer's held-out loss, or of the optimum's where the peer is below that
+    (a peer ahead only because it stopped early is no target for a method that
+    converges)."""
+
     def met(summaries):
         peers = [summaries[batch_size, n].test[budget - 1] for n in PEERS
                  if (batch_size, n) in summaries]  # fmt: skip
-        return all(summaries[batch_size, DEFAULTS].test[budget - 1] <= p for p in peers)
+        reference = max(min(peers), optimum)
+        return summaries[batch_size, DEFAULTS].test[budget - 1] <= reference * (
+            1.0 + HELD_OUT_TARGET
+        )
 
     return met
 
@@ -662,17 +673,21 @@ def targets_table(outcomes, settings):
 
 
 def teacher_table(outcomes, settings):
+    """The teachers within 1% of the optimum after 2 epochs of mini-batches, and (issue
+    16's restatement) after at most TEACHER_FULL_BATCH_PASSES passes in full batch, where
+    an epoch is one step."""
     n_seeds = len(settings["seeds"])
-    header = ["problem", "batch", "relative excess after 2 epochs", "within 1%",
+    header = ["problem", "batch", "epochs", "relative excess", "within 1%",
               f"within 1%, {n_seeds} seeds"]  # fmt: skip
     rows = []
     for outcome in outcomes:
         if outcome.problem.name not in TEACHERS:
             continue
         for batch_size in BATCH_SIZES:
-            value = outcome.summaries[batch_size, DEFAULTS].at(2)
+            budget = TEACHER_FULL_BATCH_PASSES if batch_size == "full" else 2
+            value = outcome.summaries[batch_size, DEFAULTS].at(budget)
             rows.append([
-                outcome.problem.name, str(batch_size), _excess(value),
+                outcome.problem.name, str(batch_size), str(budget), _excess(value),
                 "yes" if value <= 1e-2 else "**no**",
                 NOT_APPLICABLE if batch_size == "full" else _seeds_met(
                     outcome, batch_size,
@@ -740,7 +755,7 @@ def held_out_table(outcomes, settings):
             for budget in [b for b in HELD_OUT_BUDGETS if b <= len(test)]:
                 if np.isnan(test[budget - 1]):
                     continue
-                met = _held_out_met(batch_size, budget)
+                met = _held_out_met(batch_size, budget, optimum)
                 peers = [summaries[batch_size, n].test[budget - 1] if (batch_size, n) in summaries
                          else None for n in PEERS]  # fmt: skip
                 below = min(p for p in peers if p is not None) < optimum
@@ -1036,7 +1051,8 @@ def _summary_parts(outcomes, settings, machine, source, total_seconds):
         "",
         csv_table(*targets_table(outcomes, settings)),
         "",
-        ".. rubric:: Target: teacher problems within 1% of the optimum after 2 epochs",
+        ".. rubric:: Target: teacher problems within 1% of the optimum after 2 epochs "
+        f"(full batch: {TEACHER_FULL_BATCH_PASSES} passes)",
         "",
         csv_table(*teacher_table(outcomes, settings)),
         "",
@@ -1052,7 +1068,9 @@ def _summary_parts(outcomes, settings, machine, source, total_seconds):
         '"optimum\'s": the held-out loss of the weights that minimise the training loss '
         '(``L*``). Where a peer is below it ("peer below optimum"), the peer is ahead by '
         "fitting the training data less, and a method that converges to those weights, as "
-        "the training-loss target asks, ends up behind it.",
+        'the training-loss target asks, ends up behind it. "met" (issue 16\'s '
+        f"restatement): within {100 * HELD_OUT_TARGET:g}% of the best-tuned peer's held-out "
+        "loss, or of the optimum's where the peer is below it.",
         "",
         csv_table(*held_out_table(outcomes, settings)),
         "",
@@ -1170,7 +1188,8 @@ def print_tables(outcomes, settings):
         ("time to accuracy: defaults vs L-BFGS-B", time_to_accuracy_table(outcomes)),
         ("targets: training loss at defaults vs best-tuned peers",
          targets_table(outcomes, settings)),
-        ("teacher problems within 1% after 2 epochs", teacher_table(outcomes, settings)),
+        ("teacher problems within 1% (2 epochs; full batch: 10 passes)",
+         teacher_table(outcomes, settings)),
         ("full batch: passes to 1e-6", passes_table(outcomes, settings)),
         ("held-out loss", held_out_table(outcomes, settings)),
         ("step rule", step_rule_table(outcomes, settings)),
