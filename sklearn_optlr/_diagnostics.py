@@ -219,7 +219,8 @@ def _check_feature_scale(X):
     converged. Zero features (a column the intercept covers) are not small features.
     """
     values = X.data if sparse.issparse(X) else X
-    largest = float(np.max(np.abs(values))) if values.size else 0.0
+    # max and -min rather than max(|X|): no temporary the size of X.
+    largest = float(max(values.max(), -values.min())) if values.size else 0.0
     smallest_square_root = np.sqrt(np.finfo(np.float64).tiny)
     if 0.0 < largest < smallest_square_root:
         raise ValueError(
