@@ -536,7 +536,7 @@ def report(status, state, model, X, Y, sample_weight, config, range_cause=None):
         The training rows.
     config : SolverConfig
     range_cause : str or None
-        What :func:`warn_before_training` found, named first in any warning.
+        What :func:`check_before_training` found, named first in any warning.
 
     Raises
     ------
