@@ -261,9 +261,12 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
 
     def _fit_unchecked(self, X, y, sample_weight, incremental):
         continuing = hasattr(self, "_state") and (incremental or self.warm_start)
+        # C order, as SGDRegressor asks: the same data in another layout (a DataFrame's
+        # columns) would otherwise round its sums differently and, on a nonconvex
+        # activation, can end in another minimum.
         X, y = validate_data(
             self, X, y, reset=not continuing, accept_sparse=["csr", "csc"],
-            dtype=[np.float64, np.float32], multi_output=True, y_numeric=True,
+            dtype=[np.float64, np.float32], order="C", multi_output=True, y_numeric=True,
         )  # fmt: skip
         X, Y, single_output = training_arrays(X, y)
         if sample_weight is not None:

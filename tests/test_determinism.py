@@ -5,6 +5,8 @@
 
 Guaranteed, and tested here:
 
+- the same data in C or Fortran order, or as a DataFrame, give the same fit (``fit``
+  takes X in C order);
 - the same ``random_state`` (an int, or RandomState instances in the same state) gives
   bit-identical weights, curves and rates on every solver path, in one environment;
 - the compiled kernels (mini-batches, except large batches with many outputs) do not
@@ -230,3 +232,20 @@ def test_blas_on_more_threads_takes_large_batches_from_fewer_outputs(monkeypatch
     assert not uses_numpy(X, rows - 1, NUMPY_MIN_OUTPUTS // 2)
     monkeypatch.setattr(solver.os, "cpu_count", lambda: 1)
     assert not uses_numpy(X, 4096, NUMPY_MIN_OUTPUTS // 2)
+
+
+@pytest.mark.parametrize("activation", ["abs", "relu"])
+def test_memory_layout_does_not_change_the_fit(activation):
+    # abs has many minima on a signed linear target: before fit took X in C order, the
+    # Fortran-ordered copy of these data rounded the full batch's sums differently and
+    # ended in another minimum, predictions 1.6 apart.
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 10))
+    y = X @ rng.standard_normal(10)
+    fits = [
+        OptimalLRRegressor(activation, random_state=0).fit(X_, y).predict(X)
+        for X_ in (X, np.asfortranarray(X), pd.DataFrame(np.asfortranarray(X)))
+    ]
+    assert_array_equal(fits[0], fits[1])
+    assert_array_equal(fits[0], fits[2])
