@@ -17,25 +17,7 @@ SAMPLE_WEIGHT_IS_NOT_REPETITION = (
 )
 
 
-#: Intermittent, under investigation (see the issue notes of 2026-12-07): about one full
-#: test run in three, never alone or in this file.
-EXACT_ABS_IS_NOT_REPRODUCIBLE_ACROSS_COMPILED_COPIES = (
-    "abs with the exact line search and plain gradient descent has many minima on the "
-    "check's signed linear target, and the search breaks near-ties between pieces; numba "
-    "compiles the search once per argument type (read-only arrays, another layout) and "
-    "caches each copy, and copies compiled from different call sites were found to round "
-    "the same sum differently (a fused multiply-add in one). The check's two fits can then "
-    "end in different minima, their predictions more than 1e-2 apart."
-)
-
-
 def expected_failed_checks(estimator):
-    if estimator.step == "exact" and estimator.activation == "abs":
-        return {
-            "check_regressor_data_not_an_array": (
-                EXACT_ABS_IS_NOT_REPRODUCIBLE_ACROSS_COMPILED_COPIES
-            ),
-        }
     if estimator.batch_size == 1:
         return {
             "check_sample_weight_equivalence_on_dense_data": SAMPLE_WEIGHT_IS_NOT_REPETITION,
