@@ -8,11 +8,12 @@ Run by hand (not in CI)::
     python benchmarks/bench_speed.py            # the full run, a few minutes
     python benchmarks/bench_speed.py --quick    # a smoke run on smaller data
 
-Every figure is the cost of *extra* epochs: the time of a fit with ``LONG`` epochs
-minus one with ``SHORT`` epochs, divided by the difference, so validation and
-set-up cancel out. Configurations are measured in interleaved rounds and each run's
-fastest timing is kept (:func:`per_epoch`), so the ratios compare figures taken side
-by side on a noisy machine (full batch ``FULL_BATCH_REPEATS`` times a round).
+Every figure is the cost of *extra* epochs: the time of a fit with ``SHORT`` epochs
+plus enough extra epochs to take ``MIN_EXTRA_SECONDS`` (:func:`n_long_epochs`), minus
+one with ``SHORT`` epochs, divided by the difference, so validation and set-up cancel
+out. Configurations are measured in interleaved rounds and each run's fastest timing
+is kept (:func:`per_epoch`), so the ratios compare figures taken side by side on a
+noisy machine (full batch ``FULL_BATCH_REPEATS`` times a round).
 
 Measured, on a ReLU-teacher problem (standardised Gaussian features):
 
@@ -31,6 +32,7 @@ The table is printed and written to ``docs/benchmarks/speed_results.rst``.
 """
 
 import argparse
+import math
 import warnings
 from pathlib import Path
 
@@ -45,10 +47,13 @@ RESULTS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "speed_r
 BATCH_SIZES = [1, 8, 32, 256, 4096, "full"]
 # The peers' learning rate (their cost does not depend on it).
 FIXED_STEP = 1e-3
-SHORT, LONG = 1, 4
-# A full-batch epoch is one step of a few milliseconds: time more of them, and more
-# often (its target, optimal within 1.05 times fixed, is finer than the machine's noise).
-LONG_FULL_BATCH = 61
+SHORT, LEAST_EXTRA_EPOCHS = 1, 3
+# The extra epochs of one timing run at least this long, as timeit's autorange asks
+# 0.2 s of a timing: this machine's scheduler adds tens of milliseconds to a run at
+# random, which over 3 epochs of 40 ms moved a ratio of two configurations by 0.3.
+MIN_EXTRA_SECONDS = 0.5
+# A full-batch epoch is one step of a few milliseconds: time it more often too (its
+# target, optimal within 1.05 times fixed, is finer than the machine's noise).
 FULL_BATCH_REPEATS = 5
 
 
@@ -61,7 +66,14 @@ def relu_teacher(n_samples, n_features, n_outputs, dtype, seed=0):
     return X.astype(dtype), (Y[:, 0] if n_outputs == 1 else Y).astype(dtype)
 
 
-def time_extra_epochs(fit, long=LONG):
+def n_long_epochs(fit):
+    """The epochs of the longer timed run: ``SHORT`` plus enough that the extra ones
+    take ``MIN_EXTRA_SECONDS``, going by one extra epoch of ``fit(n_epochs)``."""
+    one_epoch = seconds(lambda: fit(SHORT + 1)) - seconds(lambda: fit(SHORT))
+    return SHORT + max(LEAST_EXTRA_EPOCHS, math.ceil(MIN_EXTRA_SECONDS / max(one_epoch, 1e-4)))
+
+
+def time_extra_epochs(fit, long):
     """One timing of ``fit(long)`` and of ``fit(SHORT)``, with the epochs between: the
     cost of those extra epochs, once :func:`per_epoch` has taken each run's fastest."""
     return seconds(lambda: fit(long)), seconds(lambda: fit(SHORT)), long - SHORT
@@ -80,9 +92,9 @@ def per_epoch(timings):
     return (min(longs) - min(shorts)) / extra[0]
 
 
-def ours(X, y, *, batch_size, step=None, activation="relu"):
-    """Seconds per epoch of the seed's plain method with ``step`` (optimal or fixed),
-    or of the default settings when ``step`` is None."""
+def our_fit(X, y, *, batch_size, step=None, activation="relu"):
+    """``fit(n_epochs)``: the seed's plain method with ``step`` (optimal or fixed), or
+    the default settings when ``step`` is None, for ``n_epochs`` epochs."""
     plain = {} if step is None else dict(step=step, solver="gd", average=False, precondition=False)
 
     def fit(n_epochs):
@@ -92,13 +104,17 @@ def ours(X, y, *, batch_size, step=None, activation="relu"):
         )  # fmt: skip
         model.fit(X, y)
 
-    return time_extra_epochs(fit, LONG_FULL_BATCH if batch_size == "full" else LONG)
+    return fit
 
 
-def typical_rate(X, y, batch_size):
+def ours(X, y, *, long, **settings):
+    """A timing (:func:`time_extra_epochs`) of :func:`our_fit` with these settings."""
+    return time_extra_epochs(our_fit(X, y, **settings), long)
+
+
+def typical_rate(X, y, batch_size, n_epochs):
     """The rate the optimal step takes on these data at this batch size: the median of
-    its epochs' mean rates over a run as long as the timed ones."""
-    n_epochs = LONG_FULL_BATCH if batch_size == "full" else LONG
+    its epochs' mean rates over a run of ``n_epochs``, as long as the timed ones."""
     model = OptimalLRRegressor(
         "relu", batch_size=batch_size, step="optimal", solver="gd", average=False,
         precondition=False, max_iter=n_epochs, tol=0.0, n_iter_no_change=n_epochs + 1,
@@ -107,18 +123,19 @@ def typical_rate(X, y, batch_size):
     return float(np.median(model.learning_rate_curve_))
 
 
-def sgd_regressor(X, y):
+def sgd_regressor(X, y, *, long):
     def fit(n_epochs):
         SGDRegressor(
             penalty=None, learning_rate="constant", eta0=FIXED_STEP, max_iter=n_epochs,
             tol=None, random_state=0,
         ).fit(X, y)  # fmt: skip
 
-    return time_extra_epochs(fit)
+    return time_extra_epochs(fit, long)
 
 
-def torch_sgd(X, y, *, batch_size):
-    """Linear + ReLU with plain SGD in PyTorch on the CPU; None when torch is missing."""
+def torch_fit(X, y, *, batch_size):
+    """``fit(n_epochs)``: Linear + ReLU with plain SGD in PyTorch on the CPU; None when
+    torch is missing."""
     try:
         import torch
     except ImportError:
@@ -142,7 +159,7 @@ def torch_sgd(X, y, *, batch_size):
                 loss_function(model(X_t[rows]), Y_t[rows]).backward()
                 optimizer.step()
 
-    return time_extra_epochs(fit, LONG_FULL_BATCH if batch_size == "full" else LONG)
+    return fit
 
 
 def measure(n_samples, n_features, rounds, torch_batch_sizes):
@@ -162,38 +179,59 @@ def measure(n_samples, n_features, rounds, torch_batch_sizes):
         for X, y in data.values():
             for batch_size in BATCH_SIZES:
                 for step in ("optimal", None):
-                    ours(X[:64], y[:64], batch_size=batch_size, step=step)
-        fixed_rates = {
-            (key, batch_size): typical_rate(X, y, batch_size)
+                    our_fit(X[:64], y[:64], batch_size=batch_size, step=step)(SHORT)
+        # One epoch count per cell, from the plain optimal step, for every configuration
+        # of the cell: the fixed rate and the defaults then cover the same epochs.
+        long = {
+            (key, batch_size): n_long_epochs(our_fit(X, y, batch_size=batch_size, step="optimal"))
             for key, (X, y) in data.items()
             for batch_size in BATCH_SIZES
         }
+        fixed_rates = {cell: typical_rate(*data[cell[0]], cell[1], long[cell]) for cell in long}
+        # PyTorch's epochs cost more or less than ours: its own count.
+        torch_fits = {
+            (key, batch_size): (fit, n_long_epochs(fit))
+            for key, (X, y) in data.items()
+            for batch_size in torch_batch_sizes
+            if (fit := torch_fit(X, y, batch_size=batch_size)) is not None
+        }
+        identity_long = n_long_epochs(
+            our_fit(X_linear, y_linear, batch_size=1, step="optimal", activation="identity")
+        )
         for round_ in range(rounds):
             print(f"round {round_ + 1}/{rounds}")
             for (n_outputs, dtype), (X, y) in data.items():
                 key = (n_outputs, np.dtype(dtype).name)
                 times.setdefault(("floor",) + key, []).append(seconds(X.sum))
                 for batch_size in BATCH_SIZES:
+                    cell = ((n_outputs, dtype), batch_size)
                     for repeat in range(FULL_BATCH_REPEATS if batch_size == "full" else 1):
                         # Alternate which of optimal and fixed runs first: the first run
                         # after another configuration tended to be the slower one.
                         pair = ("optimal", "fixed")[:: 1 if (round_ + repeat) % 2 else -1]
                         for label in (*pair, None):
-                            step = label
-                            if label == "fixed":
-                                step = fixed_rates[(n_outputs, dtype), batch_size]
+                            step = fixed_rates[cell] if label == "fixed" else label
                             times.setdefault(("ours", label, batch_size) + key, []).append(
-                                ours(X, y, batch_size=batch_size, step=step)
+                                ours(X, y, batch_size=batch_size, step=step, long=long[cell])
                             )
-                    if batch_size in torch_batch_sizes:
-                        elapsed = torch_sgd(X, y, batch_size=batch_size)
-                        if elapsed is not None:
-                            times.setdefault(("torch", batch_size) + key, []).append(elapsed)
+                    if cell in torch_fits:
+                        times.setdefault(("torch", batch_size) + key, []).append(
+                            time_extra_epochs(*torch_fits[cell])
+                        )
             for step in ("optimal", FIXED_STEP):
                 times.setdefault(("identity", step), []).append(
-                    ours(X_linear, y_linear, batch_size=1, step=step, activation="identity")
+                    ours(
+                        X_linear,
+                        y_linear,
+                        batch_size=1,
+                        step=step,
+                        activation="identity",
+                        long=identity_long,
+                    )  # fmt: skip
                 )
-            times.setdefault(("sgdregressor",), []).append(sgd_regressor(X_linear, y_linear))
+            times.setdefault(("sgdregressor",), []).append(
+                sgd_regressor(X_linear, y_linear, long=identity_long)
+            )
     return {
         key: min(values) if key[0] == "floor" else per_epoch(values)
         for key, values in times.items()
