@@ -11,7 +11,7 @@ combination an error (the single-parameter checks are scikit-learn's
 ``_parameter_constraints``; warnings about the data are :mod:`._diagnostics`').
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -21,7 +21,8 @@ from ._preconditioning import MAX_FEATURES, auto_preconditions
 
 __all__ = ["AveragingConfig", "SolverConfig", "resolve"]
 
-#: ``batch_size="auto"``: at most this many rows a batch, as MLPRegressor's "auto".
+#: ``batch_size="auto"``: at most this many rows a batch, as MLPRegressor's "auto" (the
+#: first batches of ``fit``'s adaptive schedule, and every batch of ``partial_fit``).
 AUTO_BATCH_SIZE = 200
 
 
@@ -75,6 +76,11 @@ class SolverConfig:
         preconditioned, so that a later chunk's preconditioner covers the stream.
     incremental : bool
         A ``partial_fit`` call: one epoch, no stopping rule.
+    full_batch_phase : SolverConfig or None
+        ``batch_size="auto"`` in ``fit``: the batch grows by the norm test of
+        :mod:`._batch_growth` from ``batch_size``, and training goes on under this
+        configuration (the same parameters at ``batch_size="full"``) once the batch
+        reaches half the rows. None: the batch size stays.
     """
 
     activation: PiecewiseLinear
@@ -92,6 +98,13 @@ class SolverConfig:
     precondition: bool
     track_moments: bool
     incremental: bool
+    full_batch_phase: "SolverConfig | None" = None
+
+    def with_batch_size(self, batch_size, n_outputs, n_features):
+        """This configuration at a larger mini-batch of the adaptive schedule: the pooled
+        rate's window follows the batch size, the rest stays."""
+        window = pooled_window(n_outputs * (n_features + 1), batch_size)
+        return replace(self, batch_size=batch_size, window=window)
 
 
 def resolved_batch_size(batch_size, n_samples):
@@ -213,6 +226,11 @@ def resolve(params, X, n_outputs, incremental):
     # Python scalars: numpy ones (a grid from an array) would set the precision of
     # float64 arithmetic (np.float32) or wrap in integer arithmetic (np.uint8).
     step = params["step"]
+    # "auto" in fit grows the batch; partial_fit's chunks are one batch each.
+    adaptive = params["batch_size"] == "auto" and not incremental and not full_batch
+    full_batch_phase = None
+    if adaptive:
+        full_batch_phase = resolve({**params, "batch_size": "full"}, X, n_outputs, incremental)
     return SolverConfig(
         activation=activation,
         step=step if isinstance(step, str) else float(step),
@@ -229,4 +247,5 @@ def resolve(params, X, n_outputs, incremental):
         precondition=precondition,
         track_moments=track_moments,
         incremental=incremental,
+        full_batch_phase=full_batch_phase,
     )

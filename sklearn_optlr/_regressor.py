@@ -73,15 +73,17 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         ``"auto"``: with a line-search ``step``, batches of at least
         ``n_features + 1`` rows and at most 256 features. See :ref:`preconditioning`.
     batch_size : int, "auto" or "full", default="auto"
-        Samples per update: ``"auto"`` is ``min(200, n_samples)``, ``"full"`` all.
+        Samples per update. ``"auto"``: ``fit`` starts at ``min(200, n_samples)`` and
+        grows the batch when the batches' gradient noise outweighs their mean, on to
+        the full batch (:ref:`adaptive-batch-size`); ``partial_fit``, 200 a batch.
     alpha : float, default=0.0
         Strength of the L2 penalty on ``W`` (the intercept is not penalised).
     max_iter : int, default=200
         Maximum number of epochs.
     tol : float, default=1e-4
-        Stop when for ``n_iter_no_change`` epochs the training loss has not fallen by
-        ``tol`` times its best (the validation R^2 not risen by ``tol``), or once it
-        is down to the targets' rounding (``tol > 0``).
+        Stop in full batch once the last steps' decreases put the minimum within ``tol``
+        times the loss; with mini-batches after ``n_iter_no_change`` epochs without a
+        fall by ``tol`` times the best loss (or a rise of the validation R^2 by ``tol``).
     n_iter_no_change : int, default=10
         Epochs without improvement tolerated before stopping.
     early_stopping : bool, default=False
@@ -113,8 +115,8 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         (:ref:`diagnostics`); the last, and the lowest (None with early stopping).
     validation_scores_, best_validation_score_ : list of float or None, float or None
         Validation R^2 per epoch with ``early_stopping``, and that of the model kept.
-    learning_rate_curve_, learning_rate_bounds_ : list
-        Mean, and smallest and largest, learning rate taken in each epoch.
+    learning_rate_curve_, learning_rate_bounds_, batch_size_curve_ : list
+        Mean, and smallest and largest, learning rate of each epoch; its batch size.
     n_features_in_ : int
         Number of features seen during ``fit``.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -207,7 +209,7 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
-        """Fit the model by mini-batch gradient descent with the optimal step.
+        """Fit the model by gradient descent with the optimal step.
 
         Parameters
         ----------
@@ -261,9 +263,7 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
 
     def _fit_unchecked(self, X, y, sample_weight, incremental):
         continuing = hasattr(self, "_state") and (incremental or self.warm_start)
-        # C order, as SGDRegressor asks: the same data in another layout (a DataFrame's
-        # columns) would otherwise round its sums differently and, on a nonconvex
-        # activation, can end in another minimum.
+        # C order (as SGDRegressor): another layout rounds sums, and so fits, differently.
         X, y = validate_data(
             self, X, y, reset=not continuing, accept_sparse=["csr", "csc"],
             dtype=[np.float64, np.float32], order="C", multi_output=True, y_numeric=True,
@@ -289,8 +289,7 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         return self
 
     def _set_fitted_attributes(self, coef, intercept, early_stopped, epochs_before):
-        history = self._state.history
-        single = self._single_output
+        history, single = self._state.history, self._single_output
         self.coef_ = coef[0] if single else coef
         self.intercept_ = float(intercept[0]) if single else intercept
         self.n_iter_, self.t_ = len(history.loss_curve), history.t
@@ -298,6 +297,7 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         self.loss_, self.best_loss_ = self.loss_curve_[-1], min(history.loss_curve)
         self.learning_rate_curve_ = list(history.learning_rate_curve)
         self.learning_rate_bounds_ = list(history.learning_rate_bounds)
+        self.batch_size_curve_ = list(history.batch_size_curve)
         # Scores from an earlier early-stopped fit stay, with NaN for the epochs since.
         scored = early_stopped or not np.all(np.isnan(history.validation_scores))
         self.validation_scores_ = list(history.validation_scores) if scored else None
@@ -323,8 +323,7 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
             wider of the model's and ``X``'s dtypes.
         """
         check_is_fitted(self)
-        # In the wider of the model's and X's dtypes, as Ridge does: a float64 model
-        # rounded to float32 X's precision would lose digits silently.
+        # As Ridge: a float64 model rounded to float32 X's precision would lose digits.
         wide_model = np.asarray(self.coef_).dtype == np.float64
         X = validate_data(
             self, X, reset=False, accept_sparse=["csr", "csc"],
@@ -345,8 +344,7 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
             slopes = resolve_activation(self.activation, self.negative_slope).slopes
         except (ValueError, TypeError):  # invalid parameters are reported by fit, not here
             return tags
-        # A single non-affine unit cannot fit centred, linear targets (those of
-        # scikit-learn's checks) as well as a linear model: the global optimum of
-        # leaky_relu there, found by L-BFGS from 30 starts, has R^2 0.40.
+        # One non-affine unit fits the checks' centred, linear targets worse than a linear
+        # model: leaky_relu's global optimum there (L-BFGS, 30 starts) has R^2 0.40.
         tags.regressor_tags.poor_score = bool(np.ptp(slopes) > 0)
         return tags
