@@ -33,7 +33,7 @@ from scipy import sparse
 
 from ._step import block_statistics, power_of_two_scale
 
-__all__ = ["BatchGrowth", "grown_batch_size", "row_norms_squared"]
+__all__ = ["BatchGrowth", "grown_batch_size", "is_full_batch_phase", "row_norms_squared"]
 
 
 def row_norms_squared(X):
@@ -99,3 +99,10 @@ def grown_batch_size(batch_size, needed):
     while batch_size < needed:
         batch_size *= 2
     return batch_size
+
+
+def is_full_batch_phase(batch_size, n_samples):
+    """Whether the schedule trains by the full batch at this size: from half the rows,
+    where an epoch is at most two steps, each a pass over half of them, and the full
+    batch's one exact (conjugate) step costs as much."""
+    return 2 * batch_size >= n_samples

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ._activations import PiecewiseLinear, resolve_activation
+from ._batch_growth import is_full_batch_phase
 from ._pooling import pooled_window
 from ._preconditioning import MAX_FEATURES, auto_preconditions
 
@@ -217,6 +218,11 @@ def resolve(params, X, n_outputs, incremental):
     activation = resolve_activation(params["activation"], params["negative_slope"])
     _check_activation_dtype(activation, X.dtype)
     batch_size = resolved_batch_size(params["batch_size"], n_samples)
+    # "auto" in fit grows the batch (partial_fit's chunks are one batch each), from a
+    # size where the schedule may already train by the full batch.
+    adaptive = params["batch_size"] == "auto" and not incremental
+    if adaptive and is_full_batch_phase(batch_size, n_samples):
+        batch_size = n_samples
     full_batch = batch_size >= n_samples
     conjugate = _solver_is_conjugate(params, batch_size, n_samples, incremental)
     precondition, track_moments = _preconditioning(params, X, batch_size)
@@ -226,10 +232,8 @@ def resolve(params, X, n_outputs, incremental):
     # Python scalars: numpy ones (a grid from an array) would set the precision of
     # float64 arithmetic (np.float32) or wrap in integer arithmetic (np.uint8).
     step = params["step"]
-    # "auto" in fit grows the batch; partial_fit's chunks are one batch each.
-    adaptive = params["batch_size"] == "auto" and not incremental and not full_batch
     full_batch_phase = None
-    if adaptive:
+    if adaptive and not full_batch:
         full_batch_phase = resolve({**params, "batch_size": "full"}, X, n_outputs, incremental)
     return SolverConfig(
         activation=activation,

@@ -39,7 +39,7 @@ from threadpoolctl import threadpool_info
 
 from ._activations import initial_intercept, on_knots, unit_slope_form
 from ._averaging import IterateAverage
-from ._batch_growth import BatchGrowth, grown_batch_size
+from ._batch_growth import BatchGrowth, grown_batch_size, is_full_batch_phase
 from ._kernels import csr_epoch, dense_epoch
 from ._line_search import (
     EXACT,
@@ -1226,20 +1226,23 @@ class _BatchSchedule:
     A ``warm_start`` fit continues at the size reached.
     """
 
-    def __init__(self, X, Y, sample_weight, state, config):
+    def __init__(self, X, Y, sample_weight, grown_batch_size, config):
         self.start, self.n_samples = config, X.shape[0]
         self.config = config
         self._growth = None
         if config.full_batch_phase is not None:
             weights = normalised_weights(sample_weight, self.n_samples, X.dtype)
             self._growth = BatchGrowth(X, Y, weights, config.activation)
-            if state.grown_batch_size is not None:
-                self.config = self._config_at(max(state.grown_batch_size, config.batch_size))
+            if grown_batch_size is not None:
+                self.config = self._config_at(max(grown_batch_size, config.batch_size))
+
+    @property
+    def grown_batch_size(self):
+        """The size reached, for a later ``warm_start`` fit; None without a schedule."""
+        return None if self._growth is None else self.config.batch_size
 
     def _config_at(self, batch_size):
-        # From half the rows an epoch is at most two steps, each a pass over half of
-        # them: the full batch's one exact (conjugate) step costs as much.
-        if 2 * batch_size >= self.n_samples:
+        if is_full_batch_phase(batch_size, self.n_samples):
             return self.start.full_batch_phase
         coef_shape = (self._growth.Y.shape[1], self._growth.X.shape[1])
         return self.start.with_batch_size(batch_size, *coef_shape)
@@ -1261,9 +1264,9 @@ class _BatchSchedule:
         """Continue ``state`` under ``phase`` from ``model``, the averaged weights."""
         state.coef[...], state.intercept[...] = model
         state.averager = _prepared_averager(None, phase.averaging)
-        state.grown_batch_size = phase.batch_size
         _prepare_preconditioner(state, X, sample_weight, phase)
         self.config = phase
+        state.grown_batch_size = self.grown_batch_size
 
 
 def _extrapolates(config, n_samples, validation):
@@ -1337,11 +1340,12 @@ def train(X, Y, sample_weight, state, config, validation=None, method="auto"):
         the last iterate; None where training diverged.
     status : TrainingStatus
     """
-    initial, state = state, prepare(state, X, Y, sample_weight, config)
+    # A warm start continues at the batch size reached (and its averager, where the
+    # phase averages).
+    schedule = _BatchSchedule(X, Y, sample_weight, state.grown_batch_size, config)
+    initial, state = state, prepare(state, X, Y, sample_weight, schedule.config)
+    state.grown_batch_size = schedule.grown_batch_size
     coef, intercept, rng, n_samples = state.coef, state.intercept, state.rng, X.shape[0]
-    schedule = _BatchSchedule(X, Y, sample_weight, state, config)
-    if schedule.config is not config:  # a warm start at a batch size grown before
-        schedule.hand_over(state, (coef, intercept), schedule.config, X, sample_weight)
     epoch_runner = _epoch_runner(X, Y, sample_weight, state, schedule.config, method)
     stopper = _phase_stopper(schedule.config, n_samples, validation)
     loss_floor = _loss_floor(Y, sample_weight, config, validation)
