@@ -41,6 +41,16 @@ def _as_curve(values, name, length=None):
     return curve
 
 
+def _batch_size_changes(batch_sizes):
+    """(epoch, new size) for each epoch, numbered from 1, whose batch size differs from
+    the last one recorded before it. Epochs without a record (NaN) are skipped: they
+    neither change the size nor start a change."""
+    recorded = np.flatnonzero(~np.isnan(batch_sizes))
+    sizes = batch_sizes[recorded]
+    changed = np.flatnonzero(sizes[1:] != sizes[:-1]) + 1
+    return [(int(recorded[i]) + 1, int(sizes[i])) for i in changed]
+
+
 def _final_regressor(estimator):
     regressor = estimator[-1] if isinstance(estimator, Pipeline) else estimator
     if not isinstance(regressor, OptimalLRRegressor):
@@ -83,8 +93,9 @@ class TrainingCurveDisplay:
     Shows the training loss of each epoch (log scale), the validation R^2 of
     each epoch when the model was fitted with ``early_stopping=True``, and the
     learning rates the solver took: their mean in each epoch, with a band from
-    the smallest to the largest. Use :meth:`from_estimator` to build one from a
-    fitted model; all parameters are stored as attributes.
+    the smallest to the largest. A thin vertical line on the loss marks each
+    epoch where the batch size changes. Use :meth:`from_estimator` to build one
+    from a fitted model; all parameters are stored as attributes.
 
     Parameters
     ----------
@@ -98,6 +109,9 @@ class TrainingCurveDisplay:
     validation_scores : array-like of shape (n_epochs,), default=None
         Validation R^2 of each epoch, as ``validation_scores_``. None draws no
         validation curve.
+    batch_size_curve : array-like of shape (n_epochs,), default=None
+        Batch size of each epoch, as ``batch_size_curve_``. A None entry (an
+        epoch that did not record its size) is skipped. None marks no changes.
     name : str, default=None
         Name of the model, shown in the title. None shows no title.
 
@@ -122,6 +136,11 @@ class TrainingCurveDisplay:
     fill_between_ : matplotlib PolyCollection or None
         The band between the smallest and the largest learning rate of each
         epoch; None without ``learning_rate_bounds``.
+    batch_size_lines_ : list of matplotlib Line2D
+        One vertical line on ``ax_`` at each epoch where the batch size
+        changes; empty when it never changes or ``batch_size_curve`` is None.
+    batch_size_labels_ : list of matplotlib Text
+        The new batch size beside each of ``batch_size_lines_``.
 
     See Also
     --------
@@ -133,6 +152,11 @@ class TrainingCurveDisplay:
     Epochs are numbered from 1 and cover the model's whole life: with
     ``warm_start=True`` or :meth:`OptimalLRRegressor.partial_fit`, every call
     extends the record (each ``partial_fit`` call is one epoch).
+
+    A batch size change is drawn at the first epoch run at the new size, which
+    is compared with the last size recorded before it: epochs without a record
+    (run by version 0.1.0) change nothing. The legend has one entry for all the
+    changes.
 
     The learning-rate axis is logarithmic when every rate shown is positive,
     linear otherwise: a batch with a zero gradient records a rate of 0.
@@ -161,12 +185,14 @@ class TrainingCurveDisplay:
         *,
         learning_rate_bounds=None,
         validation_scores=None,
+        batch_size_curve=None,
         name=None,
     ):
         self.loss_curve = loss_curve
         self.learning_rate_curve = learning_rate_curve
         self.learning_rate_bounds = learning_rate_bounds
         self.validation_scores = validation_scores
+        self.batch_size_curve = batch_size_curve
         self.name = name
 
     @classmethod
@@ -180,6 +206,7 @@ class TrainingCurveDisplay:
         validation_kw=None,
         learning_rate_kw=None,
         fill_between_kw=None,
+        batch_size_kw=None,
     ):
         """Plot the training curves of a fitted model.
 
@@ -196,6 +223,9 @@ class TrainingCurveDisplay:
         loss_kw, validation_kw, learning_rate_kw, fill_between_kw : dict, default=None
             Style of the lines and of the band; passed to :meth:`plot`, which
             describes them.
+        batch_size_kw : dict, default=None
+            Style of the lines marking the batch size changes; passed to
+            :meth:`plot`.
 
         Returns
         -------
@@ -226,6 +256,8 @@ class TrainingCurveDisplay:
             learning_rate_curve=regressor.learning_rate_curve_,
             learning_rate_bounds=regressor.learning_rate_bounds_,
             validation_scores=regressor.validation_scores_,
+            # Absent from a model pickled by version 0.1.0, which did not record it.
+            batch_size_curve=getattr(regressor, "batch_size_curve_", None),
             name=type(regressor).__name__ if name is None else name,
         )
         return display.plot(
@@ -234,6 +266,7 @@ class TrainingCurveDisplay:
             validation_kw=validation_kw,
             learning_rate_kw=learning_rate_kw,
             fill_between_kw=fill_between_kw,
+            batch_size_kw=batch_size_kw,
         )
 
     def plot(
@@ -245,6 +278,7 @@ class TrainingCurveDisplay:
         validation_kw=None,
         learning_rate_kw=None,
         fill_between_kw=None,
+        batch_size_kw=None,
     ):
         """Draw the training curves.
 
@@ -267,6 +301,10 @@ class TrainingCurveDisplay:
         fill_between_kw : dict, default=None
             Keyword arguments for the learning-rate band
             (``matplotlib.axes.Axes.fill_between``).
+        batch_size_kw : dict, default=None
+            Keyword arguments for the lines marking the batch size changes
+            (``matplotlib.axes.Axes.axvline``); their labels take the lines'
+            colour.
 
         Returns
         -------
@@ -291,18 +329,22 @@ class TrainingCurveDisplay:
         ...     loss_curve=[1.0, 0.1, 0.01],
         ...     learning_rate_curve=[0.5, 0.4, 0.45],
         ...     learning_rate_bounds=[(0.2, 0.9), (0.3, 0.6), (0.4, 0.5)],
+        ...     batch_size_curve=[200, 200, 1000],
         ... )
         >>> fig, ax = plt.subplots()
         >>> display = display.plot(ax=ax)  # learning rates on a twin axis
         >>> display.ax_learning_rate_.get_ylabel()
         'Learning rate'
+        >>> display.batch_size_labels_[0].get_text()  # the batch grew at epoch 3
+        'batch 1,000'
         >>> plt.close(fig)
         """
         plt = _import_pyplot(f"{type(self).__name__}.plot")
-        loss, rates, bounds, scores = self._checked_curves()
+        loss, rates, bounds, scores, batch_sizes = self._checked_curves()
         epochs = np.arange(1, loss.size + 1)
         loss_ax, rate_ax, twin = _panels(plt, ax)
         self._draw_loss(loss_ax, epochs, loss, loss_kw)
+        self._draw_batch_size_changes(loss_ax, batch_sizes, batch_size_kw)
         self._draw_validation(loss_ax, epochs, scores, twin, validation_kw)
         self._draw_rates(rate_ax, epochs, rates, bounds, twin, learning_rate_kw, fill_between_kw)
         if twin:
@@ -328,8 +370,9 @@ class TrainingCurveDisplay:
         return self
 
     def _checked_curves(self):
-        """The loss, the mean rates, the rates' bounds (or None) and the validation
-        scores (or None) as float64 arrays, one value (or pair) per epoch."""
+        """The loss, the mean rates, the rates' bounds (or None), the validation
+        scores (or None) and the batch sizes (or None; NaN for an epoch without
+        one) as float64 arrays, one value (or pair) per epoch."""
         loss = _as_curve(self.loss_curve, "loss_curve")
         n_epochs = loss.size
         rates = _as_curve(self.learning_rate_curve, "learning_rate_curve", n_epochs)
@@ -344,7 +387,10 @@ class TrainingCurveDisplay:
         scores = None
         if self.validation_scores is not None:
             scores = _as_curve(self.validation_scores, "validation_scores", n_epochs)
-        return loss, rates, bounds, scores
+        batch_sizes = None
+        if self.batch_size_curve is not None:
+            batch_sizes = _as_curve(self.batch_size_curve, "batch_size_curve", n_epochs)
+        return loss, rates, bounds, scores, batch_sizes
 
     def _draw_loss(self, loss_ax, epochs, loss, loss_kw):
         self.loss_line_ = loss_ax.plot(
@@ -355,6 +401,32 @@ class TrainingCurveDisplay:
         loss_ax.set_yscale("log")
         loss_ax.set_xlabel("Epoch")
         loss_ax.set_ylabel("Training loss")
+
+    def _draw_batch_size_changes(self, loss_ax, batch_sizes, batch_size_kw):
+        self.batch_size_lines_, self.batch_size_labels_ = [], []
+        if batch_sizes is None:
+            return
+        style = _validate_style_kwargs(
+            {"color": "0.5", "linestyle": ":", "linewidth": 1.0, "label": "Batch size changes"},
+            batch_size_kw or {},
+        )
+        for epoch, size in _batch_size_changes(batch_sizes):
+            line = loss_ax.axvline(epoch, **style)
+            style["label"] = "_nolegend_"  # one legend entry for all the changes
+            self.batch_size_lines_.append(line)
+            self.batch_size_labels_.append(
+                loss_ax.text(
+                    epoch,
+                    0.98,  # near the top, in axes coordinates, clear of the frame
+                    f"batch {size:,}",
+                    transform=loss_ax.get_xaxis_transform(),
+                    rotation=90,
+                    horizontalalignment="right",
+                    verticalalignment="top",
+                    fontsize="small",
+                    color=line.get_color(),
+                )
+            )
 
     def _draw_validation(self, loss_ax, epochs, scores, twin, validation_kw):
         self.ax_validation_ = self.validation_line_ = None

@@ -3,6 +3,7 @@
 
 """TrainingCurveDisplay: what it draws is the model's record, and matplotlib stays optional."""
 
+import copy
 import subprocess
 import sys
 import warnings
@@ -46,6 +47,16 @@ def fitted(data):
 @pytest.fixture(scope="module")
 def fitted_early_stopping(data):
     return OptimalLRRegressor(batch_size=32, early_stopping=True, random_state=0).fit(*data)
+
+
+@pytest.fixture(scope="module")
+def fitted_growing_batch():
+    """A noisy ReLU teacher, where batch_size="auto" grows the batch more than once."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20000, 20))
+    W = rng.standard_normal((20, 1))
+    Y = np.maximum(X @ W / np.sqrt(20) + 0.5, 0) + 0.5 * rng.standard_normal((20000, 1))
+    return OptimalLRRegressor("relu", random_state=0).fit(X, Y)
 
 
 def band_per_epoch(fill_between):
@@ -97,6 +108,70 @@ def test_from_estimator_draws_the_record(fitted):
     assert display.ax_validation_ is None and display.validation_line_ is None
     assert display.figure_.get_suptitle() == "OptimalLRRegressor"
     assert display.name == "OptimalLRRegressor"
+
+
+def test_batch_size_changes_are_marked(fitted_growing_batch):
+    model = fitted_growing_batch
+    sizes = np.asarray(model.batch_size_curve_)
+    assert len(sizes) == model.n_iter_
+    changes = np.flatnonzero(sizes[1:] != sizes[:-1]) + 1  # 0-based epochs with a new size
+    assert len(changes) >= 2, f"the batch should grow more than once: {model.batch_size_curve_}"
+
+    display = TrainingCurveDisplay.from_estimator(model)
+    assert len(display.batch_size_lines_) == len(display.batch_size_labels_) == len(changes)
+    assert len(display.ax_.lines) == 1 + len(changes)
+    for line, label, epoch in zip(display.batch_size_lines_, display.batch_size_labels_, changes):
+        assert line.axes is display.ax_
+        np.testing.assert_array_equal(line.get_xdata(), [epoch + 1, epoch + 1])  # epochs from 1
+        assert label.get_text() == f"batch {sizes[epoch]:,}"
+        assert label.get_position()[0] == epoch + 1
+    assert label.get_text() == f"batch {model.batch_size_curve_[-1]:,}"  # the full batch
+    # One legend entry for all the changes.
+    labels = [text.get_text() for text in display.ax_.get_legend().get_texts()]
+    assert labels == ["Training loss", "Batch size changes"]
+
+
+@pytest.mark.parametrize("batch_size", [32, "full"])
+def test_a_fixed_batch_size_marks_no_change(data, batch_size):
+    model = OptimalLRRegressor(batch_size=batch_size, max_iter=12, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(*data)
+    assert len(set(model.batch_size_curve_)) == 1 and len(model.batch_size_curve_) > 1
+    display = TrainingCurveDisplay.from_estimator(model)
+    assert display.batch_size_lines_ == [] and display.batch_size_labels_ == []
+    assert list(display.ax_.lines) == [display.loss_line_]
+    labels = [text.get_text() for text in display.ax_.get_legend().get_texts()]
+    assert labels == ["Training loss"]
+
+
+@pytest.mark.parametrize(
+    "batch_size_curve, marked",
+    [
+        # Epochs without a record (version 0.1.0) neither change the size nor start a change.
+        ([None, None, 200, 200, 400], [(5, "batch 400")]),
+        ([200, None, 400, None, 400], [(3, "batch 400")]),
+        ([200, None, 200, 200, 200], []),
+        ([None] * 5, []),
+    ],
+)
+def test_epochs_without_a_batch_size_are_skipped(batch_size_curve, marked):
+    display = TrainingCurveDisplay(
+        [5.0, 4.0, 3.0, 2.0, 1.0], [0.1] * 5, batch_size_curve=batch_size_curve
+    ).plot()
+    drawn = [
+        (line.get_xdata()[0], label.get_text())
+        for line, label in zip(display.batch_size_lines_, display.batch_size_labels_)
+    ]
+    assert drawn == marked
+
+
+def test_a_model_without_batch_sizes_still_plots(fitted_growing_batch):
+    model = copy.deepcopy(fitted_growing_batch)
+    del model.batch_size_curve_  # as in a model pickled by version 0.1.0
+    display = TrainingCurveDisplay.from_estimator(model)
+    assert display.batch_size_curve is None and display.batch_size_lines_ == []
+    np.testing.assert_allclose(display.loss_line_.get_ydata(), model.loss_curve_)
 
 
 def test_early_stopping_adds_the_validation_scores(fitted_early_stopping):
@@ -189,6 +264,17 @@ def test_style_keywords_reach_the_artists(fitted):
     assert display.fill_between_.get_alpha() == 0.5
 
 
+def test_batch_size_keywords_reach_the_lines_and_their_labels():
+    display = TrainingCurveDisplay([3.0, 2.0, 1.0], [0.1] * 3, batch_size_curve=[1, 2, 4]).plot(
+        batch_size_kw={"c": "red", "ls": "--", "label": "grown"}
+    )
+    for line, label in zip(display.batch_size_lines_, display.batch_size_labels_, strict=True):
+        assert line.get_color() == label.get_color() == "red"
+        assert line.get_linestyle() == "--"
+    labels = [text.get_text() for text in display.ax_.get_legend().get_texts()]
+    assert labels == ["Training loss", "grown"]
+
+
 def test_without_bounds_or_name():
     display = TrainingCurveDisplay([2.0, 1.0], [0.5, 0.25]).plot(name=None)
     assert display.fill_between_ is None
@@ -207,6 +293,14 @@ def test_without_bounds_or_name():
         (
             dict(loss_curve=[1.0], learning_rate_curve=[0.1], validation_scores=[0.1, 0.2]),
             "validation_scores must have one value per epoch",
+        ),
+        (
+            dict(loss_curve=[1.0, 0.5], learning_rate_curve=[0.1, 0.1], batch_size_curve=[200]),
+            r"batch_size_curve must have one value per epoch \(2, as loss_curve\); got 1",
+        ),
+        (
+            dict(loss_curve=[1.0], learning_rate_curve=[0.1], batch_size_curve=[[200]]),
+            "batch_size_curve must be a non-empty 1-D",
         ),
     ],
 )
