@@ -97,12 +97,13 @@ def test_fits_after_precompile_compile_nothing():
 
 
 def check_a_fit_compiles_only_what_it_runs():
-    """In this process: a default fit (mini-batches of 200 rows) and a batch-size-1 fit
-    by the pooled rule, neither of which runs the exact search nor, for the first, the
-    one-row kernel; raise if those were compiled (or loaded) all the same."""
+    """In this process: a default fit (mini-batches of 200 rows first, on 1,000 rows)
+    and a batch-size-1 fit by the pooled rule, neither of which runs the exact search
+    nor, for the first, the one-row kernel; raise if those were compiled (or loaded)
+    all the same."""
     kernels = sklearn_optlr._kernels
     rng = np.random.default_rng(0)
-    X = rng.standard_normal((400, 3))
+    X = rng.standard_normal((1000, 3))
     y = X @ rng.standard_normal(3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
