@@ -17,13 +17,17 @@ gradient ``g`` and the variance of a batch's estimate of it. The data term of th
 gradient is the mean of the rows' terms ``v_i = n w_i D_i e_i x~_i`` (``x~_i = (x_i, 1)``,
 ``w_i`` the normalised weights), so a batch of ``b`` rows drawn without replacement
 estimates it with variance ``sigma^2 / b * (n - b) / (n - 1)``, where
-``sigma^2 = mean_i ||v_i||^2 - ||g||^2``. The test asks that this noise not exceed
-``||g||^2``: then the batch's gradient is, in norm, nearer ``g`` than ``g`` is to zero,
-and so always a descent direction. The smallest batch that passes is
+``sigma^2 = mean_i ||v_i||^2 - ||g_data||^2``. The test asks that this noise not
+exceed ``||g||^2``, the squared norm of the whole objective's gradient (the penalty's
+included): then a batch's gradient is, in mean square, nearer ``g`` than ``g`` is to
+zero, as a descent direction's must be. The smallest batch that passes is
 
     b* = n sigma^2 / ((n - 1) ||g||^2 + sigma^2)   (at most n).
 
-The penalty's gradient is the same in every batch and is left out of both sides.
+The penalty is left out of the noise: a batch charges it in proportion to the batch's
+weight, which varies only with sample weights. Near a penalised minimum the data
+gradient does not vanish (it balances ``alpha W``), so only the whole gradient tells
+that the minimum is near.
 """
 
 import math
@@ -31,7 +35,7 @@ import math
 import numpy as np
 from scipy import sparse
 
-from ._step import block_statistics, power_of_two_scale
+from ._step import backpropagate, block_statistics, power_of_two_scale
 
 __all__ = ["BatchGrowth", "grown_batch_size", "is_full_batch_phase", "row_norms_squared"]
 
@@ -56,28 +60,36 @@ class BatchGrowth:
     weights : ndarray of shape (n_samples,)
         The rows' normalised weights (:func:`._step.normalised_weights`).
     activation : PiecewiseLinear
+    alpha : float
+        The penalty's strength.
     """
 
-    def __init__(self, X, Y, weights, activation):
+    def __init__(self, X, Y, weights, activation, alpha):
         self.X, self.Y, self.weights, self.activation = X, Y, weights, activation
+        self.alpha = alpha
         self._row_norms = row_norms_squared(X)
 
     def noise_and_signal(self, coef, intercept):
         """``(sigma^2, ||g||^2)`` at ``(coef, intercept)``, both divided by the same
         power of two: the variance of one row's term of the data gradient, and the
-        squared norm of their mean (two products with X). Non-finite where the squares
-        overflow even so."""
-        block = block_statistics(self.X, self.Y, self.weights, coef, intercept, self.activation)
-        backprop = block.weights[:, None] * block.derivative * block.error
-        grad = np.concatenate([np.ravel(block.grad_coef), np.ravel(block.grad_intercept)])
+        squared norm of the objective's gradient (two products with X). Non-finite where
+        the squares overflow even so."""
+        block = block_statistics(
+            self.X, self.Y, self.weights, coef, intercept, self.activation, self.alpha
+        )
+        backprop = backpropagate(block.error, block.derivative, block.weights)
         # In float64 whatever the data's dtype, divided by the largest residual so that
         # the squares of tiny or huge gradients do not underflow or overflow.
         _, inverse_scale = power_of_two_scale(float(np.max(np.abs(backprop), initial=0.0)))
+        grad_coef = block.grad_coef.astype(np.float64) * inverse_scale
+        grad_intercept = block.grad_intercept.astype(np.float64) * inverse_scale
+        penalty = self.alpha * inverse_scale * coef.astype(np.float64)
+        data_square = np.sum(np.square(grad_coef - penalty)) + np.sum(np.square(grad_intercept))
+        signal = float(np.sum(np.square(grad_coef)) + np.sum(np.square(grad_intercept)))
         backprop = backprop.astype(np.float64) * inverse_scale
-        signal = float(np.sum(np.square(grad.astype(np.float64) * inverse_scale)))
         terms = np.einsum("ij,ij->i", backprop, backprop) * self._row_norms
         mean_square = self.X.shape[0] * float(np.sum(terms))
-        return max(mean_square - signal, 0.0), signal
+        return max(mean_square - float(data_square), 0.0), signal
 
     def needed_batch_size(self, coef, intercept):
         """The smallest batch size whose gradient passes the norm test at these weights:
@@ -93,9 +105,10 @@ class BatchGrowth:
 
 def grown_batch_size(batch_size, needed):
     """The next epoch's batch size: ``batch_size`` doubled until it is at least
-    ``needed``. Sizes on a ladder of powers of two (times the first size) make the
-    number of sizes visited logarithmic in the rows, and keep a size just short of the
-    switch to the full batch (half the rows) from lasting."""
+    ``needed``. On this ladder (the first size times powers of two) the schedule visits
+    a number of sizes logarithmic in the rows, and no size lands just short of the
+    switch to the full batch (half the rows), where an epoch would be two steps and a
+    remainder."""
     while batch_size < needed:
         batch_size *= 2
     return batch_size

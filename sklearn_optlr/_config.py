@@ -11,7 +11,7 @@ combination an error (the single-parameter checks are scikit-learn's
 ``_parameter_constraints``; warnings about the data are :mod:`._diagnostics`').
 """
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -77,11 +77,15 @@ class SolverConfig:
         preconditioned, so that a later chunk's preconditioner covers the stream.
     incremental : bool
         A ``partial_fit`` call: one epoch, no stopping rule.
-    full_batch_phase : SolverConfig or None
-        ``batch_size="auto"`` in ``fit``: the batch grows by the norm test of
-        :mod:`._batch_growth` from ``batch_size``, and training goes on under this
-        configuration (the same parameters at ``batch_size="full"``) once the batch
-        reaches half the rows. None: the batch size stays.
+    larger_batches : tuple of SolverConfig
+        ``batch_size="auto"`` in ``fit``: the configurations of the adaptive schedule's
+        larger batches (:mod:`._batch_growth`), in increasing order: ``batch_size``
+        doubled while below half the rows, then the full batch. Empty: the batch size
+        stays.
+    stops_by_extrapolation : bool
+        Full batch with a line-search step, stopping on the training loss: training
+        stops once the last decreases, extrapolated geometrically, put the minimum
+        within ``tol``, and the plateau rule only ends a fit that stopped moving.
     """
 
     activation: PiecewiseLinear
@@ -99,13 +103,8 @@ class SolverConfig:
     precondition: bool
     track_moments: bool
     incremental: bool
-    full_batch_phase: "SolverConfig | None" = None
-
-    def with_batch_size(self, batch_size, n_outputs, n_features):
-        """This configuration at a larger mini-batch of the adaptive schedule: the pooled
-        rate's window follows the batch size, the rest stays."""
-        window = pooled_window(n_outputs * (n_features + 1), batch_size)
-        return replace(self, batch_size=batch_size, window=window)
+    stops_by_extrapolation: bool
+    larger_batches: tuple = ()
 
 
 def resolved_batch_size(batch_size, n_samples):
@@ -229,12 +228,22 @@ def resolve(params, X, n_outputs, incremental):
     # The pooled rate averages out the noise of small batches; a full-batch fit has none,
     # while partial_fit's chunks are batches of a longer stream.
     noiseless = full_batch and not incremental
+    larger_batches = ()
+    if adaptive and not full_batch:
+        # The ladder of doublings, each size resolved as if asked for, the last from
+        # half the rows on being the full batch.
+        sizes = [2 * batch_size]
+        while not is_full_batch_phase(sizes[-1], n_samples):
+            sizes.append(2 * sizes[-1])
+        sizes[-1] = "full"
+        larger_batches = tuple(
+            resolve({**params, "batch_size": size}, X, n_outputs, incremental) for size in sizes
+        )
     # Python scalars: numpy ones (a grid from an array) would set the precision of
     # float64 arithmetic (np.float32) or wrap in integer arithmetic (np.uint8).
     step = params["step"]
-    full_batch_phase = None
-    if adaptive and not full_batch:
-        full_batch_phase = resolve({**params, "batch_size": "full"}, X, n_outputs, incremental)
+    line_search = isinstance(step, str)
+    on_training_loss = not (params["early_stopping"] or incremental)
     return SolverConfig(
         activation=activation,
         step=step if isinstance(step, str) else float(step),
@@ -251,5 +260,6 @@ def resolve(params, X, n_outputs, incremental):
         precondition=precondition,
         track_moments=track_moments,
         incremental=incremental,
-        full_batch_phase=full_batch_phase,
+        stops_by_extrapolation=full_batch and line_search and on_training_loss,
+        larger_batches=larger_batches,
     )

@@ -73,17 +73,17 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         ``"auto"``: with a line-search ``step``, batches of at least
         ``n_features + 1`` rows and at most 256 features. See :ref:`preconditioning`.
     batch_size : int, "auto" or "full", default="auto"
-        Samples per update. ``"auto"``: ``fit`` starts at ``min(200, n_samples)`` and
-        grows the batch when the batches' gradient noise outweighs their mean, on to
-        the full batch (:ref:`adaptive-batch-size`); ``partial_fit``, 200 a batch.
+        Samples per update. ``"auto"``: ``fit`` starts at 200 (the full batch below 400
+        rows) and doubles the batch while its gradient's noise outweighs the gradient,
+        on to the full batch (:ref:`adaptive-batch-size`); ``partial_fit``, 200.
     alpha : float, default=0.0
         Strength of the L2 penalty on ``W`` (the intercept is not penalised).
     max_iter : int, default=200
         Maximum number of epochs.
     tol : float, default=1e-4
-        Stop in full batch once the last steps' decreases put the minimum within ``tol``
-        times the loss; with mini-batches after ``n_iter_no_change`` epochs without a
-        fall by ``tol`` times the best loss (or a rise of the validation R^2 by ``tol``).
+        Full batch, line-search ``step``: stop once the last decreases put the minimum
+        within about ``tol`` times the loss. Else: after ``n_iter_no_change`` epochs
+        without a fall by ``tol`` times the best loss (validation R^2: a rise by ``tol``).
     n_iter_no_change : int, default=10
         Epochs without improvement tolerated before stopping.
     early_stopping : bool, default=False
@@ -283,7 +283,7 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         range_cause = check_before_training(config, self.activation, X, Y, sample_weight)
         epochs_before = len(state.history.loss_curve)
         state, model, status = train(X, Y, sample_weight, state, config, validation)
-        report(status, state, model, X, Y, sample_weight, config, range_cause)
+        report(status, state, model, X, Y, sample_weight, status.config or config, range_cause)
         self._state, self._single_output = state, single_output
         self._set_fitted_attributes(*model, validation is not None, epochs_before)
         return self

@@ -39,7 +39,7 @@ from threadpoolctl import threadpool_info
 
 from ._activations import initial_intercept, on_knots, unit_slope_form
 from ._averaging import IterateAverage
-from ._batch_growth import BatchGrowth, grown_batch_size, is_full_batch_phase
+from ._batch_growth import BatchGrowth, grown_batch_size
 from ._kernels import csr_epoch, dense_epoch
 from ._line_search import (
     EXACT,
@@ -1063,12 +1063,16 @@ class TrainingStatus:
         The first epoch of this call, counted alike.
     early_stopped : bool
         The model is the best epoch's on held-out data, not the last one recorded.
+    config : SolverConfig or None
+        The configuration training ended under (the adaptive schedule's last phase);
+        None where it diverged.
     """
 
     reason: str
     epoch: int
     first_epoch: int
     early_stopped: bool = False
+    config: object = None
 
 
 def _prepare_preconditioner(state, X, sample_weight, config):
@@ -1196,11 +1200,14 @@ def _converged_in_full_batch(losses, tol):
     The loss still to lose is estimated as the sum of the steps' decreases to come,
     each the last one times the ratio of successive decreases: geometric convergence,
     as a (conjugate) gradient method's near a minimum, with the largest ratio of the
-    last :data:`CONVERGENCE_RATIOS`. Unlike a plateau of ``n_iter_no_change`` epochs,
-    this stops as soon as the decreases say so, and ``tol`` bounds the distance to the
-    minimum rather than one epoch's progress. Where the decreases do not shrink (one of
-    them not positive, a ratio of 1 or more), or ``tol`` is 0, it never ends training,
-    and the plateau rule does.
+    last :data:`CONVERGENCE_RATIOS` (fewer in a phase's first epochs, at least two).
+    A last step that lowered nothing after steps that did is a minimum where the loss
+    rose by at most ``tol`` times itself (a larger rise is an overshoot). Unlike a
+    plateau of ``n_iter_no_change`` epochs, this stops as soon as the decreases say so,
+    and ``tol`` is an estimate of the distance to the minimum rather than one epoch's
+    progress. Where the decreases before the last do not all shrink (one of them not
+    positive, a ratio of 1 or more), or ``tol`` is 0, it never ends training, and the
+    plateau rule does.
     """
     if len(losses) < 4 or not tol > 0:
         return False
@@ -1208,33 +1215,37 @@ def _converged_in_full_batch(losses, tol):
     decreases = -np.diff(recent)
     if np.any(decreases[:-1] <= 0.0):
         return False
+    last = decreases[-1]
+    if last <= 0.0:
+        return bool(-last <= tol * losses[-1])
     ratio = float(np.max(decreases[1:] / decreases[:-1]))
     if not ratio < 1.0:
         return False
-    return max(decreases[-1], 0.0) * ratio / (1.0 - ratio) <= tol * losses[-1]
+    return bool(last * ratio / (1.0 - ratio) <= tol * losses[-1])
 
 
 class _BatchSchedule:
     """The configuration each epoch runs under: ``config`` throughout, or, where it has
-    a ``full_batch_phase`` (``batch_size="auto"`` in ``fit``), the adaptive schedule of
+    ``larger_batches`` (``batch_size="auto"`` in ``fit``), the adaptive schedule of
     :mod:`._batch_growth`.
 
     After each mini-batch epoch the norm test at the model says which batch size the
     next epoch needs (:meth:`next_phase`); at a larger one, training continues from the
-    averaged weights with a new averager (:meth:`hand_over`), and once the batch reaches
-    half the rows, by the full batch's configuration (conjugate gradients, unaveraged).
-    A ``warm_start`` fit continues at the size reached.
+    averaged weights with a new averager (:meth:`hand_over`), by the configuration of
+    the first of ``larger_batches`` at least that large (the last, the full batch:
+    conjugate gradients, unaveraged). A ``warm_start`` fit continues at the size
+    reached.
     """
 
     def __init__(self, X, Y, sample_weight, grown_batch_size, config):
-        self.start, self.n_samples = config, X.shape[0]
+        self.phases = (config, *config.larger_batches)
         self.config = config
         self._growth = None
-        if config.full_batch_phase is not None:
-            weights = normalised_weights(sample_weight, self.n_samples, X.dtype)
-            self._growth = BatchGrowth(X, Y, weights, config.activation)
+        if config.larger_batches:
+            weights = normalised_weights(sample_weight, X.shape[0], X.dtype)
+            self._growth = BatchGrowth(X, Y, weights, config.activation, config.alpha)
             if grown_batch_size is not None:
-                self.config = self._config_at(max(grown_batch_size, config.batch_size))
+                self.config = self._config_at(grown_batch_size)
 
     @property
     def grown_batch_size(self):
@@ -1242,10 +1253,7 @@ class _BatchSchedule:
         return None if self._growth is None else self.config.batch_size
 
     def _config_at(self, batch_size):
-        if is_full_batch_phase(batch_size, self.n_samples):
-            return self.start.full_batch_phase
-        coef_shape = (self._growth.Y.shape[1], self._growth.X.shape[1])
-        return self.start.with_batch_size(batch_size, *coef_shape)
+        return next((c for c in self.phases if c.batch_size >= batch_size), self.phases[-1])
 
     def next_phase(self, model, plateau):
         """The configuration of the next epoch where it changes, else None.
@@ -1253,12 +1261,12 @@ class _BatchSchedule:
         ``plateau``: the stopping rule would have stopped; in a mini-batch phase of the
         schedule that is the batches' noise floor, and the full batch follows.
         """
-        batch_size = self.config.batch_size
-        if self._growth is None or batch_size >= self.n_samples:
+        if self._growth is None or self.config is self.phases[-1]:
             return None
-        needed = self.n_samples if plateau else self._growth.needed_batch_size(*model)
-        grown = grown_batch_size(batch_size, needed)
-        return None if grown == batch_size else self._config_at(grown)
+        full = self.phases[-1].batch_size
+        needed = full if plateau else self._growth.needed_batch_size(*model)
+        phase = self._config_at(grown_batch_size(self.config.batch_size, needed))
+        return None if phase is self.config else phase
 
     def hand_over(self, state, model, phase, X, sample_weight):
         """Continue ``state`` under ``phase`` from ``model``, the averaged weights."""
@@ -1269,24 +1277,18 @@ class _BatchSchedule:
         state.grown_batch_size = self.grown_batch_size
 
 
-def _extrapolates(config, n_samples, validation):
-    """Whether training under ``config`` stops by :func:`_converged_in_full_batch`: a
-    full batch with a line search, on the training loss."""
-    full_batch = config.batch_size >= n_samples
-    return full_batch and isinstance(config.step, str) and validation is None
-
-
-def _phase_stopper(config, n_samples, validation):
-    """The plateau rule for training under ``config``: with ``tol``, or, where the
-    decreases' extrapolation stops training, with 0, so that it only ends a fit that
-    stopped moving."""
+def _phase_stopper(config):
+    """The plateau rule for training under ``config``: with ``tol``, or with 0 where the
+    decreases' extrapolation stops training, so that it only ends a fit that stopped
+    moving."""
     tol = np.inf if config.tol is None else config.tol
-    if _extrapolates(config, n_samples, validation):
-        tol = 0.0
-    return _Stopper(tol=tol, n_iter_no_change=config.n_iter_no_change)
+    return _Stopper(
+        tol=0.0 if config.stops_by_extrapolation else tol, n_iter_no_change=config.n_iter_no_change
+    )
 
 
 def _epoch_runner(X, Y, sample_weight, state, config, method):
+    """The epoch function of :func:`make_epoch` for training under ``config``."""
     return make_epoch(
         X, Y, sample_weight, activation=config.activation, step=config.step,
         batch_size=config.batch_size, alpha=config.alpha, conjugate=config.conjugate,
@@ -1297,7 +1299,7 @@ def _epoch_runner(X, Y, sample_weight, state, config, method):
 
 def _print_epoch(history, record, loss, score, start):
     line = (
-        f"Epoch {len(history.loss_curve)}: loss={loss:.6g}, "
+        f"Epoch {len(history.loss_curve)}: batch size={history.batch_sizes[-1]}, loss={loss:.6g}, "
         f"mean learning rate={record.step_mean:.4g}, time={time.perf_counter() - start:.3f}s"
     )
     print(line if score is None else f"{line}, validation R2={score:.5f}")
@@ -1347,7 +1349,7 @@ def train(X, Y, sample_weight, state, config, validation=None, method="auto"):
     state.grown_batch_size = schedule.grown_batch_size
     coef, intercept, rng, n_samples = state.coef, state.intercept, state.rng, X.shape[0]
     epoch_runner = _epoch_runner(X, Y, sample_weight, state, schedule.config, method)
-    stopper = _phase_stopper(schedule.config, n_samples, validation)
+    stopper = _phase_stopper(schedule.config)
     loss_floor = _loss_floor(Y, sample_weight, config, validation)
     first_epoch = phase_start = len(state.history.loss_curve) + 1
     model = best_model = None
@@ -1392,16 +1394,20 @@ def train(X, Y, sample_weight, state, config, validation=None, method="auto"):
                 best_model = tuple(part.copy() for part in model)
         else:
             should_stop = stopper.update(loss, epoch, relative=True) or loss <= loss_floor
-            if _extrapolates(schedule.config, n_samples, validation):
+            if schedule.config.stops_by_extrapolation:
                 phase_losses = state.history.loss_curve[phase_start - 1 :]
                 should_stop |= _converged_in_full_batch(phase_losses, config.tol)
-        phase = schedule.next_phase(model, plateau=should_stop and validation is None)
+        # Held-out data that stop training stop it; a plateau of the training loss on
+        # small batches is their noise floor, which the full batch removes.
+        phase = None
+        if not (should_stop and validation is not None):
+            phase = schedule.next_phase(model, plateau=should_stop)
         if phase is not None:
             schedule.hand_over(state, model, phase, X, sample_weight)
             epoch_runner = _epoch_runner(X, Y, sample_weight, state, phase, method)
             phase_start = len(state.history.loss_curve) + 1
             if validation is None:  # the losses of batches of another size are not comparable
-                stopper = _phase_stopper(phase, n_samples, validation)
+                stopper = _phase_stopper(phase)
             continue
         if should_stop:
             reason = "stopped"
@@ -1419,6 +1425,7 @@ def train(X, Y, sample_weight, state, config, validation=None, method="auto"):
         model = _better_of(model, coef, intercept, X, Y, sample_weight, config)
     model = best_model or tuple(part.copy() for part in model)
     status = TrainingStatus(
-        reason, len(state.history.loss_curve), first_epoch, validation is not None
-    )
+        reason, len(state.history.loss_curve), first_epoch, validation is not None,
+        schedule.config,
+    )  # fmt: skip
     return state, model, status

@@ -56,11 +56,13 @@ def lbfgs_minimum_from(model, X, Y):
     return result.fun, relu_loss_and_gradient(start, X, Y)[0]
 
 
+@pytest.mark.parametrize("alpha", [0.0, 0.3])
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("sparse_input", [False, True])
-def test_norm_test_is_the_variance_of_the_rows_gradients(weighted, sparse_input):
+def test_norm_test_is_the_variance_of_the_rows_gradients(weighted, sparse_input, alpha):
     # Oracle: every row's term of the data gradient written out as a vector,
-    # v_i = n w_i (D_i e_i) (x) (x_i, 1), and their variance about their mean.
+    # v_i = n w_i (D_i e_i) (x) (x_i, 1), and their variance about their mean, against
+    # the objective's whole gradient (the penalty's alpha W included).
     rng = np.random.default_rng(0)
     X, Y = relu_teacher(300, 4, 2, noise=0.3)
     weights = normalised_weights(rng.uniform(0.1, 3.0, 300) if weighted else None, 300, np.float64)
@@ -71,12 +73,14 @@ def test_norm_test_is_the_variance_of_the_rows_gradients(weighted, sparse_input)
     terms = 300 * weights[:, None] * np.einsum("io,if->iof", residuals, rows).reshape(300, -1)
     mean = terms.mean(axis=0)
     variance = np.mean(np.sum((terms - mean) ** 2, axis=1))
+    gradient = mean + alpha * np.concatenate([coef, np.zeros((2, 1))], axis=1).ravel()
 
     growth = BatchGrowth(
-        sparse.csr_matrix(X) if sparse_input else X, Y, weights, resolve_activation("relu", 0.0)
-    )
+        sparse.csr_matrix(X) if sparse_input else X, Y, weights, resolve_activation("relu", 0.0),
+        alpha,
+    )  # fmt: skip
     noise, signal = growth.noise_and_signal(coef, intercept)
-    assert_allclose(noise / signal, variance / np.sum(mean**2), rtol=1e-10)
+    assert_allclose(noise / signal, variance / np.sum(gradient**2), rtol=1e-10)
 
     # The smallest batch whose mean's variance, drawn without replacement, is at most
     # the squared gradient.
@@ -85,7 +89,7 @@ def test_norm_test_is_the_variance_of_the_rows_gradients(weighted, sparse_input)
     def batch_variance(b):
         return variance / b * (300 - b) / 299
 
-    assert batch_variance(needed) <= np.sum(mean**2) < batch_variance(needed - 1)
+    assert batch_variance(needed) <= np.sum(gradient**2) < batch_variance(needed - 1)
 
 
 def test_batch_sizes_double_up_to_what_is_needed():
@@ -207,3 +211,54 @@ def test_full_batch_stops_within_tol_where_the_plateau_rule_stopped_early():
     plateau = solver._Stopper(tol=1e-4, n_iter_no_change=10)
     stop = next(epoch for epoch, loss in enumerate(losses) if plateau.update(loss, epoch, True))
     assert (losses[stop] - minimum) / minimum > 1e-3
+
+
+@pytest.mark.parametrize(
+    "losses, expected",
+    [
+        # Decreases 0.4, 0.2, 0.1, 0.05: ratio 1/2, so 0.05 more to lose, 2.5% of 2.
+        ([3.0, 2.6, 2.4, 2.3, 2.05, 2.0], False),
+        # Decreases 1e-3 ... 1e-5 at ratio 1/10: 1.1e-6 more to lose, 1e-6 of the loss.
+        ([1.0111, 1.0011, 1.0001, 1.00001], True),
+        # The last step raised the loss by 4% of it: an overshoot, not the end.
+        ([10.0, 6.0, 4.0, 3.0, 2.5, 2.3, 2.4], False),
+        # ... by less than tol of it: a minimum within tol.
+        ([10.0, 6.0, 4.0, 3.0, 2.5, 2.3, 2.3000001], True),
+        # The last step lowered nothing, after steps that did.
+        ([1.0, 0.9, 0.85, 0.85], True),
+        # A decrease before the last one was not positive: no geometric history.
+        ([1.0, 1.0, 0.9, 0.8999999], False),
+        # Decreases that grow (ratio 2): far from converging however small they are.
+        ([1.0, 0.9999999, 0.9999997, 0.9999993], False),
+        # Too few losses for two ratios.
+        ([1.0, 1.0, 1.0], False),
+    ],
+)
+def test_full_batch_stopping_rule_extrapolates_geometric_decreases(losses, expected):
+    assert solver._converged_in_full_batch(losses, 1e-4) is expected
+    assert not solver._converged_in_full_batch(losses, 0.0)
+
+
+def test_the_penalty_counts_in_the_gradient_the_noise_is_measured_against():
+    # Near a penalised minimum the data gradient balances alpha W and does not vanish:
+    # measured against it, the noise never dominates, and the batch stayed at 200 rows
+    # until the plateau rule (12 epochs at alpha 1).
+    X, Y = relu_teacher(20_000, 20, 2, noise=0.5)
+    model = OptimalLRRegressor("relu", alpha=1.0, random_state=0).fit(X, Y)
+    assert model.batch_size_curve_[1] > 200
+    assert model.batch_size_curve_[-1] == len(X)
+
+
+@pytest.mark.parametrize("n_samples, first", [(399, 399), (400, 400), (401, 200)])
+def test_the_full_batch_from_half_the_rows(n_samples, first):
+    X, Y = relu_teacher(n_samples, 3, 1, noise=0.5)
+    model = OptimalLRRegressor("relu", max_iter=3, random_state=0).fit(X, Y[:, 0])
+    assert model.batch_size_curve_[0] == first
+
+
+def test_early_stopping_stops_the_schedule_on_held_out_data():
+    X, Y = relu_teacher(5000, 10, 1, noise=0.5)
+    model = OptimalLRRegressor("relu", early_stopping=True, random_state=0).fit(X, Y[:, 0])
+    assert model.n_iter_ < 200
+    assert model.best_validation_score_ == max(model.validation_scores_)
+    assert model.batch_size_curve_[0] == 200
