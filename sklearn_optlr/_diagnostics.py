@@ -497,7 +497,8 @@ def _sentence(text):
 def _warn_if_far_from_a_minimum(status, X, Y, sample_weight, model, state, config, range_cause):
     """Warn at ``max_iter``, and where training stopped far from a minimum
     (:func:`_far_from_a_minimum`), naming the cause found first."""
-    n_steps = (status.epoch - status.first_epoch + 1) * -(-X.shape[0] // config.batch_size)
+    sizes = state.history.batch_size_curve[status.first_epoch - 1 :]
+    n_steps = sum(-(-X.shape[0] // size) for size in sizes)
     far = _far_from_a_minimum(X, Y, sample_weight, model, state, config, n_steps)
     if status.reason == "max_iter":
         ended = (
@@ -513,7 +514,8 @@ def _warn_if_far_from_a_minimum(status, X, Y, sample_weight, model, state, confi
     message = f"{ended}."
     if far is not None:
         cause, finding, specific = far
-        if config.batch_size < X.shape[0] and specific is None:
+        # batch_size="auto" grows its batches itself: nothing for the user to do there.
+        if config.batch_size < X.shape[0] and not config.larger_batches and specific is None:
             remedy += "; larger batches also help"
         message = f"{ended}: {finding}. {_sentence(specific or remedy)}."
         if cause is not None:

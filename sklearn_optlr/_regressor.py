@@ -73,7 +73,7 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         ``"auto"``: with a line-search ``step``, batches of at least
         ``n_features + 1`` rows and at most 256 features. See :ref:`preconditioning`.
     batch_size : int, "auto" or "full", default="auto"
-        Samples per update. ``"auto"``: ``fit`` starts at 200 (the full batch below 400
+        Samples per update. ``"auto"``: ``fit`` starts at 200 (the full batch on up to 400
         rows) and doubles the batch while its gradient's noise outweighs the gradient,
         on to the full batch (:ref:`adaptive-batch-size`); ``partial_fit``, 200.
     alpha : float, default=0.0

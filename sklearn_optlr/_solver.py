@@ -1200,28 +1200,29 @@ def _converged_in_full_batch(losses, tol):
     The loss still to lose is estimated as the sum of the steps' decreases to come,
     each the last one times the ratio of successive decreases: geometric convergence,
     as a (conjugate) gradient method's near a minimum, with the largest ratio of the
-    last :data:`CONVERGENCE_RATIOS` (fewer in a phase's first epochs, at least two).
-    A last step that lowered nothing after steps that did is a minimum where the loss
-    rose by at most ``tol`` times itself (a larger rise is an overshoot). Unlike a
-    plateau of ``n_iter_no_change`` epochs, this stops as soon as the decreases say so,
-    and ``tol`` is an estimate of the distance to the minimum rather than one epoch's
-    progress. Where the decreases before the last do not all shrink (one of them not
-    positive, a ratio of 1 or more), or ``tol`` is 0, it never ends training, and the
-    plateau rule does.
+    last :data:`CONVERGENCE_RATIOS` (fewer in a phase's first epochs, at least one).
+    A last step that lowered nothing is judged by the decreases before it, and the
+    loss may have risen by at most ``tol`` times itself (more is an overshoot). Unlike
+    a plateau of ``n_iter_no_change`` epochs, this stops as soon as the decreases say
+    so, and ``tol`` is an estimate of the distance to the minimum rather than one
+    epoch's progress. Where the decreases do not all shrink (one of them not positive,
+    a ratio of 1 or more), or ``tol`` is 0, it never ends training, and the plateau
+    rule does.
     """
     if len(losses) < 4 or not tol > 0:
         return False
     recent = np.asarray(losses[-(CONVERGENCE_RATIOS + 2) :], dtype=np.float64)
     decreases = -np.diff(recent)
-    if np.any(decreases[:-1] <= 0.0):
+    rise = 0.0
+    if decreases[-1] <= 0.0:
+        rise, decreases = -decreases[-1], decreases[:-1]
+    if np.any(decreases <= 0.0):
         return False
-    last = decreases[-1]
-    if last <= 0.0:
-        return bool(-last <= tol * losses[-1])
     ratio = float(np.max(decreases[1:] / decreases[:-1]))
     if not ratio < 1.0:
         return False
-    return bool(last * ratio / (1.0 - ratio) <= tol * losses[-1])
+    to_lose = decreases[-1] * ratio / (1.0 - ratio)
+    return bool(rise <= tol * losses[-1] and to_lose <= tol * losses[-1])
 
 
 class _BatchSchedule:

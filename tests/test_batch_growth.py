@@ -222,10 +222,15 @@ def test_full_batch_stops_within_tol_where_the_plateau_rule_stopped_early():
         ([1.0111, 1.0011, 1.0001, 1.00001], True),
         # The last step raised the loss by 4% of it: an overshoot, not the end.
         ([10.0, 6.0, 4.0, 3.0, 2.5, 2.3, 2.4], False),
-        # ... by less than tol of it: a minimum within tol.
-        ([10.0, 6.0, 4.0, 3.0, 2.5, 2.3, 2.3000001], True),
-        # The last step lowered nothing, after steps that did.
-        ([1.0, 0.9, 0.85, 0.85], True),
+        # ... by less than tol of it, but the decreases before it left 6% to lose (and
+        # a step twice too long along a quadratic changes nothing either).
+        ([10.0, 6.0, 4.0, 3.0, 2.5, 2.3, 2.3000001], False),
+        # A rise of 1e-9 after decreases at ratio 1/10 that left 1e-5 to lose.
+        ([1.0111, 1.0011, 1.0001, 1.00001, 1.000010001], True),
+        # Nothing lowered after decreases that left 5% to lose.
+        ([1.0, 0.9, 0.85, 0.85], False),
+        # Decreases that grew (ratio 2), then nothing: not evidence of a minimum.
+        ([1.0, 0.9999, 0.9997, 0.9993, 0.99930001], False),
         # A decrease before the last one was not positive: no geometric history.
         ([1.0, 1.0, 0.9, 0.8999999], False),
         # Decreases that grow (ratio 2): far from converging however small they are.
@@ -262,3 +267,27 @@ def test_early_stopping_stops_the_schedule_on_held_out_data():
     assert model.n_iter_ < 200
     assert model.best_validation_score_ == max(model.validation_scores_)
     assert model.batch_size_curve_[0] == 200
+
+
+def test_the_diagnostics_count_the_steps_of_every_batch_size():
+    # Badly scaled columns, unpreconditioned: the warning names the steps the fit took,
+    # over the batch sizes it ran (counted here from batch_size_curve_).
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20_000, 6)) * np.array([1, 30, 0.03, 3, 1, 10]) + 5
+    y = np.maximum(X @ rng.standard_normal(6) / 10, 0) + 0.3 * rng.standard_normal(20_000)
+    with pytest.warns(ConvergenceWarning, match="different scales") as record:
+        model = OptimalLRRegressor("relu", precondition=False, max_iter=30, random_state=0)
+        model.fit(X, y)
+    assert len(set(model.batch_size_curve_)) > 1
+    steps = sum(-(-len(X) // size) for size in model.batch_size_curve_)
+    assert f"it took {steps})" in str(record[0].message)
+
+
+def test_verbose_names_each_epochs_batch_size(capsys):
+    X, Y = relu_teacher(20_000, 20, 1, noise=0.5)
+    model = OptimalLRRegressor("relu", max_iter=3, verbose=1, random_state=0).fit(X, Y[:, 0])
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(",")[0] for line in lines] == [
+        f"Epoch {epoch}: batch size={size}"
+        for epoch, size in enumerate(model.batch_size_curve_, start=1)
+    ]
