@@ -32,7 +32,6 @@ The table is printed and written to ``docs/benchmarks/speed_results.rst``.
 """
 
 import argparse
-import math
 import warnings
 from pathlib import Path
 
@@ -67,10 +66,14 @@ def relu_teacher(n_samples, n_features, n_outputs, dtype, seed=0):
 
 
 def n_long_epochs(fit):
-    """The epochs of the longer timed run: ``SHORT`` plus enough that the extra ones
-    take ``MIN_EXTRA_SECONDS``, going by one extra epoch of ``fit(n_epochs)``."""
-    one_epoch = seconds(lambda: fit(SHORT + 1)) - seconds(lambda: fit(SHORT))
-    return SHORT + max(LEAST_EXTRA_EPOCHS, math.ceil(MIN_EXTRA_SECONDS / max(one_epoch, 1e-4)))
+    """The epochs of the longer timed run: ``SHORT`` plus extra epochs, doubled from
+    ``LEAST_EXTRA_EPOCHS`` until they take ``MIN_EXTRA_SECONDS`` (timeit's autorange).
+    Measured on whole runs, so that one noisy epoch cannot ask for thousands."""
+    short = seconds(lambda: fit(SHORT))
+    extra = LEAST_EXTRA_EPOCHS
+    while seconds(lambda: fit(SHORT + extra)) - short < MIN_EXTRA_SECONDS:
+        extra *= 2
+    return SHORT + extra
 
 
 def time_extra_epochs(fit, long):

@@ -1389,20 +1389,20 @@ def train(X, Y, sample_weight, state, config, validation=None, method="auto"):
             break
         if config.tol is None:
             continue
+        # Held-out data and a loss down to the targets' rounding end training; a plateau
+        # of the training loss on small batches is their noise floor, which the full
+        # batch removes.
+        final = loss <= loss_floor
         if validation is not None:
-            should_stop = stopper.update(-score, epoch, relative=False)
+            should_stop = final = stopper.update(-score, epoch, relative=False)
             if stopper.best_epoch == epoch:
                 best_model = tuple(part.copy() for part in model)
         else:
-            should_stop = stopper.update(loss, epoch, relative=True) or loss <= loss_floor
+            should_stop = stopper.update(loss, epoch, relative=True) or final
             if schedule.config.stops_by_extrapolation:
                 phase_losses = state.history.loss_curve[phase_start - 1 :]
                 should_stop |= _converged_in_full_batch(phase_losses, config.tol)
-        # Held-out data that stop training stop it; a plateau of the training loss on
-        # small batches is their noise floor, which the full batch removes.
-        phase = None
-        if not (should_stop and validation is not None):
-            phase = schedule.next_phase(model, plateau=should_stop)
+        phase = None if final else schedule.next_phase(model, plateau=should_stop)
         if phase is not None:
             schedule.hand_over(state, model, phase, X, sample_weight)
             epoch_runner = _epoch_runner(X, Y, sample_weight, state, phase, method)
