@@ -42,7 +42,7 @@ __all__ = ["BatchGrowth", "grown_batch_size", "is_full_batch_phase", "row_norms_
 
 def row_norms_squared(X):
     """``||x_i||^2 + 1`` for every row: the squared norms of the rows with the intercept's
-    constant, in float64."""
+    constant, summed in float64 (scikit-learn's ``row_norms`` sums in X's dtype)."""
     if sparse.issparse(X):
         squares = np.asarray(X.multiply(X).sum(axis=1), dtype=np.float64).ravel()
     else:
