@@ -161,4 +161,16 @@ ax.legend()
 # The seed's iterates stall where each batch's greedy fit leaves them, tens of
 # percent above the optimum; the averaged iterates of the defaults keep closing
 # in, with the same steps.
+#
+# The default batch size grows
+# ----------------------------
+# With ``batch_size="auto"`` (the default) a fit starts with batches of 200 rows
+# and doubles them while the batches' gradient noise outweighs their gradient, on
+# to the full batch (see the adaptive batch size in the user guide). Here the
+# noise dominates after the first epoch, and the full batch takes over from the
+# averaged weights. ``batch_size_curve_`` records each epoch's size, and the
+# display marks where it changed.
+auto = OptimalLRRegressor("relu", random_state=0).fit(X, Y)
+print("batch sizes:", auto.batch_size_curve_)
+TrainingCurveDisplay.from_estimator(auto, name="batch_size='auto' (the default)")
 plt.show()
