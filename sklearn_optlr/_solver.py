@@ -1275,7 +1275,6 @@ class _BatchSchedule:
         state.averager = _prepared_averager(None, phase.averaging)
         _prepare_preconditioner(state, X, sample_weight, phase)
         self.config = phase
-        state.grown_batch_size = self.grown_batch_size
 
 
 def _phase_stopper(config):
@@ -1347,7 +1346,6 @@ def train(X, Y, sample_weight, state, config, validation=None, method="auto"):
     # phase averages).
     schedule = _BatchSchedule(X, Y, sample_weight, state.grown_batch_size, config)
     initial, state = state, prepare(state, X, Y, sample_weight, schedule.config)
-    state.grown_batch_size = schedule.grown_batch_size
     coef, intercept, rng, n_samples = state.coef, state.intercept, state.rng, X.shape[0]
     epoch_runner = _epoch_runner(X, Y, sample_weight, state, schedule.config, method)
     stopper = _phase_stopper(schedule.config)
@@ -1425,6 +1423,7 @@ def train(X, Y, sample_weight, state, config, validation=None, method="auto"):
     if best_model is None and averager is not None and averager.keep_better:
         model = _better_of(model, coef, intercept, X, Y, sample_weight, config)
     model = best_model or tuple(part.copy() for part in model)
+    state.grown_batch_size = schedule.grown_batch_size
     status = TrainingStatus(
         reason, len(state.history.loss_curve), first_epoch, validation is not None,
         schedule.config,
