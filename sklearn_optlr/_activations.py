@@ -200,8 +200,14 @@ class PiecewiseLinear:
         if len(self._x) == 1:
             # The common case (relu, leaky relu, abs, identity): one comparison, no search.
             knot, value_at_knot = dtype(self._x[0]), dtype(self._y[0])
-            slope = np.where(z >= knot, dtype(self._right_slope), dtype(self._left_slope))
-            return value_at_knot + slope * (z - knot), slope
+            # A lookup in the two slopes by the comparison's bytes (numpy's booleans are
+            # 0 or 1): np.where with scalar choices is several times slower.
+            slopes = np.array([self._left_slope, self._right_slope], dtype=dtype)
+            slope = slopes.take(np.asarray(z >= knot).view(np.int8))
+            # z - 0 is z to the bit, so the usual knot at zero skips a pass.
+            value = slope * (z - knot if knot else z)
+            value += value_at_knot
+            return value, slope
         knots = self.knots.astype(dtype)
         piece = np.searchsorted(knots, z, side="right")
         slope = self.slopes.astype(dtype)[piece]

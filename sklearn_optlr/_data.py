@@ -8,7 +8,20 @@ import numpy as np
 from scipy import sparse
 from sklearn.model_selection import train_test_split
 
-__all__ = ["split_validation", "training_arrays"]
+__all__ = ["rows_of", "split_validation", "training_arrays"]
+
+
+def rows_of(array, rows):
+    """``array[rows]``: a batch's rows of a dense array, a CSR matrix or a vector.
+
+    ``rows`` is a slice (a view then) or an array of row indices. Dense rows are
+    copied by ``np.take``, which copies a row at a time where fancy indexing copies
+    entry by entry: on batches of thousands of rows that gather is a sizeable part of
+    a mini-batch step (``benchmarks/bench_speed.py``).
+    """
+    if isinstance(rows, slice) or sparse.issparse(array):
+        return array[rows]
+    return np.take(array, rows, axis=0)
 
 
 def training_arrays(X, y):

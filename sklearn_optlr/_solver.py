@@ -40,6 +40,7 @@ from threadpoolctl import threadpool_info
 from ._activations import initial_intercept, on_knots, unit_slope_form
 from ._averaging import IterateAverage
 from ._batch_growth import BatchGrowth, grown_batch_size
+from ._data import rows_of
 from ._kernels import csr_epoch, dense_epoch
 from ._line_search import (
     EXACT,
@@ -385,8 +386,8 @@ def numpy_epoch(
     n_zero_gradient = 0
     for batch in gen_batches(n_samples if order is None else len(order), batch_size):
         rows = batch if order is None else order[batch]
-        X_batch, Y_batch = X[rows], Y[rows]
-        weight_batch = None if sample_weight is None else sample_weight[rows]
+        X_batch, Y_batch = rows_of(X, rows), rows_of(Y, rows)
+        weight_batch = None if sample_weight is None else rows_of(sample_weight, rows)
         batch_rows = X_batch.shape[0] if weight_batch is None else np.count_nonzero(weight_batch)
         if batch_rows == 0:
             # A batch of zero-weight rows carries no loss and no gradient.

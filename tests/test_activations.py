@@ -131,6 +131,22 @@ def test_single_knot_matches_interpolation():
     assert_array_equal(activation.derivative(z), [-3.0, 0.25, 0.25, 0.25])
 
 
+@pytest.mark.parametrize("name", ["relu", "leaky_relu", "abs", "identity"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_single_knot_values_are_the_closed_forms_to_the_bit(name, dtype):
+    # The one-knot path multiplies by the slope and skips the shift by a zero knot; its
+    # outputs must still be the closed forms exactly, dtype kept, and never -0.0
+    # (0 * a negative z), which a user would see printed in predictions.
+    activation = resolve_activation(name, NEGATIVE_SLOPE)
+    z = np.concatenate([np.linspace(-3.0, 3.0, 61), [0.0, -0.0, 1e-300, -1e-300]]).astype(dtype)
+    value, slope = activation.value_and_slope(z.reshape(13, 5))
+    assert value.dtype == slope.dtype == dtype
+    expected = CLOSED_FORMS[name](z).astype(dtype)
+    assert_array_equal(value.ravel(), expected)
+    assert not np.any(np.signbit(value.ravel()) & (value.ravel() == 0))
+    assert_array_equal(slope.ravel(), np.asarray(RIGHT_SLOPES[name](z), dtype=dtype))
+
+
 @pytest.mark.parametrize(
     "kwargs, error, message",
     [

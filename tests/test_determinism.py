@@ -38,6 +38,7 @@ from sklearn.model_selection import GridSearchCV
 from threadpoolctl import threadpool_limits
 
 from sklearn_optlr import OptimalLRRegressor
+from sklearn_optlr._data import rows_of
 from sklearn_optlr._solver import NUMPY_MIN_OUTPUTS, NUMPY_MIN_PRODUCTS, uses_numpy
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -249,3 +250,18 @@ def test_memory_layout_does_not_change_the_fit(activation):
     ]
     assert_array_equal(fits[0], fits[1])
     assert_array_equal(fits[0], fits[2])
+
+
+@pytest.mark.parametrize("rows", [np.array([3, 0, 3, 7]), slice(2, 6), np.array([], dtype=int)])
+def test_a_batch_gathers_the_same_rows_from_every_container(rows):
+    # The numpy epoch gathers batches by rows_of, not by indexing: every container
+    # must give what indexing gives, in the order asked, repeats included.
+    rng = np.random.default_rng(0)
+    dense = rng.standard_normal((8, 5))
+    dense[dense < 0.3] = 0.0
+    for array in (dense, np.asfortranarray(dense), dense[:, 0], dense.astype(np.float32)):
+        gathered = rows_of(array, rows)
+        assert gathered.dtype == array.dtype
+        assert_array_equal(gathered, array[rows])
+    csr = sparse.csr_matrix(dense)
+    assert_array_equal(rows_of(csr, rows).toarray(), dense[rows])
