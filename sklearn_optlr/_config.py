@@ -83,9 +83,10 @@ class SolverConfig:
         doubled while below half the rows, then the full batch. Empty: the batch size
         stays.
     stops_by_extrapolation : bool
-        Full batch with a line-search step, stopping on the training loss: training
-        stops once the last decreases, extrapolated geometrically, put the minimum
-        within ``tol``, and the plateau rule only ends a fit that stopped moving.
+        Full batch with a line-search step, stopping on the training loss with
+        ``tol > 0``: training stops once the last decreases, extrapolated geometrically,
+        put the minimum within ``tol``, and the plateau rule only ends a fit that
+        stopped moving.
     """
 
     activation: PiecewiseLinear
@@ -260,6 +261,8 @@ def resolve(params, X, n_outputs, incremental):
         precondition=precondition,
         track_moments=track_moments,
         incremental=incremental,
-        stops_by_extrapolation=full_batch and line_search and on_training_loss,
+        stops_by_extrapolation=(
+            full_batch and line_search and on_training_loss and float(params["tol"]) > 0
+        ),
         larger_batches=larger_batches,
     )

@@ -162,6 +162,10 @@ class EpochRecord:
     iterate_sum : tuple (ndarray, ndarray, int) or None
         With averaging: the float64 sums of the averaged iterates' ``coef`` and
         ``intercept``, and their number.
+    decrease : float or None
+        A full batch's measured fall of the objective by its step, where the epoch was
+        asked for it (:class:`FullBatchEpoch`'s ``measure_decrease``): ``loss`` is
+        taken before the step, and the model the epoch leaves is ``loss - decrease``.
     """
 
     loss: float
@@ -171,6 +175,7 @@ class EpochRecord:
     n_zero_gradient: int
     n_batches: int
     iterate_sum: tuple = None
+    decrease: float = None
 
 
 @dataclass(frozen=True)
@@ -248,7 +253,7 @@ class TrainingState:
         return copy.deepcopy(self)
 
 
-def _record(loss, rates, n_zero_gradient, iterate_sum=None):
+def _record(loss, rates, n_zero_gradient, iterate_sum=None, decrease=None):
     n_batches = len(rates)
     rates = np.asarray(rates, dtype=np.float64) if n_batches else np.zeros(1)
     return EpochRecord(
@@ -259,6 +264,7 @@ def _record(loss, rates, n_zero_gradient, iterate_sum=None):
         n_zero_gradient=int(n_zero_gradient),
         n_batches=n_batches,
         iterate_sum=iterate_sum,
+        decrease=decrease,
     )
 
 
@@ -565,13 +571,20 @@ class FullBatchEpoch:
     small chunks pools the chunks' steps). A pooled step that would raise the loss is
     replaced by the exact one short of it (:meth:`_no_higher_loss`).
 
+    With ``measure_decrease=True`` each record also carries the step's fall of the
+    objective (:attr:`EpochRecord.decrease`), for a stopping rule that judges the model
+    the epoch leaves rather than the one it started from: the losses at both ends of
+    the step are evaluated alike, in float64 from the pre-activations ``z`` and
+    ``z + a v`` (no pass over ``X``; the pooled step's check has usually evaluated the
+    end already).
+
     An instance serves one run of :func:`train` on one ``(coef, intercept)`` pair;
     it is called with the same arrays every epoch.
     """
 
     def __init__(
         self, X, Y, sample_weight, *, activation, step, alpha, conjugate=False,
-        rate_memory=None, window=1.0, preconditioner=None,
+        rate_memory=None, window=1.0, preconditioner=None, measure_decrease=False,
     ):  # fmt: skip
         self.X, self.Y, self.activation, self.step, self.alpha = X, Y, activation, step, alpha
         self.rule, self.fixed_rate = step_rule(step)
@@ -596,6 +609,11 @@ class FullBatchEpoch:
         # Where the step is a line search on the true loss, a step of 0 at a kink is
         # retried along the knots.
         self._escapes_kinks = step in ("pooled", "exact") and bool(np.ptp(activation.slopes) > 0)
+        self.measure_decrease = measure_decrease
+        # The losses along this epoch's lines, by (step, id of the line's change), with
+        # the change itself (so that its id is not reused): the checks and the decrease
+        # ask for the same ones.
+        self._line_losses = {}
 
     def _direction(self, gradients):
         """Steepest descent, or the Polak-Ribiere+ conjugate direction when it descends.
@@ -631,11 +649,14 @@ class FullBatchEpoch:
     def _loss_at(self, step_along, change, coef, direction_coef):
         """The loss at ``step_along`` along the direction: one compiled pass over the
         units, none over ``X`` (the new pre-activations are ``z + a v``)."""
-        units = line_units(
-            self._pre_activation, change, self._targets, self.activation, coef,
-            direction_coef, self.alpha,
-        )  # fmt: skip
-        return loss_along(step_along, *units)
+        key = (step_along, id(change))
+        if key not in self._line_losses:
+            units = line_units(
+                self._pre_activation, change, self._targets, self.activation, coef,
+                direction_coef, self.alpha,
+            )  # fmt: skip
+            self._line_losses[key] = (change, loss_along(step_along, *units))
+        return self._line_losses[key][1]
 
     def _no_higher_loss(self, step_along, loss, change, coef, direction_coef):
         """The quadratic model's step, or the exact line search's where it raises the loss.
@@ -780,6 +801,7 @@ class FullBatchEpoch:
 
     def __call__(self, coef, intercept, order=None, average_from=None, progress=None):
         X = self.X
+        self._line_losses.clear()
         refresh = self._pre_activation is None or self._steps_since_refresh >= FULL_BATCH_REFRESH
         block = self._block = block_statistics(
             X, self.Y, self.weights, coef, intercept, self.activation, self.alpha,
@@ -800,6 +822,13 @@ class FullBatchEpoch:
         if not (np.isfinite(loss) and np.isfinite(step_along)):
             # Not applied; train() raises.
             return _record(np.nan, [], not block.data_gradient)
+        decrease = None
+        if self.measure_decrease:
+            decrease = 0.0
+            if step_along:
+                decrease = self._loss_at(0.0, change, coef, direction_coef) - self._loss_at(
+                    step_along, change, coef, direction_coef
+                )
         if step_along:
             step_ = coef.dtype.type(step_along)
             coef += step_ * direction_coef
@@ -811,7 +840,7 @@ class FullBatchEpoch:
             iterate_sum = (coef.astype(np.float64), intercept.astype(np.float64), 1)
         if progress is not None:
             progress(X.shape[0])
-        return _record(loss, [step_along / scale], not block.data_gradient, iterate_sum)
+        return _record(loss, [step_along / scale], not block.data_gradient, iterate_sum, decrease)
 
 
 def uses_numpy(X, batch_size, n_outputs):
@@ -886,7 +915,7 @@ def _in_units_of(run, scale):
 
 def make_epoch(
     X, Y, sample_weight, *, activation, step, batch_size, alpha, conjugate=False, method="auto",
-    rate_memory=None, window=1.0, preconditioner=None,
+    rate_memory=None, window=1.0, preconditioner=None, measure_decrease=False,
 ):  # fmt: skip
     """Choose how to run an epoch and bind the data to it.
 
@@ -907,6 +936,8 @@ def make_epoch(
         The pooled rule's window, in batches (:func:`._pooling.pooled_window`).
     preconditioner : ndarray or None, default=None
         See :func:`numpy_epoch`. Sparse ``X`` with a preconditioner runs by numpy.
+    measure_decrease : bool, default=False
+        Full batch by :class:`FullBatchEpoch`: record each step's fall of the objective.
 
     Returns
     -------
@@ -920,7 +951,7 @@ def make_epoch(
             X, Y, sample_weight, activation=tau, alpha=alpha / scale / scale,
             step=step if isinstance(step, str) else step * scale * scale, batch_size=batch_size,
             conjugate=conjugate, method=method, rate_memory=rate_memory, window=window,
-            preconditioner=preconditioner,
+            preconditioner=preconditioner, measure_decrease=measure_decrease,
         )  # fmt: skip
         return _in_units_of(run, scale)
     options = dict(
@@ -929,7 +960,10 @@ def make_epoch(
         preconditioner=preconditioner,
     )  # fmt: skip
     if batch_size >= X.shape[0] and method == "auto":
-        return FullBatchEpoch(X, Y, sample_weight, conjugate=conjugate, **options)
+        return FullBatchEpoch(
+            X, Y, sample_weight, conjugate=conjugate, measure_decrease=measure_decrease,
+            **options,
+        )  # fmt: skip
     if conjugate:
         raise ValueError("Conjugate directions need the full batch.")
     if method == "auto":
@@ -1295,6 +1329,7 @@ def _epoch_runner(X, Y, sample_weight, state, config, method):
         batch_size=config.batch_size, alpha=config.alpha, conjugate=config.conjugate,
         method=method, rate_memory=state.rate_memory, window=config.window,
         preconditioner=state.preconditioner if config.precondition else None,
+        measure_decrease=config.stops_by_extrapolation,
     )  # fmt: skip
 
 
@@ -1399,7 +1434,11 @@ def train(X, Y, sample_weight, state, config, validation=None, method="auto"):
         else:
             should_stop = stopper.update(loss, epoch, relative=True) or final
             if schedule.config.stops_by_extrapolation:
+                # Judged on the model the epoch leaves: its loss, one step past the
+                # record's, is the last of the series.
                 phase_losses = state.history.loss_curve[phase_start - 1 :]
+                if record.decrease is not None:
+                    phase_losses += (phase_losses[-1] - record.decrease,)
                 should_stop |= _converged_in_full_batch(phase_losses, config.tol)
         phase = None if final else schedule.next_phase(model, plateau=should_stop)
         if phase is not None:

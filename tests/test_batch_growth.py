@@ -246,6 +246,61 @@ def test_full_batch_stopping_rule_extrapolates_geometric_decreases(losses, expec
     assert not solver._converged_in_full_batch(losses, 0.0)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("step", ["pooled", "optimal", "exact"])
+def test_a_full_batch_epoch_measures_the_fall_of_its_step(step, dtype):
+    # The stopping rule judges the model an epoch leaves by the fall its record
+    # carries: it must be the objective's, before the step less after it, as numpy
+    # computes the objective on copies of the weights.
+    X, Y = relu_teacher(500, 6, 2, noise=0.3)
+    X, Y = X.astype(dtype), Y.astype(dtype)
+    alpha = 0.01
+    epoch = solver.FullBatchEpoch(
+        X, Y, None, activation=resolve_activation("relu"), step=step, alpha=alpha,
+        conjugate=True, measure_decrease=True,
+    )  # fmt: skip
+    rng = np.random.default_rng(1)
+    coef = (0.3 * rng.standard_normal((2, 6))).astype(dtype)
+    intercept = np.full(2, 0.1, dtype=dtype)
+
+    def objective(coef, intercept):
+        coef, intercept = coef.astype(np.float64), intercept.astype(np.float64)
+        params = np.concatenate([coef.ravel(), intercept])
+        loss, _ = relu_loss_and_gradient(params, X.astype(np.float64), Y.astype(np.float64))
+        return loss + 0.5 * alpha * np.sum(coef**2)
+
+    falls = []
+    for _ in range(6):
+        before = objective(coef, intercept)
+        record = epoch(coef, intercept)
+        falls.append(record.decrease)
+        # float32: the weights are rounded to float32 after the step, the fall is not.
+        rounding = 1e-12 if dtype == np.float64 else 1e-6
+        assert record.decrease == pytest.approx(
+            before - objective(coef, intercept), abs=rounding * before
+        )
+    assert falls[0] > 0
+
+
+def test_the_measured_fall_saves_the_epoch_that_only_confirmed_it(monkeypatch):
+    # Judged on the losses before each step, the rule needed one more epoch to see the
+    # loss its last step had already reached.
+    X, Y = relu_teacher(3000, 8, 3, noise=0.3)
+    model = OptimalLRRegressor("relu", batch_size="full").fit(X, Y)
+    minimum, loss = lbfgs_minimum_from(model, X, Y)
+    assert (loss - minimum) / minimum < 1e-4
+
+    measuring = solver.FullBatchEpoch.__init__
+
+    def without_the_fall(self, *args, **kwargs):
+        measuring(self, *args, **{**kwargs, "measure_decrease": False})
+
+    monkeypatch.setattr(solver.FullBatchEpoch, "__init__", without_the_fall)
+    unmeasured = OptimalLRRegressor("relu", batch_size="full").fit(X, Y)
+    assert unmeasured.n_iter_ == model.n_iter_ + 1
+    assert_allclose(unmeasured.loss_curve_[:-1], model.loss_curve_, rtol=1e-12)
+
+
 def test_the_penalty_counts_in_the_gradient_the_noise_is_measured_against():
     # Near a penalised minimum the data gradient balances alpha W and does not vanish:
     # measured against it, the noise never dominates, and the batch stayed at 200 rows
