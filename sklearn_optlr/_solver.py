@@ -1260,6 +1260,17 @@ def _converged_in_full_batch(losses, tol):
     return bool(rise <= tol * losses[-1] and to_lose <= tol * losses[-1])
 
 
+def _phase_losses(history, phase_start, record):
+    """The losses the phase's epochs recorded, each taken before its step, and, where
+    the last epoch measured its step's fall (:attr:`EpochRecord.decrease`), the loss
+    of the model it left: the stopping rule then judges the model training would
+    return, without an epoch run only to see its loss."""
+    losses = history.loss_curve[phase_start - 1 :]
+    if record.decrease is not None:
+        losses += (losses[-1] - record.decrease,)
+    return losses
+
+
 class _BatchSchedule:
     """The configuration each epoch runs under: ``config`` throughout, or, where it has
     ``larger_batches`` (``batch_size="auto"`` in ``fit``), the adaptive schedule of
@@ -1434,11 +1445,7 @@ def train(X, Y, sample_weight, state, config, validation=None, method="auto"):
         else:
             should_stop = stopper.update(loss, epoch, relative=True) or final
             if schedule.config.stops_by_extrapolation:
-                # Judged on the model the epoch leaves: its loss, one step past the
-                # record's, is the last of the series.
-                phase_losses = state.history.loss_curve[phase_start - 1 :]
-                if record.decrease is not None:
-                    phase_losses += (phase_losses[-1] - record.decrease,)
+                phase_losses = _phase_losses(state.history, phase_start, record)
                 should_stop |= _converged_in_full_batch(phase_losses, config.tol)
         phase = None if final else schedule.next_phase(model, plateau=should_stop)
         if phase is not None:
