@@ -244,13 +244,21 @@ def gradient(X, backprop, coef, alpha):
     Returns
     -------
     grad_coef : ndarray of shape (n_outputs, n_features)
-        ``sum_i w_i (D_i e_i) x_i^T + alpha W``.
+        ``sum_i w_i (D_i e_i) x_i^T + alpha W``: in ``X``'s dtype, or in float64 where
+        float32 sums overflow.
     grad_intercept : ndarray of shape (n_outputs,)
-        ``sum_i w_i D_i e_i``.
+        ``sum_i w_i D_i e_i``, in the same dtype.
     """
     # (X^T R)^T rather than R^T X: OpenBLAS runs the latter up to 12x slower for a
     # batch of thousands of rows and tens of outputs (measured, 4096 x 100, 50 outputs).
-    grad_coef = np.asarray(safe_sparse_dot(X.T, backprop, dense_output=True)).T
+    with np.errstate(over="ignore", invalid="ignore"):
+        grad_coef = np.asarray(safe_sparse_dot(X.T, backprop, dense_output=True)).T
+    if X.dtype != np.float64 and not np.all(np.isfinite(grad_coef)):
+        # Float32 features of 1e30 times residuals of 1e10 overflow float32's sums where
+        # the gradient is a float64 number, as the compiled kernels accumulate it: summed
+        # again in float64 (the step math scales the direction before the next product).
+        backprop = backprop.astype(np.float64)
+        grad_coef = np.asarray(safe_sparse_dot(X.T, backprop, dense_output=True)).T
     if alpha:
         grad_coef += alpha * coef
     return grad_coef, backprop.sum(axis=0)

@@ -573,13 +573,14 @@ def test_the_defaults_train_on_float32_features_far_from_unit_size(feature_scale
 
 
 @ignore_convergence
-@pytest.mark.xfail(
-    strict=True, raises=FloatingPointError,
-    reason="the full-batch gradient X^T r is formed in float32 (_step.gradient) and overflows "
-    "where float32 features of 1e30 meet targets of 1e10; the compiled mini-batch kernels "
-    "accumulate in float64 and train (issue 15, point 7)",
-)  # fmt: skip
-def test_the_default_full_batch_trains_where_float32_mini_batches_do():
-    X, y = float32_problem(1e30, 1e10, 150)
+@pytest.mark.parametrize("n_samples", [150, 1000])  # the default batch: full, grown to full
+def test_the_default_full_batch_trains_where_float32_mini_batches_do(n_samples):
+    # Features of 1e30 times residuals of 1e10: float32's sums in the gradient X^T r
+    # overflowed, and the default fit (which ends in full batch) raised "diverged" where
+    # batches of 32, whose compiled kernels accumulate in float64, train.
+    X, y = float32_problem(1e30, 1e10, n_samples)
     assert r2(OptimalLRRegressor(batch_size=32, random_state=0).fit(X, y), X, y) > 0.99
-    assert r2(OptimalLRRegressor(random_state=0).fit(X, y), X, y) > 0.99
+    model = OptimalLRRegressor(random_state=0).fit(X, y)
+    assert model.coef_.dtype == np.float32
+    assert model.batch_size_curve_[-1] == n_samples
+    assert r2(model, X, y) > 0.99
