@@ -221,7 +221,9 @@ def resolve(params, X, n_outputs, incremental):
     # "auto" in fit grows the batch (partial_fit's chunks are one batch each), from a
     # size where the schedule may already train by the full batch.
     adaptive = params["batch_size"] == "auto" and not incremental
-    if adaptive and is_full_batch_phase(batch_size, n_samples):
+    # Conjugate directions are built from exact gradients: asked for, "auto" gives them
+    # the full batch from the start rather than refusing a size it chose itself.
+    if adaptive and (params["solver"] == "cg" or is_full_batch_phase(batch_size, n_samples)):
         batch_size = n_samples
     full_batch = batch_size >= n_samples
     conjugate = _solver_is_conjugate(params, batch_size, n_samples, incremental)

@@ -58,8 +58,8 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         large batches). ``"exact"``: the exact minimiser along the line, from its
         sorted kink crossings. A float: a fixed rate (:ref:`step-rules`).
     solver : {"auto", "gd", "cg"}, default="auto"
-        ``"gd"``: gradient descent (the seed's method). ``"cg"``: nonlinear
-        conjugate gradients, full batch only (:ref:`conjugate-directions`).
+        ``"gd"``: gradient descent (the seed's method). ``"cg"``: nonlinear conjugate
+        gradients, full batch only, as ``"auto"`` batches then are (:ref:`conjugate-directions`).
         ``"auto"``: ``"cg"`` for a full-batch ``fit`` with a line-search ``step``.
     average : "auto", bool or int, default="auto"
         Polyak-Ruppert averaging, held in ``coef_``: ``True`` over roughly the last

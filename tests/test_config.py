@@ -102,6 +102,19 @@ def test_contradicting_parameters_raise(changes, message):
         resolve(params(**changes), X_of(), 1, incremental=False)
 
 
+def test_conjugate_gradients_asked_for_take_the_full_batch_that_auto_chooses():
+    # batch_size="auto" is the default: solver="cg" alone raised "needs the full batch"
+    # on more than 400 rows, a size "auto" chose itself (a grid over solvers failed).
+    config = resolve(params(solver="cg"), X_of(1000), 1, incremental=False)
+    assert config.batch_size == 1000 and config.conjugate and not config.larger_batches
+    X = X_of(1000)
+    y = X @ np.arange(1.0, 6.0)
+    chosen = OptimalLRRegressor(solver="cg", random_state=0).fit(X, y)
+    full = OptimalLRRegressor(solver="cg", batch_size="full", random_state=0).fit(X, y)
+    np.testing.assert_array_equal(chosen.coef_, full.coef_)
+    assert chosen.batch_size_curve_ == [1000] * chosen.n_iter_
+
+
 def test_wide_data_cannot_be_preconditioned_densely():
     X = sparse.random(10, 9000, density=0.001, format="csr", random_state=0)
     with pytest.raises(ValueError, match="precondition=True needs dense matrices"):
