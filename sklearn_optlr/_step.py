@@ -256,7 +256,8 @@ def gradient(X, backprop, coef, alpha):
     if X.dtype != np.float64 and not np.all(np.isfinite(grad_coef)):
         # Float32 features of 1e30 times residuals of 1e10 overflow float32's sums where
         # the gradient is a float64 number, as the compiled kernels accumulate it: summed
-        # again in float64 (the step math scales the direction before the next product).
+        # again in float64. The direction built from it is float64 too, so the products
+        # along it run in float64, for such data only.
         backprop = backprop.astype(np.float64)
         grad_coef = np.asarray(safe_sparse_dot(X.T, backprop, dense_output=True)).T
     if alpha:
