@@ -262,7 +262,9 @@ def gradient(X, backprop, coef, alpha):
         grad_coef = np.asarray(safe_sparse_dot(X.T, backprop, dense_output=True)).T
     if alpha:
         grad_coef += alpha * coef
-    return grad_coef, backprop.sum(axis=0)
+    # einsum sums the rows in one pass; ndarray.sum(axis=0) over a C-ordered array of a
+    # few columns loops row by row, at several times the cost of the pass.
+    return grad_coef, np.einsum("ij->j", backprop)
 
 
 def preactivation_change(X, direction_coef, direction_intercept):
