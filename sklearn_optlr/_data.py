@@ -14,12 +14,13 @@ __all__ = ["rows_of", "split_validation", "training_arrays"]
 def rows_of(array, rows):
     """``array[rows]``: a batch's rows of a dense array, a CSR matrix or a vector.
 
-    ``rows`` is a slice (a view then) or an array of row indices. Dense rows are
-    copied by ``np.take``, which copies a row at a time where fancy indexing copies
-    entry by entry: on batches of thousands of rows that gather is a sizeable part of
-    a mini-batch step (``benchmarks/bench_speed.py``).
+    ``rows`` is a slice or an array of integer row indices (not a boolean mask). The
+    rows of a C-ordered array are copied by ``np.take``, which copies a row at a time
+    where fancy indexing copies entry by entry: on batches of thousands of rows that
+    gather is a sizeable part of a mini-batch step (``benchmarks/bench_speed.py``).
+    Other layouts are indexed: ``np.take`` would first copy the whole array.
     """
-    if isinstance(rows, slice) or sparse.issparse(array):
+    if isinstance(rows, slice) or sparse.issparse(array) or not array.flags.c_contiguous:
         return array[rows]
     return np.take(array, rows, axis=0)
 
@@ -40,6 +41,8 @@ def training_arrays(X, y):
         kernels take each stored entry as a whole value), never the user's matrix
         modified.
     Y : ndarray of shape (n_samples, n_outputs)
+        In C order, as the batches gather its rows (a DataFrame's targets come in
+        Fortran order).
     single_output : bool
         Whether ``y`` was 1-D.
     """
@@ -66,7 +69,8 @@ def training_arrays(X, y):
             f"magnitude {np.max(np.abs(y)):.3g}). Pass float64 X, or rescale y."
         )
     single_output = Y.ndim == 1
-    return X, (Y.reshape(-1, 1) if single_output else Y), single_output
+    Y = np.ascontiguousarray(Y.reshape(-1, 1) if single_output else Y)
+    return X, Y, single_output
 
 
 def split_validation(X, Y, sample_weight, validation_fraction, rng):

@@ -265,3 +265,22 @@ def test_a_batch_gathers_the_same_rows_from_every_container(rows):
         assert_array_equal(gathered, array[rows])
     csr = sparse.csr_matrix(dense)
     assert_array_equal(rows_of(csr, rows).toarray(), dense[rows])
+
+
+def test_a_batch_of_a_fortran_ordered_array_copies_only_its_rows():
+    # np.take copies the whole of an array that is not C-ordered before it gathers;
+    # a DataFrame's targets come in Fortran order, and each batch copied all of them.
+    import tracemalloc
+
+    from sklearn_optlr._data import training_arrays
+
+    Y = np.asfortranarray(np.random.default_rng(0).standard_normal((20_000, 10)))
+    tracemalloc.start()
+    rows_of(Y, np.arange(0, 20_000, 1000))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < Y.nbytes / 10
+    # The solver's targets are C-ordered whatever the caller's layout.
+    _, Y_train, _ = training_arrays(np.ones((20_000, 1)), Y)
+    assert Y_train.flags.c_contiguous
+    assert_array_equal(Y_train, Y)
