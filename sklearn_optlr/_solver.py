@@ -165,7 +165,8 @@ class EpochRecord:
     decrease : float or None
         A full batch's measured fall of the objective by its step, where the epoch was
         asked for it (:class:`FullBatchEpoch`'s ``measure_decrease``): ``loss`` is
-        taken before the step, and the model the epoch leaves is ``loss - decrease``.
+        taken before the step, and the loss of the iterate the epoch leaves is
+        ``loss - decrease``.
     """
 
     loss: float
@@ -1263,10 +1264,12 @@ def _converged_in_full_batch(losses, tol):
 def _phase_losses(history, phase_start, record):
     """The losses the phase's epochs recorded, each taken before its step, and, where
     the last epoch measured its step's fall (:attr:`EpochRecord.decrease`), the loss
-    of the model it left: the stopping rule then judges the model training would
-    return, without an epoch run only to see its loss."""
+    of the iterate it left: the stopping rule then judges the last iterate, the model
+    a full-batch fit returns (unless asked to average), without an epoch run only to
+    see its loss. A fall that is not finite is left out: the next epoch's loss shows
+    what happened (a loss that overflowed is a divergence, not a rise within tol)."""
     losses = history.loss_curve[phase_start - 1 :]
-    if record.decrease is not None:
+    if record.decrease is not None and np.isfinite(record.decrease):
         losses += (losses[-1] - record.decrease,)
     return losses
 

@@ -246,27 +246,33 @@ def test_full_batch_stopping_rule_extrapolates_geometric_decreases(losses, expec
     assert not solver._converged_in_full_batch(losses, 0.0)
 
 
+@pytest.mark.parametrize("data", ["dense", "weighted", "sparse"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("step", ["pooled", "optimal", "exact"])
-def test_a_full_batch_epoch_measures_the_fall_of_its_step(step, dtype):
-    # The stopping rule judges the model an epoch leaves by the fall its record
+def test_a_full_batch_epoch_measures_the_fall_of_its_step(step, dtype, data):
+    # The stopping rule judges the iterate an epoch leaves by the fall its record
     # carries: it must be the objective's, before the step less after it, as numpy
     # computes the objective on copies of the weights.
     X, Y = relu_teacher(500, 6, 2, noise=0.3)
     X, Y = X.astype(dtype), Y.astype(dtype)
+    X[X < -0.5] = 0.0  # zeros for the sparse case
     alpha = 0.01
-    epoch = solver.FullBatchEpoch(
-        X, Y, None, activation=resolve_activation("relu"), step=step, alpha=alpha,
-        conjugate=True, measure_decrease=True,
-    )  # fmt: skip
     rng = np.random.default_rng(1)
+    sample_weight = rng.uniform(0.0, 2.0, 500) if data == "weighted" else None
+    epoch = solver.FullBatchEpoch(
+        sparse.csr_matrix(X) if data == "sparse" else X, Y,
+        None if sample_weight is None else sample_weight.astype(dtype),
+        activation=resolve_activation("relu"), step=step, alpha=alpha, conjugate=True,
+        measure_decrease=True,
+    )  # fmt: skip
     coef = (0.3 * rng.standard_normal((2, 6))).astype(dtype)
     intercept = np.full(2, 0.1, dtype=dtype)
+    weights = np.ones(500) if sample_weight is None else sample_weight
 
     def objective(coef, intercept):
         coef, intercept = coef.astype(np.float64), intercept.astype(np.float64)
-        params = np.concatenate([coef.ravel(), intercept])
-        loss, _ = relu_loss_and_gradient(params, X.astype(np.float64), Y.astype(np.float64))
+        error = np.maximum(X.astype(np.float64) @ coef.T + intercept, 0.0) - Y
+        loss = 0.5 * weights @ np.sum(error**2, axis=1) / weights.sum()
         return loss + 0.5 * alpha * np.sum(coef**2)
 
     falls = []
@@ -280,6 +286,18 @@ def test_a_full_batch_epoch_measures_the_fall_of_its_step(step, dtype):
             before - objective(coef, intercept), abs=rounding * before
         )
     assert falls[0] > 0
+
+
+def test_a_fall_that_is_not_finite_is_left_to_the_next_epoch():
+    # A loss that overflowed after the step is a divergence, not a rise within tol of
+    # an infinite loss: appended, it made the rule stop on a blown-up model.
+    assert solver._converged_in_full_batch((10.0, 5.0, 2.5, 1.25, np.inf), 1e-4)
+    history = solver.TrainingHistory(loss_curve=(10.0, 5.0, 2.5, 1.25))
+    for fall in (-np.inf, np.nan):
+        record = solver._record(1.25, [1.0], 0, decrease=fall)
+        assert solver._phase_losses(history, 1, record) == history.loss_curve
+    record = solver._record(1.25, [1.0], 0, decrease=0.625)
+    assert solver._phase_losses(history, 2, record) == (5.0, 2.5, 1.25, 0.625)
 
 
 def test_the_measured_fall_saves_the_epoch_that_only_confirmed_it(monkeypatch):
