@@ -204,8 +204,10 @@ class PiecewiseLinear:
             # 0 or 1): np.where with scalar choices is several times slower.
             slopes = np.array([self._left_slope, self._right_slope], dtype=dtype)
             slope = slopes.take(np.asarray(z >= knot).view(np.int8))
-            # z - 0 is z to the bit, so the usual knot at zero skips a pass.
-            value = slope * (z - knot if knot else z)
+            # z - 0 is z to the bit (z - (-0) is not, for z = -0), so the usual knot at
+            # zero skips a pass.
+            at_zero = knot == 0 and not np.signbit(knot)
+            value = slope * (z if at_zero else z - knot)
             value += value_at_knot
             return value, slope
         knots = self.knots.astype(dtype)

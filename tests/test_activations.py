@@ -147,6 +147,18 @@ def test_single_knot_values_are_the_closed_forms_to_the_bit(name, dtype):
     assert_array_equal(slope.ravel(), np.asarray(RIGHT_SLOPES[name](z), dtype=dtype))
 
 
+def test_a_knot_at_negative_zero_is_shifted_by():
+    # z - (-0.0) is +0.0 for z = -0.0, where skipping the shift (as for a knot at +0.0,
+    # where z - 0 is z to the bit) would keep -0.0. Oracle: the formula written out.
+    activation = PiecewiseLinear([-0.0], [-0.0], 0.5, 2.0)
+    z = np.array([-0.0, 0.0, -1.0, 3.0])
+    slope = np.where(z >= -0.0, 2.0, 0.5)
+    expected = -0.0 + slope * (z - -0.0)
+    value = activation(z)
+    assert_array_equal(value, expected)
+    assert_array_equal(np.signbit(value), np.signbit(expected))
+
+
 @pytest.mark.parametrize(
     "kwargs, error, message",
     [
