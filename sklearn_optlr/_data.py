@@ -7,8 +7,11 @@ the estimator, and the hold-out split of early stopping."""
 import numpy as np
 from scipy import sparse
 from sklearn.model_selection import train_test_split
+from sklearn.utils.validation import validate_data
 
-__all__ = ["rows_of", "split_validation", "training_arrays"]
+from ._step import check_sample_weight
+
+__all__ = ["held_out_rows", "rows_of", "split_validation", "training_arrays"]
 
 
 def rows_of(array, rows):
@@ -111,3 +114,66 @@ def split_validation(X, Y, sample_weight, validation_fraction, rng):
                 "more rows a positive weight."
             )
     return *parts[0], parts[1]
+
+
+def held_out_rows(estimator, X, Y, sample_weight, given, rng):
+    """The training rows and the held-out ones that early stopping scores.
+
+    Parameters
+    ----------
+    estimator : OptimalLRRegressor
+        Fitted on ``X`` already by ``validate_data``: the given set must have its
+        features (and their names).
+    X, Y, sample_weight
+        The training data, as :func:`training_arrays` and ``check_sample_weight`` gave
+        them.
+    given : tuple (X_val, y_val, sample_weight_val)
+        ``fit``'s validation set, each None where not given.
+    rng : numpy.random.Generator
+        Draws the split where no set is given.
+
+    Returns
+    -------
+    X, Y, sample_weight
+        The training rows: all of them where a set is given (HistGradientBoosting's
+        rule), else those :func:`split_validation` leaves; all of them without early
+        stopping.
+    validation : tuple (X_val, Y_val, sample_weight_val) or None
+        None without early stopping.
+
+    Raises
+    ------
+    ValueError
+        Where a set is given in part, or without ``early_stopping``, or does not
+        match the training data.
+    """
+    X_val, y_val, sample_weight_val = given
+    if (X_val is None) != (y_val is None) or (sample_weight_val is not None and X_val is None):
+        names = ("X_val", "y_val", "sample_weight_val")
+        named = ", ".join(name for name, part in zip(names, given) if part is not None)
+        raise ValueError(
+            f"fit was given {named} alone: a validation set needs both X_val and y_val "
+            "(and sample_weight_val only with them)."
+        )
+    if X_val is not None and not estimator.early_stopping:
+        raise ValueError(
+            "X_val and y_val were given but early_stopping=False: the validation set is "
+            "only used to stop early. Set early_stopping=True, or do not pass them."
+        )
+    if not estimator.early_stopping:
+        return X, Y, sample_weight, None
+    if X_val is None:
+        return split_validation(X, Y, sample_weight, estimator.validation_fraction, rng)
+    X_val, y_val = validate_data(
+        estimator, X_val, y_val, reset=False, accept_sparse=["csr", "csc"], dtype=X.dtype,
+        order="C", multi_output=True, y_numeric=True,
+    )  # fmt: skip
+    X_val, Y_val, _ = training_arrays(X_val, y_val)
+    if Y_val.shape[1] != Y.shape[1]:
+        raise ValueError(
+            f"y_val has {Y_val.shape[1]} outputs where y has {Y.shape[1]}: the validation "
+            "set must have the training targets' outputs."
+        )
+    if sample_weight_val is not None:
+        sample_weight_val = check_sample_weight(sample_weight_val, X_val, X.dtype)
+    return X, Y, sample_weight, (X_val, Y_val, sample_weight_val)

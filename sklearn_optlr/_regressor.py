@@ -17,8 +17,9 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._activations import ACTIVATIONS, PiecewiseLinear, resolve_activation
 from ._config import resolve
-from ._data import split_validation, training_arrays
+from ._data import held_out_rows, training_arrays
 from ._diagnostics import check_before_training, report
+from ._fitted import fitted_attributes
 from ._solver import start, train
 from ._step import check_sample_weight, forward
 
@@ -87,8 +88,8 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
     n_iter_no_change : int, default=10
         Epochs without improvement tolerated before stopping.
     early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the data, stop on its R^2, and keep the
-        best epoch's model.
+        Hold out ``validation_fraction`` of the data (or take ``fit``'s ``X_val``),
+        stop on its R^2, and keep the best epoch's model.
     validation_fraction : float, default=0.1
         Share of the training data held out with ``early_stopping``.
     shuffle : bool, default=True
@@ -208,7 +209,7 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         self.verbose = verbose
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None, sample_weight_val=None):
         """Fit the model by gradient descent with the optimal step.
 
         Parameters
@@ -219,20 +220,29 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
             Targets.
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weights of the rows' losses (see the notes on mini-batches).
+        X_val : {array-like, sparse matrix} of shape (n_val, n_features), default=None
+            With ``early_stopping=True``: the rows to stop on, instead of a random
+            ``validation_fraction`` of ``X`` (which then all trains), as
+            HistGradientBoostingRegressor takes them. In a Pipeline, pass
+            ``transform_input=["X_val"]`` to transform them as ``X`` is.
+        y_val : array-like of shape (n_val,) or (n_val, n_outputs), default=None
+            Their targets.
+        sample_weight_val : array-like of shape (n_val,), default=None
+            Weights of the validation rows' R^2.
 
         Returns
         -------
         self : OptimalLRRegressor
             The fitted estimator.
         """
-        return self._fit(X, y, sample_weight, incremental=False)
+        return self._fit(X, y, sample_weight, False, (X_val, y_val, sample_weight_val))
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):
         """Make one pass over the given data, continuing from the current weights.
 
-        The first call initialises the model. ``early_stopping`` and the
-        stopping rule do not apply: each call is exactly one epoch.
+        The first call initialises the model. The stopping rule does not apply (each
+        call is exactly one epoch), and ``early_stopping=True`` raises a ValueError.
 
         Parameters
         ----------
@@ -248,20 +258,22 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         self : OptimalLRRegressor
             The updated estimator.
         """
-        return self._fit(X, y, sample_weight, incremental=True)
+        if self.early_stopping:  # as SGDRegressor and MLPRegressor refuse it
+            raise ValueError("partial_fit does not support early_stopping=True.")
+        return self._fit(X, y, sample_weight, True, (None, None, None))
 
-    def _fit(self, X, y, sample_weight, incremental):
+    def _fit(self, X, y, sample_weight, incremental, given):
         # All or nothing: whatever fails (bad input, a diverging run, an interrupt),
         # the model keeps every attribute it had, fitted or not.
         snapshot = dict(self.__dict__)
         try:
-            return self._fit_unchecked(X, y, sample_weight, incremental)
+            return self._fit_unchecked(X, y, sample_weight, incremental, given)
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(snapshot)
             raise
 
-    def _fit_unchecked(self, X, y, sample_weight, incremental):
+    def _fit_unchecked(self, X, y, sample_weight, incremental, given):
         continuing = hasattr(self, "_state") and (incremental or self.warm_start)
         # C order (as SGDRegressor): another layout rounds sums, and so fits, differently.
         X, y = validate_data(
@@ -274,39 +286,19 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         previous = self._state if continuing else None
         state = start(previous, Y.shape[1], X.shape[1], X.dtype, self.random_state)
         single_output = self._single_output if continuing else single_output
-        validation = None
-        if self.early_stopping and not incremental:
-            X, Y, sample_weight, validation = split_validation(
-                X, Y, sample_weight, self.validation_fraction, state.rng
-            )
+        X, Y, sample_weight, validation = held_out_rows(self, X, Y, sample_weight, given, state.rng)
         config = resolve(self.get_params(deep=False), X, Y.shape[1], incremental)
         range_cause = check_before_training(config, self.activation, X, Y, sample_weight)
         epochs_before = len(state.history.loss_curve)
         state, model, status = train(X, Y, sample_weight, state, config, validation)
         report(status, state, model, X, Y, sample_weight, status.config or config, range_cause)
         self._state, self._single_output = state, single_output
-        self._set_fitted_attributes(*model, validation is not None, epochs_before)
+        attributes = fitted_attributes(
+            state, model, single_output, validation is not None, epochs_before
+        )
+        for name, value in attributes.items():
+            setattr(self, name, value)
         return self
-
-    def _set_fitted_attributes(self, coef, intercept, early_stopped, epochs_before):
-        history, single = self._state.history, self._single_output
-        self.coef_ = coef[0] if single else coef
-        self.intercept_ = float(intercept[0]) if single else intercept
-        self.n_iter_, self.t_ = len(history.loss_curve), history.t
-        self.loss_curve_ = list(history.loss_curve)
-        self.loss_, self.best_loss_ = self.loss_curve_[-1], min(history.loss_curve)
-        self.learning_rate_curve_ = list(history.learning_rate_curve)
-        self.learning_rate_bounds_ = list(history.learning_rate_bounds)
-        self.batch_size_curve_ = list(history.batch_size_curve)
-        # Scores from an earlier early-stopped fit stay, with NaN for the epochs since.
-        scored = early_stopped or not np.all(np.isnan(history.validation_scores))
-        self.validation_scores_ = list(history.validation_scores) if scored else None
-        # The score of the model kept: the best epoch of this fit (a warm-started fit
-        # splits off new validation rows, and keeps only its own best epoch).
-        self.best_validation_score_ = None
-        if early_stopped:
-            self.best_validation_score_ = max(history.validation_scores[epochs_before:])
-            self.best_loss_ = None
 
     def predict(self, X):
         """Predict with the fitted network.

@@ -309,8 +309,8 @@ def test_validation_scores_stay_one_per_epoch_across_warm_starts():
     # Epochs without held-out data after it keep the record, with NaN for themselves; the
     # model is then no validated epoch, so there is no best score to report.
     recorded = list(model.validation_scores_)
-    model.partial_fit(X, y)
-    model.set_params(early_stopping=False).fit(X, y)
+    model.set_params(early_stopping=False).partial_fit(X, y)
+    model.fit(X, y)
     scores = model.validation_scores_
     assert len(scores) == model.n_iter_
     assert_array_equal(scores[: len(recorded)], recorded)

@@ -1,0 +1,160 @@
+# Authors: The sklearn-optlr developers
+# SPDX-License-Identifier: BSD-3-Clause
+
+"""``fit(X, y, *, X_val, y_val, sample_weight_val)``: early stopping on a validation set
+the user gives, with HistGradientBoostingRegressor's semantics, and its routing through
+scikit-learn's metadata routing."""
+
+import warnings
+
+import numpy as np
+import pytest
+import sklearn
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import r2_score
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from sklearn_optlr import OptimalLRRegressor
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+def relu_data(n_samples, n_outputs=1, seed=0, offset=0.0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n_samples, 4)) + offset
+    Y = np.maximum(X @ rng.standard_normal((4, n_outputs)), 0.0)
+    Y += 0.3 * rng.standard_normal(Y.shape)
+    return X, Y[:, 0] if n_outputs == 1 else Y
+
+
+@pytest.mark.parametrize("n_outputs", [1, 2])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_the_given_set_is_what_early_stopping_scores_and_keeps(n_outputs, weighted):
+    X, y = relu_data(300, n_outputs)
+    X_val, y_val = relu_data(80, n_outputs, seed=1)
+    weights = np.random.default_rng(2).uniform(0.5, 2.0, 80) if weighted else None
+    model = OptimalLRRegressor(
+        "relu", batch_size=32, early_stopping=True, n_iter_no_change=3, random_state=0
+    ).fit(X, y, X_val=X_val, y_val=y_val, sample_weight_val=weights)
+    # The model kept is the best epoch's on the given rows: its R^2 there, computed by
+    # scikit-learn from the predictions, is the best score recorded.
+    kept = r2_score(y_val, model.predict(X_val), sample_weight=weights)
+    assert model.best_validation_score_ == max(model.validation_scores_)
+    assert kept == pytest.approx(model.best_validation_score_, rel=1e-12, abs=1e-12)
+    # No rows were split off: every epoch trained on all 300.
+    assert model.t_ == 300 * model.n_iter_
+
+
+def test_the_given_set_replaces_the_split_and_changes_the_fit():
+    X, y = relu_data(300)
+    X_val, y_val = relu_data(80, seed=1)
+    params = dict(batch_size=32, early_stopping=True, random_state=0)
+    split = OptimalLRRegressor("relu", **params).fit(X, y)
+    given = OptimalLRRegressor("relu", **params).fit(X, y, X_val=X_val, y_val=y_val)
+    assert split.t_ == 270 * split.n_iter_  # validation_fraction=0.1 held out
+    assert given.t_ == 300 * given.n_iter_
+    assert not np.allclose(split.validation_scores_[:3], given.validation_scores_[:3])
+
+
+@pytest.mark.parametrize(
+    "parts, message",
+    [
+        (dict(X_val=True), "X_val alone"),
+        (dict(y_val=True), "y_val alone"),
+        (dict(sample_weight_val=True), "sample_weight_val alone"),
+        (dict(X_val=True, sample_weight_val=True), "X_val, sample_weight_val alone"),
+    ],
+)
+def test_a_validation_set_given_in_part_is_refused(parts, message):
+    X, y = relu_data(100)
+    given = dict(X_val=X[:10], y_val=y[:10], sample_weight_val=np.ones(10))
+    model = OptimalLRRegressor(early_stopping=True)
+    with pytest.raises(ValueError, match=message):
+        model.fit(X, y, **{name: given[name] for name in parts})
+
+
+def test_a_validation_set_without_early_stopping_is_refused():
+    X, y = relu_data(100)
+    with pytest.raises(ValueError, match="early_stopping=False"):
+        OptimalLRRegressor().fit(X, y, X_val=X[:10], y_val=y[:10])
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (lambda X, y: (X[:, :3], y), "features"),
+        (lambda X, y: (np.where(X == X[0, 0], np.nan, X), y), "NaN"),
+        (lambda X, y: (X, y[:-1]), "inconsistent numbers of samples"),
+        (lambda X, y: (X, np.column_stack([y, y])), "2 outputs where y has 1"),
+    ],
+)
+def test_a_bad_validation_set_raises_and_leaves_the_model_as_it_was(bad, message):
+    X, y = relu_data(120)
+    model = OptimalLRRegressor("relu", early_stopping=True, random_state=0).fit(X, y)
+    coef, scores = model.coef_.copy(), list(model.validation_scores_)
+    X_val, y_val = bad(*relu_data(20, seed=1))
+    with pytest.raises(ValueError, match=message):
+        model.fit(X, y, X_val=X_val, y_val=y_val)
+    assert_array_equal(model.coef_, coef)
+    assert model.validation_scores_ == scores
+
+
+def test_partial_fit_refuses_early_stopping_and_keeps_the_model():
+    # It used to be ignored in silence; SGDRegressor and MLPRegressor refuse it.
+    X, y = relu_data(100)
+    model = OptimalLRRegressor(random_state=0).partial_fit(X, y)
+    coef = model.coef_.copy()
+    with pytest.raises(ValueError, match="partial_fit does not support early_stopping"):
+        model.set_params(early_stopping=True).partial_fit(X, y)
+    assert_array_equal(model.coef_, coef)
+    assert model.n_iter_ == 1
+
+
+def test_grid_search_routes_the_validation_set_and_a_pipeline_transforms_it():
+    # Offset features: the scaler's transform changes them, so a validation set that
+    # skipped it would score the model on other inputs.
+    X, y = relu_data(300, offset=3.0)
+    X_val, y_val = relu_data(80, seed=1, offset=3.0)
+    params = dict(batch_size=32, early_stopping=True, n_iter_no_change=3, random_state=0)
+    with sklearn.config_context(enable_metadata_routing=True):
+        model = OptimalLRRegressor("relu", **params).set_fit_request(X_val=True, y_val=True)
+        pipeline = Pipeline(
+            [("scale", StandardScaler()), ("model", model)], transform_input=["X_val"]
+        )
+        pipeline.fit(X, y, X_val=X_val, y_val=y_val)
+        search = GridSearchCV(model, {"activation": ["relu", "leaky_relu"]}, cv=2)
+        search.fit(X, y, X_val=X_val, y_val=y_val)
+    # The pipeline's model is the one fitted on the scaled rows, stopped on the scaled
+    # validation rows.
+    scaler = StandardScaler().fit(X)
+    alone = OptimalLRRegressor("relu", **params).fit(
+        scaler.transform(X), y, X_val=scaler.transform(X_val), y_val=y_val
+    )
+    assert_allclose(pipeline[-1].validation_scores_, alone.validation_scores_, rtol=1e-12)
+    # Every candidate of the search stopped on the given rows (none was split).
+    best = search.best_estimator_
+    assert best.t_ == 300 * best.n_iter_
+    assert best.best_validation_score_ == pytest.approx(
+        r2_score(y_val, best.predict(X_val)), rel=1e-12
+    )
+
+
+def test_warm_start_stops_each_fit_on_the_given_set():
+    X, y = relu_data(200)
+    X_val, y_val = relu_data(60, seed=1)
+    model = OptimalLRRegressor(
+        "relu", batch_size=32, early_stopping=True, warm_start=True, random_state=0
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, y, X_val=X_val, y_val=y_val)
+        n_before = model.n_iter_
+        model.fit(X, y, X_val=X_val, y_val=y_val)
+    assert len(model.validation_scores_) == model.n_iter_
+    assert model.best_validation_score_ == max(model.validation_scores_[n_before:])
+    assert model.best_validation_score_ == pytest.approx(
+        r2_score(y_val, model.predict(X_val)), rel=1e-12
+    )
