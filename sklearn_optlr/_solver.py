@@ -1006,8 +1006,9 @@ def make_epoch(
 def _progress(verbose, epoch, n_samples):
     """``(bar, callback)`` reporting samples done in an epoch, for ``verbose >= 2``.
 
-    A tqdm bar when tqdm is installed (``pip install "sklearn-optlr[progress]"``),
-    else a printed line per update; ``(None, None)`` below ``verbose=2``.
+    ``epoch`` names the epoch (:func:`_epoch_name`). A tqdm bar when tqdm is installed
+    (``pip install "sklearn-optlr[progress]"``), else a printed line per update;
+    ``(None, None)`` below ``verbose=2``.
     """
     if verbose < 2:
         return None, None
@@ -1019,10 +1020,10 @@ def _progress(verbose, epoch, n_samples):
         def report(n_done):
             nonlocal done
             done += n_done
-            print(f"Epoch {epoch}: {done}/{n_samples} samples")
+            print(f"{epoch}: {done}/{n_samples} samples")
 
         return None, report
-    bar = tqdm(total=n_samples, desc=f"Epoch {epoch}", unit="sample", leave=False)
+    bar = tqdm(total=n_samples, desc=epoch, unit="sample", leave=False)
     return bar, bar.update
 
 
@@ -1102,6 +1103,10 @@ class TrainingStatus:
     config : SolverConfig or None
         The configuration training ended under (the adaptive schedule's last phase);
         None where it diverged.
+    cause : {"validation", "exact_fit", "converged", "plateau"} or None
+        Which rule stopped training (``reason`` ``"stopped"``): the held-out R^2 no
+        longer rose; the training loss reached the targets' rounding; the full batch's
+        decreases put the minimum within ``tol``; the training loss no longer fell.
     """
 
     reason: str
@@ -1109,6 +1114,34 @@ class TrainingStatus:
     first_epoch: int
     early_stopped: bool = False
     config: object = None
+    cause: str = None
+
+    def sentence(self):
+        """Why training ended, in words, for ``verbose`` (None where it diverged: the
+        error says why)."""
+        config = self.config
+        if self.reason == "max_iter":
+            if config.incremental:
+                return None  # a partial_fit call is one epoch by design
+            return f"Training ended after max_iter={config.max_iter} epochs."
+        if self.reason == "zero_gradient":
+            return "Training stopped: the gradient was zero on every batch of the epoch."
+        if self.reason != "stopped":
+            return None
+        no_change = f"for n_iter_no_change={config.n_iter_no_change} epochs"
+        return (
+            "Training stopped: "
+            + {
+                "validation": f"the validation R^2 rose by no more than tol={config.tol:g} "
+                f"{no_change}; the best epoch's model is kept.",
+                "exact_fit": "the training loss is down to the rounding of the targets (an "
+                "exact fit).",
+                "converged": "the last decreases of the training loss put its minimum within "
+                f"tol={config.tol:g} of it.",
+                "plateau": f"the training loss fell by no more than tol={config.tol:g} of its "
+                f"best {no_change}.",
+            }[self.cause]
+        )
 
 
 def _prepare_preconditioner(state, X, sample_weight, config):
@@ -1347,10 +1380,35 @@ def _epoch_runner(X, Y, sample_weight, state, config, method):
     )  # fmt: skip
 
 
-def _print_epoch(history, record, loss, score, start):
+def _epoch_name(config, epoch):
+    """How ``verbose`` names an epoch: a ``partial_fit`` call is one, and is named so."""
+    return f"partial_fit call {epoch}" if config.incremental else f"Epoch {epoch}"
+
+
+def _average_from(averager, samples_seen, sample_weight, order, batch_size, n_samples):
+    """The first step of the coming epoch whose iterate is averaged, None without an
+    averager (:meth:`._averaging.IterateAverage.first_averaged_step`)."""
+    if averager is None:
+        return None
+    steps = _weighted_batches(sample_weight, order, batch_size, n_samples)
+    return averager.first_averaged_step(samples_seen, steps, batch_size)
+
+
+def _continue_from(state, best_model):
+    """Early stopping rejected the epochs after the best one: a later warm-started fit
+    or partial_fit continues from the model kept, not from the rejected iterate (as
+    MLPRegressor does), and averages afresh from there. The pooled rate's memory is
+    kept: it measures the data's curvature, not the weights."""
+    state.coef, state.intercept = (part.copy() for part in best_model)
+    if state.averager is not None:
+        state.averager = state.averager.fresh()
+
+
+def _print_epoch(history, record, loss, score, start, config):
     line = (
-        f"Epoch {len(history.loss_curve)}: batch size={history.batch_sizes[-1]}, loss={loss:.6g}, "
-        f"mean learning rate={record.step_mean:.4g}, time={time.perf_counter() - start:.3f}s"
+        f"{_epoch_name(config, len(history.loss_curve))}: batch size={history.batch_sizes[-1]}, "
+        f"loss={loss:.6g}, mean learning rate={record.step_mean:.4g}, "
+        f"time={time.perf_counter() - start:.3f}s"
     )
     print(line if score is None else f"{line}, validation R2={score:.5f}")
 
@@ -1409,13 +1467,11 @@ def train(X, Y, sample_weight, state, config, validation=None, method="auto"):
         full_batch = batch_size >= n_samples
         # Full batch visits every row at once: the order cannot matter.
         order = rng.permutation(n_samples) if config.shuffle and not full_batch else None
-        average_from = None
-        if averager is not None:
-            average_from = averager.first_averaged_step(
-                state.history.t, _weighted_batches(sample_weight, order, batch_size, n_samples),
-                batch_size,
-            )  # fmt: skip
-        bar, progress = _progress(config.verbose, len(state.history.loss_curve) + 1, n_samples)
+        average_from = _average_from(
+            averager, state.history.t, sample_weight, order, batch_size, n_samples
+        )
+        name = _epoch_name(config, len(state.history.loss_curve) + 1)
+        bar, progress = _progress(config.verbose, name, n_samples)
         try:
             record = epoch_runner(coef, intercept, order, average_from, progress)
         finally:
@@ -1431,7 +1487,7 @@ def train(X, Y, sample_weight, state, config, validation=None, method="auto"):
         )
         state.history = state.history.append(record, loss, n_samples, batch_size, score)
         if config.verbose:
-            _print_epoch(state.history, record, loss, score, start)
+            _print_epoch(state.history, record, loss, score, start, config)
         if record.n_zero_gradient == record.n_batches and record.loss > 0:
             reason = "zero_gradient"
             break
@@ -1443,13 +1499,16 @@ def train(X, Y, sample_weight, state, config, validation=None, method="auto"):
         final = loss <= loss_floor
         if validation is not None:
             should_stop = final = stopper.update(-score, epoch, relative=False)
+            cause = "validation"
             if stopper.best_epoch == epoch:
                 best_model = tuple(part.copy() for part in model)
         else:
-            should_stop = stopper.update(loss, epoch, relative=True) or final
-            if schedule.config.stops_by_extrapolation:
-                phase_losses = _phase_losses(state.history, phase_start, record)
-                should_stop |= _converged_in_full_batch(phase_losses, config.tol)
+            plateau = stopper.update(loss, epoch, relative=True)
+            converged = schedule.config.stops_by_extrapolation and _converged_in_full_batch(
+                _phase_losses(state.history, phase_start, record), config.tol
+            )
+            should_stop = plateau or final or converged
+            cause = "exact_fit" if final else "converged" if converged else "plateau"
         phase = None if final else schedule.next_phase(model, plateau=should_stop)
         if phase is not None:
             schedule.hand_over(state, model, phase, X, sample_weight)
@@ -1462,13 +1521,7 @@ def train(X, Y, sample_weight, state, config, validation=None, method="auto"):
             reason = "stopped"
             break
     if best_model is not None and stopper.best_epoch != epoch:
-        # Early stopping rejected the epochs after the best one: a later warm-started
-        # fit or partial_fit continues from the model kept, not from the rejected
-        # iterate (as MLPRegressor does), and averages afresh from there. The pooled
-        # rate's memory is kept: it measures the data's curvature, not the weights.
-        state.coef, state.intercept = (part.copy() for part in best_model)
-        if state.averager is not None:
-            state.averager = state.averager.fresh()
+        _continue_from(state, best_model)
     averager = state.averager
     if best_model is None and averager is not None and averager.keep_better:
         model = _better_of(model, coef, intercept, X, Y, sample_weight, config)
@@ -1476,6 +1529,8 @@ def train(X, Y, sample_weight, state, config, validation=None, method="auto"):
     state.grown_batch_size = schedule.grown_batch_size
     status = TrainingStatus(
         reason, len(state.history.loss_curve), first_epoch, validation is not None,
-        schedule.config,
+        schedule.config, cause if reason == "stopped" else None,
     )  # fmt: skip
+    if config.verbose and status.sentence():
+        print(status.sentence())
     return state, model, status

@@ -362,7 +362,8 @@ def test_verbose_names_each_epochs_batch_size(capsys):
     X, Y = relu_teacher(20_000, 20, 1, noise=0.5)
     model = OptimalLRRegressor("relu", max_iter=3, verbose=1, random_state=0).fit(X, Y[:, 0])
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split(",")[0] for line in lines] == [
+    assert [line.split(",")[0] for line in lines[:-1]] == [
         f"Epoch {epoch}: batch size={size}"
         for epoch, size in enumerate(model.batch_size_curve_, start=1)
     ]
+    assert lines[-1] == "Training ended after max_iter=3 epochs."

@@ -5,11 +5,13 @@
 move, and must make exactly the updates of one call."""
 
 import sys
+import warnings
 
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 from scipy import sparse
+from sklearn.exceptions import ConvergenceWarning
 
 from sklearn_optlr import OptimalLRRegressor
 from sklearn_optlr._activations import resolve_activation
@@ -94,3 +96,39 @@ def test_verbose_2_fits_the_same_model():
     quiet = OptimalLRRegressor(batch_size=8, max_iter=3, random_state=0).fit(X, y)
     loud = OptimalLRRegressor(batch_size=8, max_iter=3, random_state=0, verbose=2).fit(X, y)
     assert_allclose(loud.coef_, quiet.coef_, rtol=1e-12)
+
+
+def noisy_data(n_samples=600):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n_samples, 3))
+    return X, X @ np.array([1.0, 2.0, 3.0]) + 0.1 * rng.standard_normal(n_samples)
+
+
+@pytest.mark.parametrize(
+    "params, exact, expected",
+    [
+        ({}, False, "put its minimum within tol=0.0001"),
+        ({"early_stopping": True}, False, "the validation R^2 rose by no more than tol"),
+        ({"batch_size": 50}, False, "fell by no more than tol=0.0001 of its best"),
+        ({"max_iter": 2}, False, "Training ended after max_iter=2 epochs."),
+        ({}, True, "down to the rounding of the targets (an exact fit)"),
+    ],
+)
+def test_verbose_ends_with_why_training_stopped(params, exact, expected, capsys):
+    X, y = noisy_data()
+    if exact:
+        y = X @ np.array([1.0, 2.0, 3.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = OptimalLRRegressor(verbose=1, random_state=0, **params).fit(X, y)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == model.n_iter_ + 1
+    assert expected in lines[-1]
+    assert lines[-1].startswith(("Training stopped: ", "Training ended "))
+
+
+def test_verbose_names_partial_fit_calls_as_such(capsys):
+    X, y = noisy_data()
+    OptimalLRRegressor(verbose=1, random_state=0).partial_fit(X, y).partial_fit(X, y)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["partial_fit call 1", "partial_fit call 2"]

@@ -662,9 +662,10 @@ def test_verbose_prints_one_line_per_epoch(capsys):
     X, y = linear_data()
     model = OptimalLRRegressor(batch_size=16, verbose=1, random_state=0).fit(X, y)
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == model.n_iter_
-    for line in lines:
+    assert len(lines) == model.n_iter_ + 1  # and the line that says why it stopped
+    for line in lines[:-1]:
         assert "loss" in line and "learning rate" in line
+    assert lines[-1].startswith("Training stopped: ")
 
 
 # --- Validation ------------------------------------------------------------------------------
