@@ -7,7 +7,7 @@ Fit :class:`~sklearn_optlr.OptimalLRRegressor` on scikit-learn's bundled diabete
 data, score it, and look at the learning rates it chose. There is no learning rate
 to tune: every step takes the rate that minimises the batch loss along its
 direction; along the gradient :math:`g` that is the seed's
-:math:`\\alpha^* = \\langle g, g \\rangle / g^\\top H g`.
+:math:`\\eta^* = \\langle g, g \\rangle / g^\\top H g`.
 """
 
 # Authors: The sklearn-optlr developers
