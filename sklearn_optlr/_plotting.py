@@ -78,6 +78,36 @@ def _panels(plt, ax):
     return loss_ax, rate_ax, False
 
 
+def _plain_log_ticks(axis):
+    """Label a log-scaled ``axis`` with plain numbers (3.4305, 0.002, 1e-06), each with
+    as many significant digits as tell its neighbours apart: matplotlib's default
+    labels a narrow range as 3.4305x10^0. Which ticks carry a label is matplotlib's
+    rule (every decade, and the minor ticks of a range under a couple of decades)."""
+    import math
+
+    from matplotlib.ticker import LogFormatter
+
+    class PlainLogFormatter(LogFormatter):
+        digits = 6
+
+        def set_locs(self, locs=None):
+            super().set_locs(locs)
+            shown = {float(loc) for loc in (() if locs is None else locs) if loc > 0}
+            self.digits = 1
+            while self.digits < 10 and len({f"{v:.{self.digits}g}" for v in shown}) < len(shown):
+                self.digits += 1
+
+        def __call__(self, x, pos=None):
+            if not super().__call__(x, pos):
+                return ""
+            # Whole numbers up to 10,000 in full (10, not 1e+01).
+            whole = int(math.floor(math.log10(x))) + 1 if 1.0 <= x < 1e5 else 0
+            return f"{x:.{max(self.digits, whole)}g}"
+
+    axis.set_major_formatter(PlainLogFormatter())
+    axis.set_minor_formatter(PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+
+
 def _label_epochs(*axes_list):
     from matplotlib.ticker import MaxNLocator
 
@@ -399,6 +429,7 @@ class TrainingCurveDisplay:
             **_validate_style_kwargs({"color": "C0", "label": "Training loss"}, loss_kw or {}),
         )[0]
         loss_ax.set_yscale("log")
+        _plain_log_ticks(loss_ax.yaxis)
         loss_ax.set_xlabel("Epoch")
         loss_ax.set_ylabel("Training loss")
 
@@ -468,7 +499,11 @@ class TrainingCurveDisplay:
                 ),
             )
         shown_rates = rates if bounds is None else np.concatenate([rates, bounds.ravel()])
-        rate_ax.set_yscale("log" if np.all(shown_rates > 0) else "linear")
+        if np.all(shown_rates > 0):
+            rate_ax.set_yscale("log")
+            _plain_log_ticks(rate_ax.yaxis)
+        else:
+            rate_ax.set_yscale("linear")
         rate_ax.set_xlabel("Epoch")
         rate_ax.set_ylabel("Learning rate")
 

@@ -322,3 +322,23 @@ def test_from_estimator_needs_a_fitted_optimal_lr_regressor(data):
         TrainingCurveDisplay.from_estimator(Ridge().fit(*data))
     with pytest.raises(TypeError, match="got Pipeline ending in Ridge"):
         TrainingCurveDisplay.from_estimator(make_pipeline(StandardScaler(), Ridge()).fit(*data))
+
+
+@pytest.mark.parametrize(
+    "loss", [[3.4315, 3.431, 3.4306, 3.4305], [1.0, 1e-2, 1e-5, 1e-8], [20.0, 5.0, 3.0, 3.0]]
+)
+def test_log_scales_are_labelled_with_plain_distinct_numbers(loss):
+    # A loss on a narrow range was labelled "3.431x10^0, 3.4305x10^0" (matplotlib's
+    # scientific minor labels); now plain numbers, each one apart from its neighbours,
+    # that read back as the ticks' values.
+    display = TrainingCurveDisplay(loss_curve=loss, learning_rate_curve=[0.5, 0.51, 0.52, 0.53])
+    display.plot().figure_.canvas.draw()
+    for axes in (display.ax_, display.ax_learning_rate_):
+        for minor in (False, True):
+            ticks = zip(axes.yaxis.get_ticklocs(minor=minor), axes.get_yticklabels(minor=minor))
+            shown = [(loc, label.get_text()) for loc, label in ticks if label.get_text()]
+            labels = [label for _, label in shown]
+            assert not any("times" in label or "mathdefault" in label for label in labels)
+            assert len(set(labels)) == len(labels)
+            values = [float(label) for label in labels]
+            np.testing.assert_allclose(values, [loc for loc, _ in shown], rtol=1e-3)
