@@ -164,16 +164,42 @@ def held_out_rows(estimator, X, Y, sample_weight, given, rng):
         return X, Y, sample_weight, None
     if X_val is None:
         return split_validation(X, Y, sample_weight, estimator.validation_fraction, rng)
-    X_val, y_val = validate_data(
-        estimator, X_val, y_val, reset=False, accept_sparse=["csr", "csc"], dtype=X.dtype,
-        order="C", multi_output=True, y_numeric=True,
-    )  # fmt: skip
-    X_val, Y_val, _ = training_arrays(X_val, y_val)
-    if Y_val.shape[1] != Y.shape[1]:
+    try:
+        X_val, y_val = validate_data(
+            estimator, X_val, y_val, reset=False, accept_sparse=["csr", "csc"],
+            dtype=X.dtype, order="C", multi_output=True, y_numeric=True,
+        )  # fmt: skip
+        X_val, Y_val, _ = training_arrays(X_val, y_val)
+        if sample_weight_val is not None:
+            sample_weight_val = check_sample_weight(sample_weight_val, X_val, X.dtype)
+    except (TypeError, ValueError) as error:
+        # scikit-learn's checks name X, y and sample_weight.
+        kind = TypeError if isinstance(error, TypeError) else ValueError
+        raise kind(f"The validation set (X_val, y_val, sample_weight_val): {error}") from error
+    _check_scorable(Y_val, sample_weight_val, Y.shape[1])
+    return X, Y, sample_weight, (X_val, Y_val, sample_weight_val)
+
+
+def _check_scorable(Y_val, sample_weight_val, n_outputs):
+    """Refuse a given validation set on which early stopping's R^2 is not defined: other
+    outputs than the training targets', fewer than 2 rows of positive weight (as the
+    split refuses), or targets constant on those rows (R^2 0 at every epoch, which
+    would stop the fit after ``n_iter_no_change`` epochs and keep the first)."""
+    if Y_val.shape[1] != n_outputs:
         raise ValueError(
-            f"y_val has {Y_val.shape[1]} outputs where y has {Y.shape[1]}: the validation "
+            f"y_val has {Y_val.shape[1]} outputs where y has {n_outputs}: the validation "
             "set must have the training targets' outputs."
         )
-    if sample_weight_val is not None:
-        sample_weight_val = check_sample_weight(sample_weight_val, X_val, X.dtype)
-    return X, Y, sample_weight, (X_val, Y_val, sample_weight_val)
+    weighted = (
+        np.ones(len(Y_val), dtype=bool) if sample_weight_val is None else sample_weight_val > 0
+    )
+    if np.count_nonzero(weighted) < 2:
+        raise ValueError(
+            "The validation set needs at least 2 rows of positive weight for its R^2; got "
+            f"{np.count_nonzero(weighted)}."
+        )
+    if np.all(np.ptp(Y_val[weighted], axis=0) == 0):
+        raise ValueError(
+            "y_val is constant on the validation rows of positive weight: their R^2, which "
+            "early stopping compares from epoch to epoch, is not defined."
+        )

@@ -94,7 +94,8 @@ def _plain_log_ticks(axis):
             super().set_locs(locs)
             shown = {float(loc) for loc in (() if locs is None else locs) if loc > 0}
             self.digits = 1
-            while self.digits < 10 and len({f"{v:.{self.digits}g}" for v in shown}) < len(shown):
+            # 17 significant digits tell any two float64 values apart.
+            while self.digits < 17 and len({f"{v:.{self.digits}g}" for v in shown}) < len(shown):
                 self.digits += 1
 
         def __call__(self, x, pos=None):

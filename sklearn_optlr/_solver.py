@@ -1007,20 +1007,23 @@ def _progress(verbose, epoch, n_samples):
     """``(bar, callback)`` reporting samples done in an epoch, for ``verbose >= 2``.
 
     ``epoch`` names the epoch (:func:`_epoch_name`). A tqdm bar when tqdm is installed
-    (``pip install "sklearn-optlr[progress]"``), else a printed line per update;
-    ``(None, None)`` below ``verbose=2``.
+    (``pip install "sklearn-optlr[progress]"``), else a printed line at each quarter
+    of the epoch; ``(None, None)`` below ``verbose=2``.
     """
     if verbose < 2:
         return None, None
     try:
         from tqdm.auto import tqdm
     except ImportError:
-        done = 0
+        done = quarters = 0
 
         def report(n_done):
-            nonlocal done
+            # A line at each further quarter of the epoch, not one per batch.
+            nonlocal done, quarters
             done += n_done
-            print(f"{epoch}: {done}/{n_samples} samples")
+            if 4 * done // n_samples > quarters:
+                quarters = 4 * done // n_samples
+                print(f"{epoch}: {done}/{n_samples} samples")
 
         return None, report
     bar = tqdm(total=n_samples, desc=epoch, unit="sample", leave=False)
@@ -1120,28 +1123,32 @@ class TrainingStatus:
         """Why training ended, in words, for ``verbose`` (None where it diverged: the
         error says why)."""
         config = self.config
+        kept = "; the best epoch's model on the validation rows is kept"
+        kept = kept if self.early_stopped else ""
         if self.reason == "max_iter":
             if config.incremental:
                 return None  # a partial_fit call is one epoch by design
-            return f"Training ended after max_iter={config.max_iter} epochs."
+            epochs = "epoch" if config.max_iter == 1 else "epochs"
+            return f"Training ended after max_iter={config.max_iter} {epochs}{kept}."
         if self.reason == "zero_gradient":
             return "Training stopped: the gradient was zero on every batch of the epoch."
         if self.reason != "stopped":
             return None
         no_change = f"for n_iter_no_change={config.n_iter_no_change} epochs"
-        return (
-            "Training stopped: "
-            + {
-                "validation": f"the validation R^2 rose by no more than tol={config.tol:g} "
-                f"{no_change}; the best epoch's model is kept.",
-                "exact_fit": "the training loss is down to the rounding of the targets (an "
-                "exact fit).",
-                "converged": "the last decreases of the training loss put its minimum within "
-                f"tol={config.tol:g} of it.",
-                "plateau": f"the training loss fell by no more than tol={config.tol:g} of its "
-                f"best {no_change}.",
-            }[self.cause]
-        )
+        tol = f"tol={config.tol:g}"
+        if config.stops_by_extrapolation:
+            # The plateau rule runs with tol 0 there (see _phase_stopper).
+            plateau = f"the training loss stopped falling {no_change}."
+        else:
+            plateau = f"the training loss fell by no more than {tol} of its best {no_change}."
+        because = {
+            "validation": f"the validation R^2 rose by no more than {tol} {no_change}{kept}.",
+            "exact_fit": "the training loss is down to the rounding of the targets (an exact fit).",
+            "converged": "the last decreases of the training loss put its minimum within "
+            f"{tol} of it.",
+            "plateau": plateau,
+        }
+        return "Training stopped: " + because[self.cause]
 
 
 def _prepare_preconditioner(state, X, sample_weight, config):
@@ -1381,8 +1388,9 @@ def _epoch_runner(X, Y, sample_weight, state, config, method):
 
 
 def _epoch_name(config, epoch):
-    """How ``verbose`` names an epoch: a ``partial_fit`` call is one, and is named so."""
-    return f"partial_fit call {epoch}" if config.incremental else f"Epoch {epoch}"
+    """How ``verbose`` names an epoch, counted over the model's life: a ``partial_fit``
+    call is one, and is named so."""
+    return f"Epoch {epoch} (partial_fit)" if config.incremental else f"Epoch {epoch}"
 
 
 def _average_from(averager, samples_seen, sample_weight, order, batch_size, n_samples):

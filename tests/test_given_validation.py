@@ -82,24 +82,46 @@ def test_a_validation_set_without_early_stopping_is_refused():
         OptimalLRRegressor().fit(X, y, X_val=X[:10], y_val=y[:10])
 
 
+NAMED = r"The validation set \(X_val, y_val, sample_weight_val\): "
+
+
 @pytest.mark.parametrize(
     "bad, message",
     [
-        (lambda X, y: (X[:, :3], y), "features"),
-        (lambda X, y: (np.where(X == X[0, 0], np.nan, X), y), "NaN"),
-        (lambda X, y: (X, y[:-1]), "inconsistent numbers of samples"),
-        (lambda X, y: (X, np.column_stack([y, y])), "2 outputs where y has 1"),
+        (lambda X, y, w: (X[:, :3], y, w), NAMED + "X has 3 features"),
+        (lambda X, y, w: (np.where(X == X[0, 0], np.nan, X), y, w), NAMED + ".*NaN"),
+        (lambda X, y, w: (X, np.where(y == y[0], np.inf, y), w), NAMED + ".*infinity"),
+        (lambda X, y, w: (X, y[:-1], w), NAMED + "Found input variables with inconsistent"),
+        (lambda X, y, w: (X, y, -w), NAMED + "Negative values"),
+        (lambda X, y, w: (X, y, w[:-1]), NAMED + "sample_weight.shape"),
+        (lambda X, y, w: (X, np.column_stack([y, y]), w), "2 outputs where y has 1"),
+        (
+            lambda X, y, w: (X[:1], y[:1], w[:1]),
+            r"at least 2 rows of positive weight for its R\^2; got 1",
+        ),
+        (lambda X, y, w: (X, y, np.eye(1, len(w))[0]), "at least 2 rows of positive weight"),
+        (lambda X, y, w: (X, np.full_like(y, 3.0), w), "y_val is constant"),
     ],
 )
 def test_a_bad_validation_set_raises_and_leaves_the_model_as_it_was(bad, message):
     X, y = relu_data(120)
     model = OptimalLRRegressor("relu", early_stopping=True, random_state=0).fit(X, y)
     coef, scores = model.coef_.copy(), list(model.validation_scores_)
-    X_val, y_val = bad(*relu_data(20, seed=1))
+    X_val, y_val, weights = bad(*relu_data(20, seed=1), np.ones(20))
     with pytest.raises(ValueError, match=message):
-        model.fit(X, y, X_val=X_val, y_val=y_val)
+        model.fit(X, y, X_val=X_val, y_val=y_val, sample_weight_val=weights)
     assert_array_equal(model.coef_, coef)
     assert model.validation_scores_ == scores
+
+
+def test_a_constant_output_beside_a_varying_one_is_scored():
+    # R^2 is defined where some output varies: only an all-constant y_val is refused.
+    X, Y = relu_data(200, n_outputs=2)
+    X_val, Y_val = relu_data(40, n_outputs=2, seed=1)
+    Y_val[:, 1] = 1.0
+    model = OptimalLRRegressor("relu", early_stopping=True, random_state=0)
+    model.fit(X, Y, X_val=X_val, y_val=Y_val)
+    assert np.all(np.isfinite(model.validation_scores_))
 
 
 def test_partial_fit_refuses_early_stopping_and_keeps_the_model():
