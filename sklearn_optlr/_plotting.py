@@ -9,6 +9,7 @@ says which extra to install when it is missing.
 """
 
 import numpy as np
+from sklearn.compose import TransformedTargetRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.utils._plotting import _validate_style_kwargs
 from sklearn.utils.validation import check_is_fitted
@@ -52,12 +53,26 @@ def _batch_size_changes(batch_sizes):
 
 
 def _final_regressor(estimator):
-    regressor = estimator[-1] if isinstance(estimator, Pipeline) else estimator
+    """The fitted OptimalLRRegressor inside ``estimator``: itself, a Pipeline's last
+    step, a fitted search's ``best_estimator_``, a TransformedTargetRegressor's
+    ``regressor_``, or any nesting of these."""
+    regressor = estimator
+    while True:
+        if isinstance(regressor, Pipeline):
+            regressor = regressor[-1]
+        elif hasattr(regressor, "best_estimator_"):  # a fitted search, refit=True
+            regressor = regressor.best_estimator_
+        elif isinstance(regressor, TransformedTargetRegressor):
+            check_is_fitted(regressor)
+            regressor = regressor.regressor_
+        else:
+            break
     if not isinstance(regressor, OptimalLRRegressor):
         raise TypeError(
-            "TrainingCurveDisplay.from_estimator needs a fitted OptimalLRRegressor or a "
-            f"Pipeline ending in one; got {type(estimator).__name__}"
-            + (f" ending in {type(regressor).__name__}." if regressor is not estimator else ".")
+            "TrainingCurveDisplay.from_estimator needs a fitted OptimalLRRegressor, or a "
+            "Pipeline, fitted search (refit=True) or TransformedTargetRegressor holding "
+            f"one; got {type(estimator).__name__}"
+            + (f" holding {type(regressor).__name__}." if regressor is not estimator else ".")
         )
     check_is_fitted(regressor)
     return regressor
@@ -243,9 +258,13 @@ class TrainingCurveDisplay:
 
         Parameters
         ----------
-        estimator : OptimalLRRegressor or Pipeline
+        estimator : OptimalLRRegressor, Pipeline, search or TransformedTargetRegressor
             A fitted :class:`OptimalLRRegressor`, or a fitted
-            :class:`~sklearn.pipeline.Pipeline` whose last step is one.
+            :class:`~sklearn.pipeline.Pipeline` whose last step is one, a fitted
+            :class:`~sklearn.model_selection.GridSearchCV` (or another search, with
+            ``refit=True``) whose best estimator is one, a fitted
+            :class:`~sklearn.compose.TransformedTargetRegressor` around one (its curves
+            are in the transformed targets' units), or any nesting of these.
         ax : matplotlib Axes or sequence of two Axes, default=None
             Where to draw; passed to :meth:`plot`, which describes it.
         name : str, default=None

@@ -10,8 +10,10 @@ import warnings
 
 import numpy as np
 import pytest
+from sklearn.compose import TransformedTargetRegressor
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.linear_model import Ridge
+from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -320,8 +322,29 @@ def test_from_estimator_needs_a_fitted_optimal_lr_regressor(data):
         TrainingCurveDisplay.from_estimator(OptimalLRRegressor())
     with pytest.raises(TypeError, match="got Ridge"):
         TrainingCurveDisplay.from_estimator(Ridge().fit(*data))
-    with pytest.raises(TypeError, match="got Pipeline ending in Ridge"):
+    with pytest.raises(TypeError, match="got Pipeline holding Ridge"):
         TrainingCurveDisplay.from_estimator(make_pipeline(StandardScaler(), Ridge()).fit(*data))
+    search = GridSearchCV(OptimalLRRegressor(), {"alpha": [0.0]}, refit=False).fit(*data)
+    with pytest.raises(TypeError, match="got GridSearchCV"):
+        TrainingCurveDisplay.from_estimator(search)  # refit=False: no best_estimator_
+    with pytest.raises(NotFittedError):
+        TrainingCurveDisplay.from_estimator(TransformedTargetRegressor(OptimalLRRegressor()))
+
+
+def test_searches_and_transformed_targets_are_unwrapped(data):
+    # A comparison script plots what GridSearchCV chose, or a model fitted on log y:
+    # the curves are those of the OptimalLRRegressor inside.
+    X, y = data
+    inner = make_pipeline(StandardScaler(), OptimalLRRegressor(random_state=0))
+    search = GridSearchCV(inner, {"optimallrregressor__alpha": [0.0, 0.1]}, cv=2).fit(X, y)
+    transformed = TransformedTargetRegressor(
+        search, func=np.arcsinh, inverse_func=np.sinh, check_inverse=False
+    ).fit(X, y)
+    for estimator in (search, transformed):
+        display = TrainingCurveDisplay.from_estimator(estimator)
+        fitted = transformed.regressor_ if estimator is transformed else search
+        expected = fitted.best_estimator_[-1].loss_curve_
+        np.testing.assert_allclose(display.loss_line_.get_ydata(), expected)
 
 
 @pytest.mark.parametrize(
