@@ -99,7 +99,10 @@ class BatchGrowth:
         n_samples = self.X.shape[0]
         if not (signal > 0.0 and np.isfinite(signal) and np.isfinite(noise)):
             return n_samples
-        needed = n_samples * noise / ((n_samples - 1) * signal + noise)
+        with np.errstate(over="ignore", invalid="ignore"):
+            needed = n_samples * noise / ((n_samples - 1) * signal + noise)
+        if not math.isfinite(needed):  # finite statistics whose products overflow
+            return n_samples
         return min(n_samples, max(1, math.ceil(needed)))
 
 

@@ -222,8 +222,9 @@ def resolve(params, X, n_outputs, incremental):
     # size where the schedule may already train by the full batch.
     adaptive = params["batch_size"] == "auto" and not incremental
     # Conjugate directions are built from exact gradients: asked for, "auto" gives them
-    # the full batch from the start rather than refusing a size it chose itself.
-    if adaptive and (params["solver"] == "cg" or is_full_batch_phase(batch_size, n_samples)):
+    # the full batch (a partial_fit chunk whole) rather than refusing a size it chose.
+    cg_asked = params["batch_size"] == "auto" and params["solver"] == "cg"
+    if cg_asked or (adaptive and is_full_batch_phase(batch_size, n_samples)):
         batch_size = n_samples
     full_batch = batch_size >= n_samples
     conjugate = _solver_is_conjugate(params, batch_size, n_samples, incremental)

@@ -32,7 +32,7 @@ from ._preconditioning import (
     column_statistics,
     precondition,
 )
-from ._rounding import sum_rounding
+from ._rounding import loss_tie, sum_rounding
 from ._solver import rounding_losses
 from ._step import (
     batch_loss,
@@ -189,9 +189,12 @@ def check_before_training(config, name, X, Y, sample_weight):
     ------
     ValueError
         Where every entry of ``X`` that is not zero is below the square root of
-        float64's smallest normal number in magnitude (about 1.5e-154).
+        float64's smallest normal number in magnitude (about 1.5e-154), and, with
+        ``tol > 0``, every target likewise.
     """
     _check_feature_scale(X)
+    if config.tol:  # the stopping rule reads the training loss
+        _check_target_scale(Y)
     if config.batch_size == 1 and config.step in ("optimal", "exact") and sample_weight is not None:
         positive = sample_weight[sample_weight > 0]
         if positive.min() < positive.max():
@@ -231,6 +234,26 @@ def _check_feature_scale(X):
         )
 
 
+def _check_target_scale(Y):
+    """Refuse targets so small that the square of the largest underflows float64, for
+    a fit whose stopping rule reads the training loss.
+
+    The loss is a sum of squared residuals of the targets' size: below this scale it
+    underflows to 0 at the start, which the stopping rule read as an exact fit, and the
+    fit ended after one epoch, far from least squares and without a word. The steps
+    themselves are ratios of forms that scale exactly, so ``tol=0`` trains. All-zero
+    targets are fitted exactly, not small."""
+    largest = float(np.max(np.abs(Y), initial=0.0))
+    smallest_square_root = np.sqrt(np.finfo(np.float64).tiny)
+    if 0.0 < largest < smallest_square_root:
+        raise ValueError(
+            f"The largest target of y is {largest:.3g} in magnitude: squares of values "
+            f"below {smallest_square_root:.2g} underflow float64, so the training loss "
+            "that tol is measured on cannot be. Rescale y (multiply it by a power of ten, "
+            "and divide the predictions by it), or pass tol=0 and set max_iter."
+        )
+
+
 def _first(range_cause, message):
     """``message``, led by the targets' range where that was found to be a cause."""
     if range_cause is None:
@@ -249,7 +272,7 @@ def _diverged(status, dtype):
     )
 
 
-def _warn_if_a_fixed_step_raised_the_loss(state, status, config):
+def _warn_if_a_fixed_step_raised_the_loss(state, status, config, n_samples):
     """Warn where a fixed learning rate left the training loss higher than it started.
 
     The stopping rule sees a rising loss as one that stopped falling, and ends the fit
@@ -259,7 +282,9 @@ def _warn_if_a_fixed_step_raised_the_loss(state, status, config):
     if isinstance(config.step, str):
         return
     curve = state.history.loss_curve[status.first_epoch - 1 :]
-    if len(curve) > 1 and curve[-1] > curve[0]:
+    # A rise within the sums' rounding is no rise (a converged model refitted rose by
+    # one unit in the last place, and was told its step was too large).
+    if len(curve) > 1 and curve[-1] > curve[0] * (1.0 + loss_tie(n_samples)):
         warnings.warn(
             f"The training loss rose from {curve[0]:.3g} to {curve[-1]:.3g} during this fit: "
             f"the fixed step={config.step} is too large for these data. Lower it, or use "
@@ -444,6 +469,10 @@ def _far_from_a_minimum(X, Y, sample_weight, model, state, config, n_steps):
         one_step = _OneStep(X, Y, weights, model, config)
         if not (0.0 < one_step.loss < np.inf):
             return None
+        # A loss down to the targets' rounding is an exact fit, whatever share of it a
+        # step could still gain (a perfect clip was told it stopped far from a minimum).
+        if one_step.loss <= float(np.sum(rounding_losses(Y, weights))):
+            return None
         preconditioned = config.precondition and state.preconditioner is not None
         grad_coef, grad_intercept = one_step.gradient
         if preconditioned:
@@ -554,6 +583,6 @@ def report(status, state, model, X, Y, sample_weight, config, range_cause=None):
             warnings.warn(_first(range_cause, message), ConvergenceWarning)
     if config.incremental:
         return
-    _warn_if_a_fixed_step_raised_the_loss(state, status, config)
+    _warn_if_a_fixed_step_raised_the_loss(state, status, config, X.shape[0])
     if status.reason in ("stopped", "max_iter"):
         _warn_if_far_from_a_minimum(status, X, Y, sample_weight, model, state, config, range_cause)

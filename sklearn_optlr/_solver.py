@@ -195,6 +195,12 @@ class TrainingHistory:
     t: int = 0
     batch_sizes: tuple = ()
 
+    def __deepcopy__(self, memo):
+        # Immutable (tuples of numbers): a copy of the state shares it, so that copying
+        # the state (every fit and partial_fit call does) costs nothing per epoch
+        # recorded, where a stream of partial_fit calls made it grow with every call.
+        return self
+
     @property
     def batch_size_curve(self):
         """The batch size of each epoch, None for those that version 0.1.0 ran."""

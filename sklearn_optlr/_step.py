@@ -133,6 +133,9 @@ def check_sample_weight(sample_weight, X, dtype):
     sample_weight = _check_sample_weight(
         sample_weight, X, dtype=np.float64, ensure_non_negative=True
     )
+    if not np.all(np.isfinite(sample_weight)):
+        # scikit-learn's check skips this under sklearn.set_config(assume_finite=True).
+        raise ValueError("sample_weight contains NaN or infinity.")
     largest = sample_weight.max()
     if not largest > 0:
         raise ValueError("sample_weight must have a positive sum; got all zeros.")

@@ -367,3 +367,14 @@ def test_verbose_names_each_epochs_batch_size(capsys):
         for epoch, size in enumerate(model.batch_size_curve_, start=1)
     ]
     assert lines[-1] == "Training ended after max_iter=3 epochs."
+
+
+@pytest.mark.parametrize("scale", [3e149, 1e150, 1e151])
+def test_the_norm_test_survives_products_of_finite_statistics_that_overflow(scale):
+    # Features of 1e150: the noise and the signal were finite, their products in the
+    # needed size not, and math.ceil raised "cannot convert float infinity to integer".
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2000, 4))
+    y = X @ np.array([1.0, 2.0, 3.0, 4.0])
+    model = OptimalLRRegressor(random_state=0).fit(X * scale, y)
+    assert model.score(X * scale, y) > 0.99

@@ -127,3 +127,13 @@ def test_an_activation_beyond_float32_is_refused_for_float32_data():
     huge = PiecewiseLinear([0.0], [0.0], 0.0, 1e300)
     with pytest.raises(ValueError, match="overflow float32"):
         resolve(params(activation=huge), X_of().astype(np.float32), 1, incremental=False)
+
+
+def test_partial_fit_with_conjugate_gradients_takes_each_chunk_whole():
+    # Chunks of up to 200 rows trained and a larger chunk of the same stream raised
+    # "needs the full batch": "auto" now gives solver="cg" each chunk as one batch.
+    X = X_of(400)
+    y = X @ np.arange(1.0, 6.0)
+    model = OptimalLRRegressor(solver="cg").partial_fit(X[:150], y[:150])
+    model.partial_fit(X[:300], y[:300])
+    assert model.batch_size_curve_ == [150, 300]

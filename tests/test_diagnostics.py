@@ -398,3 +398,50 @@ def test_the_rule_is_one_optimal_step_against_tol_and_noise(precondition, alpha)
             assert (found is not None) == (share > bound), (size, tol, share)
             checked.add(share > bound)
     assert checked == {True, False}
+
+
+# --- Found by an adversarial review ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "activation, target",
+    [
+        ("hard_tanh", lambda z: np.clip(z, -1.0, 1.0)),
+        ("leaky_relu", lambda z: np.where(z >= 0, z, 0.01 * z)),
+    ],
+)
+def test_an_exact_fit_is_not_called_far_from_a_minimum(activation, target):
+    # A noiseless teacher fitted to a loss of 1e-29 (R^2 1.0) was told that one step
+    # "would lower the training loss by 36.5%": a share of a loss at the targets'
+    # rounding, which no step can gain in any sense that matters.
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(2000, 5))
+    y = target(X @ rng.normal(size=5) + 0.3)
+    model = OptimalLRRegressor(activation, batch_size="full", random_state=0)
+    assert not convergence_messages(fit_recording(model, X, y))
+    assert model.score(X, y) > 1 - 1e-12
+
+
+def test_a_rise_within_rounding_is_not_blamed_on_the_fixed_step():
+    # A converged model refitted with a fixed step rose by one unit in the last place
+    # and was told "step=0.1 is too large".
+    X, y = noisy_linear_data()
+    model = OptimalLRRegressor(warm_start=True, random_state=0).fit(X, y)
+    model.set_params(step=0.1)
+    assert not [m for m in convergence_messages(fit_recording(model, X, y)) if "rose" in m]
+
+
+def test_targets_whose_squares_underflow_are_refused_and_the_model_kept():
+    # The loss underflowed to 0 at the start, read as an exact fit: one epoch, 4.5 times
+    # the least-squares loss, no word.
+    X, y = noisy_linear_data()
+    model = OptimalLRRegressor(random_state=0).fit(X, y)
+    coef = model.coef_.copy()
+    tiny = y / np.max(np.abs(y)) * 1e-170
+    with pytest.raises(ValueError, match="largest target of y is 1.*e-170 in magnitude"):
+        model.fit(X, tiny)
+    np.testing.assert_array_equal(model.coef_, coef)
+    # With tol=0 the loss is not read: the steps scale exactly (tests/test_numerics.py).
+    OptimalLRRegressor(tol=0.0, max_iter=3).fit(X, tiny)
+    # All-zero targets are an exact fit, not small ones.
+    assert OptimalLRRegressor().fit(X, np.zeros(len(y))).score(X, np.zeros(len(y))) == 1.0

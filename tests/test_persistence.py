@@ -175,3 +175,18 @@ def test_a_model_pickled_with_the_dense_preconditioner_continues_as_a_current_on
         current.fit(X, y)
         old.fit(X, y)
     assert_array_equal(old.coef_, current.coef_)
+
+
+def test_copying_the_state_shares_the_history_rather_than_copying_it():
+    # partial_fit copies the state on every call: a deep copy of the history made each
+    # call cost as much as the epochs recorded (32 ms a call after 4,000 calls).
+    import copy
+
+    model = OptimalLRRegressor(random_state=0)
+    X = np.random.default_rng(0).standard_normal((20, 2))
+    for _ in range(3):
+        model.partial_fit(X, X[:, 0])
+    state = model._state
+    assert state.copy().history is state.history
+    assert copy.deepcopy(state.history) is state.history
+    assert model.n_iter_ == 3

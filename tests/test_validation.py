@@ -490,3 +490,14 @@ def test_activation_beyond_the_range_of_float32_x_raises_a_clear_error():
         model.fit(X.astype(np.float32), y.astype(np.float32))
     model.fit(X, y)  # float64 represents it
     assert np.all(np.isfinite(model.predict(X)))
+
+
+def test_nan_sample_weight_is_named_even_when_scikit_learn_assumes_finite_input():
+    # With assume_finite=True scikit-learn's check lets NaN through, and the fit said
+    # "sample_weight must have a positive sum; got all zeros".
+    X = np.random.default_rng(0).standard_normal((50, 3))
+    weights = np.ones(50)
+    weights[3] = np.nan
+    with sklearn.config_context(assume_finite=True):
+        with pytest.raises(ValueError, match="sample_weight contains NaN or infinity"):
+            OptimalLRRegressor().fit(X, X[:, 0], sample_weight=weights)
