@@ -362,8 +362,8 @@ def column_statistics(X, weights):
     divided by that magnitude so that no square overflows, sums the squares of the
     deviations from the mean (the mean square about zero adds the mean's), so that
     the deviation keeps every digit whatever the offset (taken from the two moments,
-    it kept ``16 - 2 log10(offset / spread)``: none for 1e9 +- 1). CSR input is copied
-    once to float64.
+    it kept ``16 - 2 log10(offset / spread)``: none for 1e9 +- 1). Both work on chunks
+    of rows, in float64.
 
     Parameters
     ----------
@@ -377,34 +377,57 @@ def column_statistics(X, weights):
     """
     n_samples, n_features = X.shape
     if sparse.issparse(X):
-        X = sparse.csr_matrix(X, dtype=np.float64)
-        peak = abs(X).max(axis=0).toarray().ravel()
-    else:
-        peak, mean = np.zeros(n_features), np.zeros(n_features)
-        for rows in _row_chunks(n_samples, n_features):
-            chunk = _float64_rows(X, rows)
-            peak = np.maximum(peak, np.maximum(-chunk.min(axis=0), chunk.max(axis=0)))
-            mean += weights[rows] @ chunk
+        return _sparse_column_statistics(sparse.csr_matrix(X), weights)
+    peak, mean = np.zeros(n_features), np.zeros(n_features)
+    for rows in _row_chunks(n_samples, n_features):
+        chunk = _float64_rows(X, rows)
+        peak = np.maximum(peak, np.maximum(-chunk.min(axis=0), chunk.max(axis=0)))
+        mean += weights[rows] @ chunk
     divisor = np.where(peak > 0, peak, 1.0)
-    if sparse.issparse(X):
-        scaled = X.multiply(1.0 / divisor).tocsr()
-        first = np.asarray(scaled.T @ weights).ravel()
-        second = np.asarray(scaled.multiply(scaled).T @ weights).ravel()
-        # The rows that store no entry of a column deviate by its mean.
-        stored = scaled.copy()
-        stored.data = np.ones_like(stored.data)
-        unstored_weight = weights.sum() - np.asarray(stored.T @ weights).ravel()
-        scaled.data -= first[scaled.indices]
-        variance = np.asarray(scaled.multiply(scaled).T @ weights).ravel()
-        variance += unstored_weight * first * first
-    else:
-        first = mean / divisor
-        variance = np.zeros(n_features)
-        for rows in _row_chunks(n_samples, n_features):
-            deviation = (_float64_rows(X, rows) - mean) / divisor
-            variance += np.einsum("i,ij,ij->j", weights[rows], deviation, deviation)
-        # The mean square about zero from that about the mean: a sum of two squares.
-        second = variance + first * first
+    first = mean / divisor
+    variance = np.zeros(n_features)
+    for rows in _row_chunks(n_samples, n_features):
+        deviation = (_float64_rows(X, rows) - mean) / divisor
+        variance += np.einsum("i,ij,ij->j", weights[rows], deviation, deviation)
+    # The mean square about zero from that about the mean: a sum of two squares.
+    second = variance + first * first
+    return divisor * np.sqrt(second), divisor * first, divisor * np.sqrt(variance)
+
+
+def _sparse_column_statistics(X, weights):
+    """:func:`column_statistics` of a CSR matrix, from its stored entries in chunks of
+    rows: three passes (each column's largest magnitude, its mean, the squared
+    deviations from it), each with temporaries the size of a chunk's entries, where
+    whole-matrix copies needed several times the matrix's memory."""
+    n_samples, n_features = X.shape
+    # Chunks of about _CHUNK_ENTRIES stored entries (rows, for dense data, bound them).
+    rows_per_chunk = max(1, _CHUNK_ENTRIES * n_samples // max(X.nnz, 1))
+
+    def entries():
+        for rows in gen_batches(n_samples, rows_per_chunk):
+            chunk = X[rows]
+            row_weights = np.repeat(weights[rows], np.diff(chunk.indptr))
+            yield chunk.indices, chunk.data.astype(np.float64), row_weights
+
+    def column_sums(indices, values):
+        return np.bincount(indices, values, minlength=n_features)
+
+    peak = np.zeros(n_features)
+    for indices, values, _ in entries():
+        if values.size:
+            np.maximum.at(peak, indices, np.abs(values))
+    divisor = np.where(peak > 0, peak, 1.0)
+    first, stored_weight = np.zeros(n_features), np.zeros(n_features)
+    for indices, values, row_weights in entries():
+        first += column_sums(indices, row_weights * (values / divisor[indices]))
+        stored_weight += column_sums(indices, row_weights)
+    variance = np.zeros(n_features)
+    for indices, values, row_weights in entries():
+        deviation = values / divisor[indices] - first[indices]
+        variance += column_sums(indices, row_weights * deviation * deviation)
+    # The rows that store no entry of a column deviate by its mean.
+    variance += (weights.sum() - stored_weight) * first * first
+    second = variance + first * first
     return divisor * np.sqrt(second), divisor * first, divisor * np.sqrt(variance)
 
 

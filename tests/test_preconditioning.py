@@ -590,3 +590,25 @@ def test_the_preconditioned_direction_keeps_its_digits_next_to_a_large_offset(of
     changes = exact_changes(X, weights, gradient, direction)
     tolerance = 100 * offset * np.finfo(np.float64).eps * np.abs(expected).max()
     assert_allclose(changes, expected, rtol=0, atol=tolerance)
+
+
+def test_sparse_column_statistics_in_many_chunks_are_the_dense_ones(monkeypatch):
+    # The CSR statistics run over chunks of stored entries (whole-matrix copies took
+    # several times the matrix's memory): chunks of a few entries, rows storing none,
+    # and columns of one offset value must give what the dense pass gives.
+    from sklearn_optlr import _preconditioning
+
+    monkeypatch.setattr(_preconditioning, "_CHUNK_ENTRIES", 16)
+    rng = np.random.default_rng(0)
+    dense = rng.standard_normal((300, 6)) * [1.0, 1e-3, 1e3, 1.0, 1.0, 1.0]
+    dense[rng.random(dense.shape) < 0.6] = 0.0
+    dense[:40] = 0.0  # rows that store nothing
+    dense[:, 5] = np.where(rng.random(300) < 0.5, 1e9, 0.0)  # an offset, half stored
+    weights = rng.random(300)
+    weights /= weights.sum()
+    for chunked, whole in zip(
+        column_statistics(sparse.csr_matrix(dense), weights),
+        column_statistics(dense, weights),
+        strict=True,
+    ):
+        assert_allclose(chunked, whole, rtol=1e-12, atol=1e-300)
