@@ -170,6 +170,10 @@ def held_out_rows(estimator, X, Y, sample_weight, given, rng):
             dtype=X.dtype, order="C", multi_output=True, y_numeric=True,
         )  # fmt: skip
         X_val, Y_val, _ = training_arrays(X_val, y_val)
+        # Checked whatever assume_finite says: one NaN made every epoch's R^2 NaN, and
+        # early stopping ran to max_iter in silence.
+        if not np.all(np.isfinite(X_val.data if sparse.issparse(X_val) else X_val)):
+            raise ValueError("Input X contains NaN or infinity.")
         if sample_weight_val is not None:
             sample_weight_val = check_sample_weight(sample_weight_val, X_val, X.dtype)
     except (TypeError, ValueError) as error:

@@ -261,7 +261,17 @@ def _first(range_cause, message):
     return f"The targets leave the activation's range: {range_cause}. {message}"
 
 
-def _diverged(status, dtype):
+def _diverged(status, X):
+    values = X.data if sparse.issparse(X) else X
+    if not np.all(np.isfinite(values)):
+        # Only where scikit-learn's check was skipped (sklearn.set_config(assume_finite=
+        # True)): the data, not the step, made the loss non-finite.
+        return TrainingDivergedError(
+            f"Training diverged in epoch {status.epoch} because X contains NaN or "
+            "infinity (scikit-learn's check is off under assume_finite=True); the model "
+            "is as before this call. Remove or impute those values."
+        )
+    dtype = X.dtype
     limit = float(np.sqrt(np.finfo(dtype).max))
     return TrainingDivergedError(
         f"Training diverged in epoch {status.epoch}: the loss, the gradient, the step or "
@@ -575,7 +585,7 @@ def report(status, state, model, X, Y, sample_weight, config, range_cause=None):
         Where training diverged.
     """
     if status.reason == "diverged":
-        raise _diverged(status, X.dtype)
+        raise _diverged(status, X)
     if status.reason == "zero_gradient":
         why = _why_zero_gradients_stop(X, Y, sample_weight, state.coef, state.intercept, config)
         if why is not None:

@@ -180,3 +180,12 @@ def test_warm_start_stops_each_fit_on_the_given_set():
     assert model.best_validation_score_ == pytest.approx(
         r2_score(y_val, model.predict(X_val)), rel=1e-12
     )
+
+
+def test_nan_in_the_validation_set_is_refused_even_when_scikit_learn_assumes_finite():
+    X, y = relu_data(100)
+    X_val, y_val = relu_data(20, seed=1)
+    X_val[3, 2] = np.nan
+    with sklearn.config_context(assume_finite=True):
+        with pytest.raises(ValueError, match=NAMED + "Input X contains NaN"):
+            OptimalLRRegressor(early_stopping=True).fit(X, y, X_val=X_val, y_val=y_val)

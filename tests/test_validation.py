@@ -501,3 +501,15 @@ def test_nan_sample_weight_is_named_even_when_scikit_learn_assumes_finite_input(
     with sklearn.config_context(assume_finite=True):
         with pytest.raises(ValueError, match="sample_weight contains NaN or infinity"):
             OptimalLRRegressor().fit(X, X[:, 0], sample_weight=weights)
+
+
+def test_nan_in_x_is_named_when_scikit_learn_assumes_finite_input():
+    # The divergence it causes was blamed on values beyond 1e154 and the step.
+    X = np.random.default_rng(0).standard_normal((50, 3))
+    y = X[:, 0].copy()
+    X[7, 1] = np.nan
+    model = OptimalLRRegressor(batch_size="full")
+    with sklearn.config_context(assume_finite=True):
+        with pytest.raises(ValueError, match="X contains NaN or infinity"):
+            model.fit(X, y)
+    assert not hasattr(model, "coef_")
