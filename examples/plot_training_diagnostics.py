@@ -51,23 +51,22 @@ display = TrainingCurveDisplay.from_estimator(model, name="ReLU, batch_size=256,
 #
 # Three batch sizes on the same axes
 # ----------------------------------
-# Passing a pair of Axes draws several models on the same panels. Labels that
-# start with an underscore are left out of the legend.
+# Passing a pair of Axes draws several models on the same panels: each takes the
+# next colour of the Axes' cycle for all its lines, and its ``name`` labels them.
+# Labels that start with an underscore are left out of the legend.
 batch_sizes = [32, 256, "full"]
 models = {}
 fig, axes = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
-for color, batch_size in zip(["C0", "C1", "C2"], batch_sizes):
+for batch_size in batch_sizes:
     models[batch_size] = OptimalLRRegressor("relu", batch_size=batch_size, random_state=0)
     models[batch_size].fit(X, Y)
-    label = f"batch_size={batch_size}"
     TrainingCurveDisplay.from_estimator(
         models[batch_size],
         ax=axes,
-        name="Batch sizes compared",
-        loss_kw={"color": color, "label": label},
-        learning_rate_kw={"color": color, "label": label},
-        fill_between_kw={"color": color, "label": "_band"},
+        name=f"batch_size={batch_size}",
+        fill_between_kw={"label": "_band"},
     )
+fig.suptitle("Batch sizes compared")
 
 # %%
 # By default a mini-batch fit averages its iterates, and a full-batch fit takes

@@ -133,6 +133,21 @@ def _label_epochs(*axes_list):
             locator.set_params(integer=True)
 
 
+class _Labels:
+    """The legend labels of one model's lines: by what they show, led by the model's
+    name where it has one."""
+
+    def __init__(self, name):
+        def label(what):
+            return what[0].upper() + what[1:] if name is None else f"{name}: {what}"
+
+        self.loss = "Training loss" if name is None else str(name)
+        self.validation = label("validation R$^2$")
+        self.rate = label("learning rate, epoch mean")
+        self.band = "min to max" if name is None else f"{name}: min to max"
+        self.batch = label("batch size changes")
+
+
 class TrainingCurveDisplay:
     """Training curves of an :class:`OptimalLRRegressor`: loss and learning rates per epoch.
 
@@ -159,7 +174,10 @@ class TrainingCurveDisplay:
         Batch size of each epoch, as ``batch_size_curve_``. A None entry (an
         epoch that did not record its size) is skipped. None marks no changes.
     name : str, default=None
-        Name of the model, shown in the title. None shows no title.
+        Name of the model, which labels its lines in the legends (as scikit-learn's
+        displays do), so that several models drawn on the same Axes can be told
+        apart: their colours follow the Axes' colour cycle, one colour a model. None
+        labels them by what they show only.
 
     Attributes
     ----------
@@ -268,8 +286,8 @@ class TrainingCurveDisplay:
         ax : matplotlib Axes or sequence of two Axes, default=None
             Where to draw; passed to :meth:`plot`, which describes it.
         name : str, default=None
-            Name of the model for the title. None uses the class name of the
-            regressor.
+            Name of the model, for the legends' labels (see the class). None labels
+            the lines by what they show only.
         loss_kw, validation_kw, learning_rate_kw, fill_between_kw : dict, default=None
             Style of the lines and of the band; passed to :meth:`plot`, which
             describes them.
@@ -308,7 +326,7 @@ class TrainingCurveDisplay:
             validation_scores=regressor.validation_scores_,
             # Absent from a model pickled by version 0.1.0, which did not record it.
             batch_size_curve=getattr(regressor, "batch_size_curve_", None),
-            name=type(regressor).__name__ if name is None else name,
+            name=name,
         )
         return display.plot(
             ax=ax,
@@ -341,7 +359,8 @@ class TrainingCurveDisplay:
             loss, with the learning rates on a twin right-hand scale (and the
             validation R^2, if any, on a second one, offset to the right).
         name : str, default=None
-            Title of the figure. None uses the name given at construction.
+            Name of the model, for the legends' labels. None uses the name given at
+            construction.
         loss_kw : dict, default=None
             Keyword arguments for the loss line (``matplotlib.axes.Axes.plot``).
         validation_kw : dict, default=None
@@ -393,10 +412,16 @@ class TrainingCurveDisplay:
         loss, rates, bounds, scores, batch_sizes = self._checked_curves()
         epochs = np.arange(1, loss.size + 1)
         loss_ax, rate_ax, twin = _panels(plt, ax)
+        name = self.name if name is None else name
+        self._labels = _Labels(name)
+        # One colour a model, the next of the loss Axes' cycle: a model's lines share it.
         self._draw_loss(loss_ax, epochs, loss, loss_kw)
+        color = self.loss_line_.get_color()
         self._draw_batch_size_changes(loss_ax, batch_sizes, batch_size_kw)
-        self._draw_validation(loss_ax, epochs, scores, twin, validation_kw)
-        self._draw_rates(rate_ax, epochs, rates, bounds, twin, learning_rate_kw, fill_between_kw)
+        self._draw_validation(loss_ax, epochs, scores, twin, validation_kw, color)
+        self._draw_rates(
+            rate_ax, epochs, rates, bounds, twin, learning_rate_kw, fill_between_kw, color
+        )
         if twin:
             # Several scales on one panel: colour each label like its line.
             for axes, line in (
@@ -407,13 +432,6 @@ class TrainingCurveDisplay:
                 if line is not None:
                     axes.yaxis.label.set_color(line.get_color())
         self._add_legends(loss_ax, rate_ax, twin)
-
-        name = self.name if name is None else name
-        if name is not None:
-            if ax is None:
-                loss_ax.figure.suptitle(name)
-            else:
-                loss_ax.set_title(name)
         _label_epochs(loss_ax, rate_ax)
         self.ax_, self.ax_learning_rate_ = loss_ax, rate_ax
         self.figure_ = loss_ax.figure
@@ -446,7 +464,7 @@ class TrainingCurveDisplay:
         self.loss_line_ = loss_ax.plot(
             epochs,
             loss,
-            **_validate_style_kwargs({"color": "C0", "label": "Training loss"}, loss_kw or {}),
+            **_validate_style_kwargs({"label": self._labels.loss}, loss_kw or {}),
         )[0]
         loss_ax.set_yscale("log")
         _plain_log_ticks(loss_ax.yaxis)
@@ -458,7 +476,7 @@ class TrainingCurveDisplay:
         if batch_sizes is None:
             return
         style = _validate_style_kwargs(
-            {"color": "0.5", "linestyle": ":", "linewidth": 1.0, "label": "Batch size changes"},
+            {"color": "0.5", "linestyle": ":", "linewidth": 1.0, "label": self._labels.batch},
             batch_size_kw or {},
         )
         for epoch, size in _batch_size_changes(batch_sizes):
@@ -479,7 +497,7 @@ class TrainingCurveDisplay:
                 )
             )
 
-    def _draw_validation(self, loss_ax, epochs, scores, twin, validation_kw):
+    def _draw_validation(self, loss_ax, epochs, scores, twin, validation_kw, color):
         self.ax_validation_ = self.validation_line_ = None
         if scores is None:
             return
@@ -491,22 +509,23 @@ class TrainingCurveDisplay:
             epochs,
             scores,
             **_validate_style_kwargs(
-                {"color": "C2", "linestyle": "--", "label": "Validation R$^2$"},
+                {"color": color, "linestyle": "--", "label": self._labels.validation},
                 validation_kw or {},
             ),
         )[0]
         self.ax_validation_.set_ylabel("Validation R$^2$")
 
-    def _draw_rates(self, rate_ax, epochs, rates, bounds, twin, learning_rate_kw, fill_between_kw):
-        rate_color = "C1" if twin else "C0"
+    def _draw_rates(
+        self, rate_ax, epochs, rates, bounds, twin, learning_rate_kw, fill_between_kw, color
+    ):
+        # On one panel with the loss (twin), dash-dotted to tell it from the loss.
+        style = {"color": color, "label": self._labels.rate}
+        if twin:
+            style["linestyle"] = "-."
         self.learning_rate_line_ = rate_ax.plot(
-            epochs,
-            rates,
-            **_validate_style_kwargs(
-                {"color": rate_color, "label": "Learning rate, epoch mean"},
-                learning_rate_kw or {},
-            ),
+            epochs, rates, **_validate_style_kwargs(style, learning_rate_kw or {})
         )[0]
+        rate_color = self.learning_rate_line_.get_color()
         self.fill_between_ = None
         if bounds is not None:
             self.fill_between_ = rate_ax.fill_between(
@@ -514,8 +533,8 @@ class TrainingCurveDisplay:
                 bounds[:, 0],
                 bounds[:, 1],
                 **_validate_style_kwargs(
-                    {"color": rate_color, "alpha": 0.25, "linewidth": 0, "label": "min to max"},
-                    fill_between_kw or {},
+                    {"color": rate_color, "alpha": 0.25, "linewidth": 0},
+                    {"label": self._labels.band, **(fill_between_kw or {})},
                 ),
             )
         shown_rates = rates if bounds is None else np.concatenate([rates, bounds.ravel()])

@@ -108,8 +108,9 @@ def test_from_estimator_draws_the_record(fitted):
     assert display.figure_.axes == [display.ax_, display.ax_learning_rate_]
     assert not display.ax_.get_shared_x_axes().joined(display.ax_, display.ax_learning_rate_)
     assert display.ax_validation_ is None and display.validation_line_ is None
-    assert display.figure_.get_suptitle() == "OptimalLRRegressor"
-    assert display.name == "OptimalLRRegressor"
+    # No name: no title, and lines labelled by what they show.
+    assert display.figure_.get_suptitle() == "" and display.name is None
+    assert display.loss_line_.get_label() == "Training loss"
 
 
 def test_batch_size_changes_are_marked(fitted_growing_batch):
@@ -211,7 +212,10 @@ def test_pipeline_is_unwrapped(data):
     np.testing.assert_allclose(
         band_per_epoch(display.fill_between_)[:, 0], pipeline[-1].learning_rate_curve_
     )
-    assert display.figure_.get_suptitle() == "scaled"
+    # The name labels the model's lines (scikit-learn's displays' convention).
+    assert display.loss_line_.get_label() == "scaled"
+    assert display.learning_rate_line_.get_label() == "scaled: learning rate, epoch mean"
+    assert display.figure_.get_suptitle() == ""
 
 
 def test_single_axes_puts_the_rates_on_twins(fitted_early_stopping):
@@ -221,8 +225,8 @@ def test_single_axes_puts_the_rates_on_twins(fitted_early_stopping):
     assert len(fig.axes) == 3
     for twin in (display.ax_learning_rate_, display.ax_validation_):
         assert ax.get_shared_x_axes().joined(ax, twin)
-    # The user's figure is not retitled; the panel is.
-    assert fig.get_suptitle() == "" and ax.get_title() == "OptimalLRRegressor"
+    # The user's figure and panel are not retitled.
+    assert fig.get_suptitle() == "" and ax.get_title() == ""
     labels = [text.get_text() for text in display.ax_validation_.get_legend().get_texts()]
     assert labels == [
         "Training loss", "Validation R$^2$", "Learning rate, epoch mean", "min to max",
@@ -365,3 +369,25 @@ def test_log_scales_are_labelled_with_plain_distinct_numbers(loss):
             assert len(set(labels)) == len(labels)
             values = [float(label) for label in labels]
             np.testing.assert_allclose(values, [loc for loc, _ in shown], rtol=1e-3)
+
+
+def test_models_drawn_on_the_same_axes_take_their_own_colours_and_names(data):
+    # Three models on one pair of Axes all came out in C0, each labelled "Training
+    # loss", and the name went to the title.
+    fig, axes = plt.subplots(1, 2)
+    displays = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for batch_size in (8, 32, "full"):
+            model = OptimalLRRegressor(batch_size=batch_size, max_iter=5, random_state=0)
+            name = f"batch_size={batch_size}"
+            display = TrainingCurveDisplay.from_estimator(model.fit(*data), ax=axes, name=name)
+            displays.append(display)
+    colors = [display.loss_line_.get_color() for display in displays]
+    assert len(set(colors)) == 3
+    for display, color in zip(displays, colors):
+        # A model's lines share its colour across the panels.
+        assert display.learning_rate_line_.get_color() == color
+    labels = [text.get_text() for text in axes[0].get_legend().get_texts()]
+    assert labels == ["batch_size=8", "batch_size=32", "batch_size=full"]
+    assert fig.get_suptitle() == "" and axes[0].get_title() == ""
