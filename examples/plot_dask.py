@@ -70,7 +70,8 @@ import matplotlib.pyplot as plt
 
 from sklearn_optlr import TrainingCurveDisplay
 
-display = TrainingCurveDisplay.from_estimator(fitted, name="Incremental: one epoch per block")
+display = TrainingCurveDisplay.from_estimator(fitted)
+display.figure_.suptitle("Incremental: one epoch per block")
 display.ax_.set_xlabel("Block")
 display.ax_learning_rate_.set_xlabel("Block")
 

@@ -40,7 +40,8 @@ from sklearn_optlr import OptimalLRRegressor, TrainingCurveDisplay
 model = OptimalLRRegressor("relu", batch_size=256, early_stopping=True, random_state=0)
 model.fit(X, Y)
 print(f"{model.n_iter_} epochs, best validation R^2 {model.best_validation_score_:.4f}")
-display = TrainingCurveDisplay.from_estimator(model, name="ReLU, batch_size=256, early stopping")
+display = TrainingCurveDisplay.from_estimator(model)
+display.figure_.suptitle("ReLU, batch_size=256, early stopping")
 
 # %%
 # The validation R^2 (dashed, right-hand scale) is at its best after two epochs
@@ -171,5 +172,6 @@ ax.legend()
 # display marks where it changed.
 auto = OptimalLRRegressor("relu", random_state=0).fit(X, Y)
 print("batch sizes:", auto.batch_size_curve_)
-TrainingCurveDisplay.from_estimator(auto, name="batch_size='auto' (the default)")
+display = TrainingCurveDisplay.from_estimator(auto)
+display.figure_.suptitle("batch_size='auto' (the default)")
 plt.show()
