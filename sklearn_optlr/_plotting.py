@@ -146,6 +146,7 @@ class _Labels:
         self.rate = label("learning rate, epoch mean")
         self.band = "min to max" if name is None else f"{name}: min to max"
         self.batch = label("batch size changes")
+        self.kept = label("epoch kept")
 
 
 class TrainingCurveDisplay:
@@ -173,6 +174,10 @@ class TrainingCurveDisplay:
     batch_size_curve : array-like of shape (n_epochs,), default=None
         Batch size of each epoch, as ``batch_size_curve_``. A None entry (an
         epoch that did not record its size) is skipped. None marks no changes.
+    best_validation_score : float, default=None
+        The validation R^2 of the model early stopping kept, as
+        ``best_validation_score_``: its last epoch with that score is marked. None
+        marks none.
     name : str, default=None
         Name of the model, which labels its lines in the legends (as scikit-learn's
         displays do), so that several models drawn on the same Axes can be told
@@ -195,6 +200,9 @@ class TrainingCurveDisplay:
         The training loss.
     validation_line_ : matplotlib Line2D or None
         The validation R^2; None without validation scores.
+    kept_epoch_marker_ : matplotlib Line2D or None
+        A marker on the validation R^2 at the epoch whose model early stopping kept;
+        None without ``best_validation_score``.
     learning_rate_line_ : matplotlib Line2D
         The mean learning rate of each epoch.
     fill_between_ : matplotlib PolyCollection or None
@@ -250,6 +258,7 @@ class TrainingCurveDisplay:
         learning_rate_bounds=None,
         validation_scores=None,
         batch_size_curve=None,
+        best_validation_score=None,
         name=None,
     ):
         self.loss_curve = loss_curve
@@ -257,6 +266,7 @@ class TrainingCurveDisplay:
         self.learning_rate_bounds = learning_rate_bounds
         self.validation_scores = validation_scores
         self.batch_size_curve = batch_size_curve
+        self.best_validation_score = best_validation_score
         self.name = name
 
     @classmethod
@@ -326,6 +336,7 @@ class TrainingCurveDisplay:
             validation_scores=regressor.validation_scores_,
             # Absent from a model pickled by version 0.1.0, which did not record it.
             batch_size_curve=getattr(regressor, "batch_size_curve_", None),
+            best_validation_score=regressor.best_validation_score_,
             name=name,
         )
         return display.plot(
@@ -498,7 +509,7 @@ class TrainingCurveDisplay:
             )
 
     def _draw_validation(self, loss_ax, epochs, scores, twin, validation_kw, color):
-        self.ax_validation_ = self.validation_line_ = None
+        self.ax_validation_ = self.validation_line_ = self.kept_epoch_marker_ = None
         if scores is None:
             return
         self.ax_validation_ = loss_ax.twinx()
@@ -514,6 +525,13 @@ class TrainingCurveDisplay:
             ),
         )[0]
         self.ax_validation_.set_ylabel("Validation R$^2$")
+        self.kept_epoch_marker_ = None
+        kept = np.flatnonzero(scores == self.best_validation_score)
+        if self.best_validation_score is not None and kept.size:
+            self.kept_epoch_marker_ = self.ax_validation_.plot(
+                epochs[kept[-1]], scores[kept[-1]], marker="o", linestyle="none",
+                color=self.validation_line_.get_color(), label=self._labels.kept,
+            )[0]  # fmt: skip
 
     def _draw_rates(
         self, rate_ax, epochs, rates, bounds, twin, learning_rate_kw, fill_between_kw, color

@@ -186,7 +186,15 @@ def test_early_stopping_adds_the_validation_scores(fitted_early_stopping):
     assert display.ax_.get_shared_x_axes().joined(display.ax_, display.ax_validation_)
     assert display.ax_validation_.get_yscale() == "linear"
     labels = [text.get_text() for text in display.ax_validation_.get_legend().get_texts()]
-    assert labels == ["Training loss", "Validation R$^2$"]
+    assert labels == ["Training loss", "Validation R$^2$", "Epoch kept"]
+    # The marker sits on the epoch whose model was kept: the best of this fit.
+    kept = display.kept_epoch_marker_
+    assert kept.get_ydata()[0] == model.best_validation_score_
+    assert (
+        kept.get_xdata()[0]
+        == np.flatnonzero(np.asarray(model.validation_scores_) == model.best_validation_score_)[-1]
+        + 1
+    )
 
 
 def test_validation_scores_after_epochs_without_them(data):
@@ -229,7 +237,8 @@ def test_single_axes_puts_the_rates_on_twins(fitted_early_stopping):
     assert fig.get_suptitle() == "" and ax.get_title() == ""
     labels = [text.get_text() for text in display.ax_validation_.get_legend().get_texts()]
     assert labels == [
-        "Training loss", "Validation R$^2$", "Learning rate, epoch mean", "min to max",
+        "Training loss", "Validation R$^2$", "Epoch kept", "Learning rate, epoch mean",
+        "min to max",
     ]  # fmt: skip
 
 
