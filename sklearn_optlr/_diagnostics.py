@@ -212,6 +212,22 @@ def check_before_training(config, name, X, Y, sample_weight):
     return cause
 
 
+def _largest_magnitude(values):
+    """The largest magnitude among ``values`` (0 for none), by max and -min: no
+    temporary the size of ``values``."""
+    return float(max(values.max(), -values.min())) if values.size else 0.0
+
+
+def _refuse_underflowing_squares(largest, what, consequence):
+    """Raise where ``largest`` is not zero but its square underflows float64."""
+    smallest_square_root = np.sqrt(np.finfo(np.float64).tiny)
+    if 0.0 < largest < smallest_square_root:
+        raise ValueError(
+            f"The largest {what} is {largest:.3g} in magnitude: squares of values below "
+            f"{smallest_square_root:.2g} underflow float64, so {consequence}"
+        )
+
+
 def _check_feature_scale(X):
     """Refuse features so small that the square of the largest underflows float64.
 
@@ -221,17 +237,11 @@ def _check_feature_scale(X):
     step is ever taken, and the fit would return the targets' mean as if it had
     converged. Zero features (a column the intercept covers) are not small features.
     """
-    values = X.data if sparse.issparse(X) else X
-    # max and -min rather than max(|X|): no temporary the size of X.
-    largest = float(max(values.max(), -values.min())) if values.size else 0.0
-    smallest_square_root = np.sqrt(np.finfo(np.float64).tiny)
-    if 0.0 < largest < smallest_square_root:
-        raise ValueError(
-            f"The largest feature value of X is {largest:.3g} in magnitude: squares of "
-            f"values below {smallest_square_root:.2g} underflow float64, so no step can "
-            "be computed and the fit would stay at its start. Rescale X, e.g. with "
-            "StandardScaler."
-        )
+    _refuse_underflowing_squares(
+        _largest_magnitude(X.data if sparse.issparse(X) else X), "feature value of X",
+        "no step can be computed and the fit would stay at its start. Rescale X, e.g. "
+        "with StandardScaler.",
+    )  # fmt: skip
 
 
 def _check_target_scale(Y):
@@ -243,15 +253,12 @@ def _check_target_scale(Y):
     fit ended after one epoch, far from least squares and without a word. The steps
     themselves are ratios of forms that scale exactly, so ``tol=0`` trains. All-zero
     targets are fitted exactly, not small."""
-    largest = float(np.max(np.abs(Y), initial=0.0))
-    smallest_square_root = np.sqrt(np.finfo(np.float64).tiny)
-    if 0.0 < largest < smallest_square_root:
-        raise ValueError(
-            f"The largest target of y is {largest:.3g} in magnitude: squares of values "
-            f"below {smallest_square_root:.2g} underflow float64, so the training loss "
-            "that tol is measured on cannot be. Rescale y (multiply it by a power of ten, "
-            "and divide the predictions by it), or pass tol=0 and set max_iter."
-        )
+    _refuse_underflowing_squares(
+        _largest_magnitude(Y), "target of y",
+        "the training loss that tol is measured on cannot be. Rescale y (multiply it by "
+        "a power of ten, and divide the predictions by it), or pass tol=0 and set "
+        "max_iter.",
+    )  # fmt: skip
 
 
 def _first(range_cause, message):
