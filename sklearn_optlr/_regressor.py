@@ -60,8 +60,8 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         sorted kink crossings. A float: a fixed rate (:ref:`step-rules`).
     solver : {"auto", "gd", "cg"}, default="auto"
         ``"gd"``: gradient descent (the seed's method). ``"cg"``: nonlinear conjugate
-        gradients, full batch only, as ``"auto"`` batches then are (:ref:`conjugate-directions`).
-        ``"auto"``: ``"cg"`` for a full-batch ``fit`` with a line-search ``step``.
+        gradients, full batch only (``batch_size="auto"`` then gives it the full batch;
+        :ref:`conjugate-directions`). ``"auto"``: ``"cg"`` for a full-batch line-search ``fit``.
     average : "auto", bool or int, default="auto"
         Polyak-Ruppert averaging, held in ``coef_``: ``True`` over roughly the last
         half of training; an int ``N`` from the ``N``-th sample seen, as SGDRegressor.
