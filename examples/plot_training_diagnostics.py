@@ -9,7 +9,8 @@ the training loss (``loss_curve_``), the mean learning rate taken
 (``learning_rate_bounds_``) and, with early stopping, the validation R^2
 (``validation_scores_``). :class:`~sklearn_optlr.TrainingCurveDisplay` draws them.
 
-Here they show how the batch size changes what the solver does.
+Here they show how the batch size changes what the solver does, and early
+stopping on a validation set of your own.
 """
 
 # Authors: The sklearn-optlr developers
@@ -174,4 +175,17 @@ auto = OptimalLRRegressor("relu", random_state=0).fit(X, Y)
 print("batch sizes:", auto.batch_size_curve_)
 display = TrainingCurveDisplay.from_estimator(auto)
 display.figure_.suptitle("batch_size='auto' (the default)")
+
+# %%
+# Early stopping on rows of your own
+# ----------------------------------
+# A random hold-out leaks where rows are related (a time series, repeated measures
+# of one subject). Pass the rows to stop on instead, as for
+# HistGradientBoostingRegressor: all of ``X`` then trains, and the dot marks the
+# epoch whose model was kept. Here the last 1,000 rows play that part.
+given = OptimalLRRegressor("relu", batch_size=256, early_stopping=True, random_state=0)
+given.fit(X[:-1000], Y[:-1000], X_val=X[-1000:], y_val=Y[-1000:])
+print(f"{given.n_iter_} epochs, R^2 on the given rows {given.best_validation_score_:.4f}")
+display = TrainingCurveDisplay.from_estimator(given)
+display.figure_.suptitle("early stopping on the last 1,000 rows")
 plt.show()
