@@ -525,9 +525,10 @@ class TrainingCurveDisplay:
             ),
         )[0]
         self.ax_validation_.set_ylabel("Validation R$^2$")
-        self.kept_epoch_marker_ = None
+        if self.best_validation_score is None:
+            return
         kept = np.flatnonzero(scores == self.best_validation_score)
-        if self.best_validation_score is not None and kept.size:
+        if kept.size:
             self.kept_epoch_marker_ = self.ax_validation_.plot(
                 epochs[kept[-1]], scores[kept[-1]], marker="o", linestyle="none",
                 color=self.validation_line_.get_color(), label=self._labels.kept,
