@@ -106,7 +106,7 @@ class PiecewiseLinear:
     array([0., 1., 0.])
     """
 
-    __slots__ = ("_x", "_y", "_left_slope", "_right_slope")
+    __slots__ = ("_x", "_y", "_left_slope", "_right_slope", "_arrays")
 
     def __init__(self, x, y, left_slope, right_slope):
         knots = _as_finite_vector(x, "x")
@@ -122,10 +122,19 @@ class PiecewiseLinear:
             )
         self._x = tuple(knots.tolist())
         self._y = tuple(values.tolist())
-        self._left_slope = _as_finite_scalar(left_slope, "left_slope")
-        self._right_slope = _as_finite_scalar(right_slope, "right_slope")
+        left, right = (_as_finite_scalar(left_slope, "left_slope"),
+                       _as_finite_scalar(right_slope, "right_slope"))  # fmt: skip
+        # The knots, values and slopes as arrays, made once: a fit reads them a dozen
+        # times, and on small data rebuilding them was a tenth of its time. Knots too
+        # close for float64 overflow the slopes here; the check below refuses them.
+        knots, values = np.array(self._x), np.array(self._y)
+        with np.errstate(over="ignore", divide="ignore"):
+            slopes = np.concatenate(([left], np.diff(values) / np.diff(knots), [right]))
+        self._arrays = (knots, values, slopes)
+        self._left_slope = left
+        self._right_slope = right  # last: from here on the instance is immutable
         # Differences of finite knots can still overflow (e.g. 1e308 and -1e308).
-        if not np.all(np.isfinite(self.slopes)):
+        if not np.all(np.isfinite(slopes)):
             raise ValueError(
                 "PiecewiseLinear: the slopes between consecutive knots are not finite; "
                 "the knots are too far apart or too close for float64."
@@ -146,20 +155,18 @@ class PiecewiseLinear:
     def __copy__(self):
         return self
 
+    # Copies of the arrays made once: mutating them cannot change the function.
     @property
     def knots(self):
-        return np.array(self._x)
+        return self._arrays[0].copy()
 
     @property
     def values(self):
-        return np.array(self._y)
+        return self._arrays[1].copy()
 
     @property
     def slopes(self):
-        # Knots too close for float64 overflow here; __init__ turns that into an error.
-        with np.errstate(over="ignore", divide="ignore"):
-            inner = np.diff(self._y) / np.diff(self._x)
-        return np.concatenate(([self._left_slope], inner, [self._right_slope]))
+        return self._arrays[2].copy()
 
     def _key(self):
         return (self._x, self._y, self._left_slope, self._right_slope)
