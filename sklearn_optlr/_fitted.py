@@ -6,7 +6,15 @@ state that training returned."""
 
 import numpy as np
 
-__all__ = ["fitted_attributes"]
+__all__ = ["fitted_attributes", "model_attributes"]
+
+
+def model_attributes(coef, intercept, single_output):
+    """``coef_`` and ``intercept_`` from the solver's 2-D ``coef`` and 1-D ``intercept``:
+    1-D and a float where ``y`` was 1-D."""
+    if single_output:
+        return dict(coef_=coef[0], intercept_=float(intercept[0]))
+    return dict(coef_=coef, intercept_=intercept)
 
 
 def fitted_attributes(state, model, single_output, early_stopped, epochs_before):
@@ -35,8 +43,7 @@ def fitted_attributes(state, model, single_output, early_stopped, epochs_before)
     # Scores from an earlier early-stopped fit stay, with NaN for the epochs since.
     scored = early_stopped or not np.all(np.isnan(scores))
     return dict(
-        coef_=coef[0] if single_output else coef,
-        intercept_=float(intercept[0]) if single_output else intercept,
+        **model_attributes(coef, intercept, single_output),
         n_iter_=len(history.loss_curve), t_=history.t,
         loss_curve_=list(history.loss_curve), loss_=history.loss_curve[-1],
         # None under early stopping: the model kept is the best epoch's on held-out data.

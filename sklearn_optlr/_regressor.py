@@ -16,6 +16,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._activations import ACTIVATIONS, PiecewiseLinear, resolve_activation
+from ._callbacks import CallbackSupportMixin, FitTasks
 from ._config import resolve
 from ._data import held_out_rows, training_arrays
 from ._diagnostics import check_before_training, report
@@ -26,7 +27,7 @@ from ._step import check_sample_weight, forward
 __all__ = ["OptimalLRRegressor"]
 
 
-class OptimalLRRegressor(RegressorMixin, BaseEstimator):
+class OptimalLRRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator):
     r"""Single-layer piecewise-linear network trained with the optimal learning rate.
 
     Fits :math:`\hat y = \sigma(W x + b)`, with :math:`\sigma` a piecewise-linear
@@ -265,15 +266,16 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
     def _fit(self, X, y, sample_weight, incremental, given):
         # All or nothing: whatever fails (bad input, a diverging run, an interrupt),
         # the model keeps every attribute it had, fitted or not.
+        tasks = FitTasks(self, max_epochs=1 if incremental else self.max_iter)
         snapshot = dict(self.__dict__)
         try:
-            return self._fit_unchecked(X, y, sample_weight, incremental, given)
+            return self._fit_unchecked(X, y, sample_weight, incremental, given, tasks)
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(snapshot)
             raise
 
-    def _fit_unchecked(self, X, y, sample_weight, incremental, given):
+    def _fit_unchecked(self, X, y, sample_weight, incremental, given, tasks):
         continuing = hasattr(self, "_state") and (incremental or self.warm_start)
         # C order (as SGDRegressor): another layout rounds sums, and so fits, differently.
         X, y = validate_data(
@@ -290,7 +292,10 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         config = resolve(self.get_params(deep=False), X, Y.shape[1], incremental)
         range_cause = check_before_training(config, self.activation, X, Y, sample_weight)
         epochs_before = len(state.history.loss_curve)
-        state, model, status = train(X, Y, sample_weight, state, config, validation)
+        tasks.begin(X, Y, sample_weight, single_output)
+        state, model, status = train(
+            X, Y, sample_weight, state, config, validation, callbacks=tasks
+        )
         report(status, state, model, X, Y, sample_weight, status.config or config, range_cause)
         self._state, self._single_output = state, single_output
         attributes = fitted_attributes(
@@ -298,6 +303,7 @@ class OptimalLRRegressor(RegressorMixin, BaseEstimator):
         )
         for name, value in attributes.items():
             setattr(self, name, value)
+        tasks.end()
         return self
 
     def predict(self, X):

@@ -40,6 +40,7 @@ from threadpoolctl import threadpool_info
 from ._activations import initial_intercept, on_knots, unit_slope_form
 from ._averaging import IterateAverage
 from ._batch_growth import BatchGrowth, grown_batch_size
+from ._callbacks import NO_CALLBACKS
 from ._data import rows_of
 from ._kernels import csr_epoch, dense_epoch
 from ._line_search import (
@@ -1098,9 +1099,10 @@ class TrainingStatus:
 
     Attributes
     ----------
-    reason : {"stopped", "max_iter", "zero_gradient", "diverged"}
+    reason : {"stopped", "max_iter", "callback", "zero_gradient", "diverged"}
         The stopping rule ended training (or ``partial_fit``'s one epoch ran:
-        ``"max_iter"``); it ran its ``max_iter`` epochs; an epoch took no step because
+        ``"max_iter"``); it ran its ``max_iter`` epochs; a callback (scikit-learn's
+        ``sklearn.callback``) asked to stop; an epoch took no step because
         every batch's data gradient was zero; the loss, a step or the weights stopped
         being finite (the returned state is then the one passed in).
     epoch : int
@@ -1136,6 +1138,8 @@ class TrainingStatus:
                 return None  # a partial_fit call is one epoch by design
             epochs = "epoch" if config.max_iter == 1 else "epochs"
             return f"Training ended after max_iter={config.max_iter} {epochs}{kept}."
+        if self.reason == "callback":
+            return f"Training stopped: a callback asked to stop after epoch {self.epoch}{kept}."
         if self.reason == "zero_gradient":
             return "Training stopped: the gradient was zero on every batch of the epoch."
         if self.reason != "stopped":
@@ -1427,7 +1431,52 @@ def _print_epoch(history, record, loss, score, start, config):
     print(line if score is None else f"{line}, validation R2={score:.5f}")
 
 
-def train(X, Y, sample_weight, state, config, validation=None, method="auto"):
+class _Epochs:
+    """The epochs of a :func:`train` call, each a task of scikit-learn's callbacks
+    (:class:`._callbacks.FitTasks`): up to ``max_iter``, or fewer where a callback asks
+    to stop, which ends training after the current epoch as its ``max_iter``-th would
+    (the stopping rule and early stopping's bookkeeping run)."""
+
+    def __init__(self, max_iter, callbacks, iterate):
+        self._numbers = iter(range(max_iter))
+        self._callbacks = NO_CALLBACKS if callbacks is None else callbacks
+        self._iterate = iterate  # (coef, intercept), updated in place by the epochs
+        self.stop_asked = False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.stop_asked:
+            raise StopIteration
+        number = next(self._numbers)
+        self._callbacks.begin_epoch(self._iterate)
+        return number
+
+    def end(self, model):
+        """End the epoch, which left ``model``."""
+        self.stop_asked = self._callbacks.end_epoch(model)
+
+    def reason(self):
+        """Why the epochs ran out: ``"callback"`` or ``"max_iter"``."""
+        return "callback" if self.stop_asked else "max_iter"
+
+
+def _model_to_return(state, model, best_model, best_is_last, X, Y, sample_weight, config):
+    """The model a fit returns (see :func:`train`): the best epoch's under early
+    stopping, from which the state then continues; else, where averaging keeps the
+    better, the average or the last iterate; else the last epoch's model. A copy."""
+    if best_model is not None:
+        if not best_is_last:
+            _continue_from(state, best_model)
+        return best_model
+    averager = state.averager
+    if averager is not None and averager.keep_better:
+        model = _better_of(model, state.coef, state.intercept, X, Y, sample_weight, config)
+    return tuple(part.copy() for part in model)
+
+
+def train(X, Y, sample_weight, state, config, validation=None, method="auto", *, callbacks=None):
     """Run up to ``config.max_iter`` epochs from ``state``; return the new state, the
     model and how training ended.
 
@@ -1452,6 +1501,9 @@ def train(X, Y, sample_weight, state, config, validation=None, method="auto"):
         With held-out data, stop on its R^2 and return the best epoch's model.
     method : {"auto", "compiled", "numpy"}, default="auto"
         How epochs run (see :func:`make_epoch`).
+    callbacks : FitTasks or None
+        scikit-learn's callbacks (:class:`._callbacks.FitTasks`), given each epoch's
+        start and model; a callback may end training after an epoch.
 
     Returns
     -------
@@ -1474,8 +1526,8 @@ def train(X, Y, sample_weight, state, config, validation=None, method="auto"):
     loss_floor = _loss_floor(Y, sample_weight, config, validation)
     first_epoch = phase_start = len(state.history.loss_curve) + 1
     model = best_model = None
-    reason = "max_iter"
-    for epoch in range(config.max_iter):
+    epochs = _Epochs(config.max_iter, callbacks, (coef, intercept))
+    for epoch in epochs:
         start, averager = time.perf_counter(), state.averager
         batch_size = schedule.config.batch_size
         full_batch = batch_size >= n_samples
@@ -1502,6 +1554,7 @@ def train(X, Y, sample_weight, state, config, validation=None, method="auto"):
         state.history = state.history.append(record, loss, n_samples, batch_size, score)
         if config.verbose:
             _print_epoch(state.history, record, loss, score, start, config)
+        epochs.end(model)
         if record.n_zero_gradient == record.n_batches and record.loss > 0:
             reason = "zero_gradient"
             break
@@ -1534,12 +1587,11 @@ def train(X, Y, sample_weight, state, config, validation=None, method="auto"):
         if should_stop:
             reason = "stopped"
             break
-    if best_model is not None and stopper.best_epoch != epoch:
-        _continue_from(state, best_model)
-    averager = state.averager
-    if best_model is None and averager is not None and averager.keep_better:
-        model = _better_of(model, coef, intercept, X, Y, sample_weight, config)
-    model = best_model or tuple(part.copy() for part in model)
+    else:
+        reason = epochs.reason()
+    model = _model_to_return(
+        state, model, best_model, stopper.best_epoch == epoch, X, Y, sample_weight, config
+    )
     state.grown_batch_size = schedule.grown_batch_size
     status = TrainingStatus(
         reason, len(state.history.loss_curve), first_epoch, validation is not None,
