@@ -10,7 +10,8 @@ the training loss (``loss_curve_``), the mean learning rate taken
 (``validation_scores_``). :class:`~sklearn_optlr.TrainingCurveDisplay` draws them.
 
 Here they show how the batch size changes what the solver does, and early
-stopping on a validation set of your own.
+stopping on a validation set of your own; scikit-learn's callbacks watch the same
+epochs as they run.
 """
 
 # Authors: The sklearn-optlr developers
@@ -189,3 +190,43 @@ print(f"{given.n_iter_} epochs, R^2 on the given rows {given.best_validation_sco
 display = TrainingCurveDisplay.from_estimator(given)
 display.figure_.suptitle("early stopping on the last 1,000 rows")
 plt.show()
+
+# %%
+# scikit-learn's callbacks
+# ------------------------
+# With scikit-learn 1.9 or later, ``set_callbacks`` takes scikit-learn's own
+# callbacks (:mod:`sklearn.callback`), and each epoch is one of the fit's tasks.
+# ``ScoringMonitor`` scores the model each epoch leaves on the training rows. A
+# callback of your own stops training by returning True at an epoch's end: here,
+# once an epoch raises the training R^2 by less than 1e-5.
+from sklearn.callback import ScoringMonitor
+
+
+class StopWhenFlat:
+    """Stop training once an epoch raises the training R^2 by less than ``min_gain``."""
+
+    def __init__(self, min_gain):
+        self.min_gain = min_gain
+
+    def setup(self, estimator, context):
+        self.last_score = -np.inf
+
+    def teardown(self, estimator, context):
+        pass
+
+    def on_fit_task_begin(self, estimator, context):
+        pass
+
+    def on_fit_task_end(self, estimator, context, *, X=None, y=None, fitted_estimator=None):
+        if context.task_name != "epoch":
+            return False
+        score = fitted_estimator.score(X, y)
+        gain, self.last_score = score - self.last_score, score
+        return gain < self.min_gain
+
+
+monitor = ScoringMonitor(scoring="r2")
+model = OptimalLRRegressor("relu", batch_size=256, random_state=0, verbose=1)
+model.set_callbacks(monitor, StopWhenFlat(1e-5)).fit(X, Y)
+scores = monitor.get_logs().data_as_pandas
+print(scores.loc[scores.task_name == "epoch", ["task_id", "r2"]].to_string(index=False))
