@@ -197,6 +197,18 @@ def test_early_stopping_adds_the_validation_scores(fitted_early_stopping):
     )
 
 
+@pytest.mark.parametrize("size", [(10, 4), (8, 3), (6.4, 4.8)])
+def test_the_validation_scale_keeps_clear_of_the_rates_panel(fitted_early_stopping, size):
+    # Its label and ticks sit between the two panels; the layout must make room.
+    display = TrainingCurveDisplay.from_estimator(fitted_early_stopping)
+    display.figure_.set_size_inches(*size)
+    display.figure_.canvas.draw()
+    renderer = display.figure_.canvas.get_renderer()
+    validation_scale = display.ax_validation_.get_tightbbox(renderer)
+    rates_panel = display.ax_learning_rate_.get_tightbbox(renderer)
+    assert validation_scale.x1 < rates_panel.x0
+
+
 def test_validation_scores_after_epochs_without_them(data):
     # A partial_fit epoch, then early stopping: the first epoch has no score (NaN, a
     # gap in the line), and the scores still line up with the losses.
