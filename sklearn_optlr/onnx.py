@@ -37,9 +37,11 @@ Types and shapes
 The graph computes in its input's type, float32 or float64, as skl2onnx's own
 linear models do: the coefficients are rounded to float32 for a float32 input.
 ``predict`` computes in the wider of the model's and the input's dtype, so
-onnxruntime gives ``predict``'s float64 results to the last few bits for a float64
-input (``to_onnx(model, X[:1].astype(np.float64))``), and to float32's precision
-for a float32 input. The output has shape ``(n_samples, n_outputs)``, and
+onnxruntime gives ``predict``'s results to a few units in the last place of float64
+for a float64 input (``to_onnx(model, X[:1].astype(np.float64))``), and to float32's
+precision for a float32 input. The matrix product sums in another order than
+numpy's: where its terms cancel, a prediction near zero agrees in absolute terms,
+not to its own last digits. The output has shape ``(n_samples, n_outputs)``, and
 ``(n_samples, 1)`` where ``predict`` returns a 1-D array (a model fitted on 1-D
 ``y``), as skl2onnx's converters of scikit-learn's regressors give it.
 
