@@ -71,7 +71,7 @@ from ._regressor import OptimalLRRegressor
 __all__ = []
 
 #: The name the converter is registered under, skl2onnx's "library + class" form.
-ALIAS = "SklearnOptlrOptimalLRRegressor"
+_ALIAS = "SklearnOptlrOptimalLRRegressor"
 
 
 def _n_outputs(model):
@@ -151,4 +151,4 @@ def _converter(scope, operator, container):
     )
 
 
-skl2onnx.update_registered_converter(OptimalLRRegressor, ALIAS, _shape_calculator, _converter)
+skl2onnx.update_registered_converter(OptimalLRRegressor, _ALIAS, _shape_calculator, _converter)
