@@ -31,11 +31,11 @@ CUSTOM = PiecewiseLinear(
 )
 
 # leaky_relu's default slope 0.01 has no exact float32 form: ONNX's LeakyRelu, which
-# holds it as a float32, would be off by about 1e-9 relative in float64.
+# holds it as a float32, would be off by 2e-8 relative in float64.
 ACTIVATIONS = ["identity", "relu", "leaky_relu", "abs", "hard_tanh", CUSTOM]
 ACTIVATION_IDS = ["identity", "relu", "leaky_relu", "abs", "hard_tanh", "custom"]
 
-#: The issue's tolerances: ``predict`` to 1e-12 relative in float64, 1e-5 in float32.
+#: Issue 17's tolerances: ``predict`` to 1e-12 relative in float64, 1e-5 in float32.
 RTOL = {np.float64: 1e-12, np.float32: 1e-5}
 
 N_FEATURES = 3
