@@ -11,6 +11,7 @@ ORDER = [
     "plot_model_comparison.py",
     "plot_out_of_core.py",
     "plot_dask.py",
+    "plot_onnx_export.py",
 ]
 
 
