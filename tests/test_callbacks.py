@@ -20,10 +20,15 @@ from sklearn.preprocessing import StandardScaler
 from sklearn_optlr import OptimalLRRegressor
 from sklearn_optlr._callbacks import FitTasks
 
-# The tests extra brings scikit-learn 1.9 or later; older versions have no callbacks.
-callback = pytest.importorskip("sklearn.callback")
+try:
+    from sklearn import callback
+except ImportError:  # scikit-learn < 1.9 (CI's oldest-scikit-learn job)
+    callback = None
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+#: The tests extra brings scikit-learn 1.9 or later; older versions have no callbacks.
+needs_callbacks = pytest.mark.skipif(callback is None, reason="scikit-learn < 1.9")
 
 
 class Recorder:
@@ -67,6 +72,7 @@ def _data(n_outputs=1):
     return StandardScaler().fit_transform(X), y / np.std(y)
 
 
+@needs_callbacks
 @pytest.mark.parametrize("batch_size", [16, "full"])
 @pytest.mark.parametrize("n_outputs", [1, 3])
 def test_each_epoch_is_a_task_whose_model_is_the_fit_stopped_there(batch_size, n_outputs):
@@ -95,6 +101,7 @@ def test_each_epoch_is_a_task_whose_model_is_the_fit_stopped_there(batch_size, n
     assert_array_equal(recorder.calls[-2][2], model.predict(X[:7]))
 
 
+@needs_callbacks
 def test_an_epochs_model_is_the_one_its_validation_score_records():
     # With averaging the model an epoch leaves is the averaged one, which early stopping
     # scores on the validation rows each epoch (validation_scores_).
@@ -115,6 +122,7 @@ def test_an_epochs_model_is_the_one_its_validation_score_records():
     assert_allclose(r2, model.validation_scores_, rtol=1e-10)
 
 
+@needs_callbacks
 @pytest.mark.parametrize("early_stopping", [False, True])
 def test_a_callback_asking_to_stop_ends_training_as_max_iter_would(early_stopping, capsys):
     X, y = _data()
@@ -134,6 +142,7 @@ def test_a_callback_asking_to_stop_ends_training_as_max_iter_would(early_stoppin
     assert stopped.best_validation_score_ == oracle.best_validation_score_
 
 
+@needs_callbacks
 def test_a_stop_asked_by_a_callback_raises_no_convergence_warning():
     X, y = _data()
     model = OptimalLRRegressor(batch_size=32, max_iter=50, tol=1e-12, n_iter_no_change=50)
@@ -143,6 +152,7 @@ def test_a_stop_asked_by_a_callback_raises_no_convergence_warning():
     assert model.n_iter_ == 2
 
 
+@needs_callbacks
 def test_scoring_monitor_scores_every_epoch_on_the_training_rows():
     X, y = load_diabetes(return_X_y=True)
     X = StandardScaler().fit_transform(X)
@@ -161,6 +171,7 @@ def test_scoring_monitor_scores_every_epoch_on_the_training_rows():
     assert_allclose(epochs[-1]["neg_mean_squared_error"], expected, rtol=1e-12)
 
 
+@needs_callbacks
 def test_partial_fit_is_one_epoch_task_per_call():
     X, y = _data()
     recorder = Recorder()
@@ -171,6 +182,7 @@ def test_partial_fit_is_one_epoch_task_per_call():
     assert recorder.count("teardown", "fit") == 3
 
 
+@needs_callbacks
 @pytest.mark.parametrize("in_a_pipeline", [False, True])
 def test_callbacks_propagate_from_a_grid_search_to_every_epoch(in_a_pipeline):
     X, y = _data()
@@ -187,6 +199,7 @@ def test_callbacks_propagate_from_a_grid_search_to_every_epoch(in_a_pipeline):
     assert recorder.count("setup", "fit") == recorder.count("teardown", "fit") == 1
 
 
+@needs_callbacks
 def test_progress_bar_runs_over_epochs(capsys):
     pytest.importorskip("rich")  # the progress extra (in the tests extra) brings it
     X, y = _data()
@@ -196,6 +209,7 @@ def test_progress_bar_runs_over_epochs(capsys):
     assert not hasattr(model, "_callback_fit_ctx")  # torn down
 
 
+@needs_callbacks
 def test_a_failed_fit_tears_its_callbacks_down_and_keeps_the_model():
     X, y = _data()
     recorder = Recorder()
@@ -210,6 +224,7 @@ def test_a_failed_fit_tears_its_callbacks_down_and_keeps_the_model():
     assert not hasattr(model, "_callback_fit_ctx")
 
 
+@needs_callbacks
 def test_callbacks_survive_clone_and_leave_parameters_alone():
     recorder = Recorder()
     model = OptimalLRRegressor(max_iter=2).set_callbacks(recorder)
@@ -219,10 +234,12 @@ def test_callbacks_survive_clone_and_leave_parameters_alone():
     assert recorder.count("end", "epoch") == 2
 
 
-def test_without_a_callback_context_the_tasks_do_nothing():
+def test_without_callbacks_the_estimator_fits_and_its_tasks_do_nothing():
     # What an estimator sees on scikit-learn before 1.9: no _init_callback_context.
-    tasks = FitTasks(object(), max_epochs=3)
     X, y = _data()
+    model = OptimalLRRegressor(max_iter=3, random_state=0).fit(X, y)
+    assert hasattr(model, "set_callbacks") == (callback is not None)
+    tasks = FitTasks(object(), max_epochs=3)
     tasks.begin(X, y[:, None], None, True)
     tasks.begin_epoch((np.zeros((1, 6)), np.zeros(1)))
     assert tasks.end_epoch((np.zeros((1, 6)), np.zeros(1))) is False
