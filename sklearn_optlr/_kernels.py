@@ -658,51 +658,107 @@ def _dense_one_row_rescue(
     return loss, n_steps, n_zero_gradient
 
 
+#: The CSR kernel holds the weights as ``weight_scale * V`` (see :func:`_csr_epoch`)
+#: and folds the scale back into them (a pass over all the weights) once the entries it
+#: updated since the last fold outnumber the weights, so that folding at most doubles
+#: the work, or once the scale falls below this, whichever comes first. ``V`` is ``W``
+#: magnified by ``1 / weight_scale``, and so is the rounding of the average's penalty
+#: terms, which are summed by parts in ``V``'s units: 2^20 keeps them to about 1e-10
+#: relative in float64, and ``V`` finite for weights below 2^1003 (2^107 in float32).
+RESCALE_BELOW = 2.0**-20
+
+
 def csr_epoch(
     data, indices, indptr, n_features, Y, sample_weight, order, coef, intercept,
     knots, values, slopes, batch_size, alpha, rule, fixed_rate, rate_memory, window, rates,
     average_from, sum_coef, sum_intercept, unit, n_weighted,
 ):  # fmt: skip
-    """One epoch of mini-batch updates on CSR ``X``, at O(nnz) cost per row.
+    """One epoch of mini-batch updates on CSR ``X``, at a cost per batch of order its
+    stored entries times the outputs, whatever ``n_features``.
 
     Parameters are those of :func:`dense_epoch`, with ``X`` given as its CSR
     arrays ``data, indices, indptr`` and ``n_features``; the kernel is
     :func:`_csr_epoch`, compiled with the exact line search only for :data:`EXACT`.
     """
     knots, values, slopes = _activation_arrays(knots, values, slopes)
+    n_outputs = coef.shape[0]
+    # The batch gradient's columns: at most those the batch's rows store.
+    row_entries = np.diff(indptr)
+    most_entries = int(row_entries.max()) if row_entries.size else 0
+    columns = min(n_features, batch_size * most_entries) if batch_size > 1 else 0
     return _csr_epoch(
-        data, indices, indptr, n_features, Y, sample_weight, order, coef, intercept,
+        data, indices, indptr, Y, sample_weight, order, coef, intercept,
         knots, values, slopes, batch_size, alpha, rule, fixed_rate, rate_memory, window, rates,
         average_from, sum_coef, sum_intercept, unit, n_weighted,
+        np.zeros((n_outputs, n_features if batch_size > 1 else 0)),
+        np.zeros(n_features if batch_size > 1 else 0, dtype=np.bool_),
+        np.empty(columns, dtype=np.int64),
         True if rule == EXACT else None,
     )  # fmt: skip
 
 
+@njit(cache=True, fastmath=_FASTMATH, **_KERNEL_ONLY)
+def _fold_scale(coef, sum_coef, weight_scale, lazy_total):
+    """Fold ``weight_scale`` into ``coef`` and the lazily averaged penalty terms
+    (``lazy_total`` times the current ``V``) into ``sum_coef``; return ``||W||^2``."""
+    squares = 0.0
+    for o in range(coef.shape[0]):
+        for j in range(coef.shape[1]):
+            if lazy_total != 0.0:
+                sum_coef[o, j] += lazy_total * coef[o, j]
+            coef[o, j] *= weight_scale
+            squares += coef[o, j] * coef[o, j]
+    return squares
+
+
 @njit(cache=True, fastmath=_FASTMATH)
 def _csr_epoch(
-    data, indices, indptr, n_features, Y, sample_weight, order, coef, intercept,
+    data, indices, indptr, Y, sample_weight, order, coef, intercept,
     knots, values, slopes, batch_size, alpha, rule, fixed_rate, rate_memory, window, rates,
-    average_from, sum_coef, sum_intercept, unit, n_weighted, exact_search,
+    average_from, sum_coef, sum_intercept, unit, n_weighted, gradient, touched_mark,
+    touched, exact_search,
 ):  # fmt: skip
     """The compiled kernel of :func:`csr_epoch` (``exact_search`` as in
     :func:`_dense_batch_epoch`).
 
-    The gradient ``G = sum_i r_i x_i^T + alpha W`` (``alpha`` the batch's penalty: the
-    model's times the batch's relative weight) is never formed: its products
-    with the batch rows and its norm come from the batch Gram matrix
-    ``K_ij = x_i . x_j`` (computed through a dense scatter buffer), and ``W x_i`` is
-    known from the forward pass. The cost per batch is O(m nnz + m^2 n_outputs),
-    plus O(n_features n_outputs) when ``alpha > 0`` (the penalty touches every weight).
+    Nothing per step touches a weight the batch's rows do not store:
+
+    - The data gradient ``G = sum_i r_i x_i^T`` is accumulated on the batch's columns
+      only, in ``gradient`` (zeros of shape (n_outputs, n_features), cleared again
+      over those columns, which ``touched`` lists and ``touched_mark`` flags). Its norm
+      and its products ``G x_s`` with the batch rows come from there. With one row,
+      ``G = r x^T``: ``||G||^2 = ||r||^2 ||x||^2`` and ``G x = r ||x||^2``, with
+      ``||x||^2`` taken in the forward pass, and no buffer.
+    - The penalty's gradient ``alpha W`` is dense, so the weights are held as
+      ``W = weight_scale * V`` (as SGDRegressor holds them): its shrinkage ``1 - rate
+      alpha`` multiplies the scale, and the data step updates ``V`` by ``-rate G /
+      weight_scale``. ``||W||^2 = weight_scale^2 ||V||^2``, with ``||V||^2`` updated
+      entry by entry. (``alpha`` is the batch's penalty: the model's times the batch's
+      relative weight.) ``<G, W>`` is ``sum_t <r_t, W x_t>``, from the forward pass.
+    - Averaging adds ``(t - a) rate (G + alpha W_t)`` at each step ``t`` from ``a =
+      average_from`` on (see the module docstring). The data part is sparse; the
+      penalty's, ``sum_t c_t V_t`` with ``c_t = (t - a) rate alpha weight_scale_t``, is
+      summed by parts: ``C V - sum_t C_t (V_{t+1} - V_t)``, with ``C_t`` the running sum
+      of the ``c_t`` (``lazy_total``) and ``V`` the final ``V``. Each update of an entry
+      of ``V`` subtracts ``C_t`` times its change from ``sum_coef`` at once, and
+      :func:`_fold_scale` adds ``C V`` where the scale is folded back into the weights:
+      at the end of the call, and as :data:`RESCALE_BELOW` says.
+
+    The updates equal the dense kernel's up to rounding.
     """
     n_outputs = coef.shape[0]
-    scatter = np.zeros(n_features)
-    gram = np.empty((batch_size, batch_size))
     linear = np.empty((batch_size, n_outputs))  # W x_i, without the intercept
+    row_squares = np.empty(batch_size)  # ||x_i||^2
     scaled_backprop = np.empty((batch_size, n_outputs))
     (
         slope_buffer, backprop, grad_intercept, line_pre_activation, line_change, line_target,
         line_weight, event_step, event_delta,
     ) = _batch_scratch(batch_size, n_outputs, knots.shape[0])  # fmt: skip
+    weight_scale = 1.0
+    lazy_total = 0.0
+    n_weights = coef.shape[0] * coef.shape[1]
+    updated_since_fold = 0  # entries of V, as a measure of the work done
+    coef_squares = _squared_norm(coef) if alpha > 0.0 else 0.0  # ||V||^2
     loss = 0.0
     n_steps = 0
     n_zero_gradient = 0
@@ -716,13 +772,23 @@ def _csr_epoch(
         batch_alpha = alpha * relative  # the penalty takes the batch's weight too
         batch_loss = 0.0
         data_gradient = False
+        largest_square = 0.0
         for t in range(m):
             row = order[start + t]
             weight = sample_weight[row] / batch_norm
             for o in range(n_outputs):
                 z = 0.0
-                for p in range(indptr[row], indptr[row + 1]):
-                    z += coef[o, indices[p]] * data[p]
+                if o == 0:  # ||x||^2 rides along with the first product
+                    row_sq = 0.0
+                    for p in range(indptr[row], indptr[row + 1]):
+                        z += coef[0, indices[p]] * data[p]
+                        row_sq += data[p] * data[p]
+                    row_squares[t] = row_sq
+                    largest_square = max(largest_square, row_sq)
+                else:
+                    for p in range(indptr[row], indptr[row + 1]):
+                        z += coef[o, indices[p]] * data[p]
+                z *= weight_scale
                 linear[t, o] = z
                 value, slope = _activate(z + intercept[o], knots, values, slopes)
                 error = value - Y[row, o]
@@ -733,33 +799,16 @@ def _csr_epoch(
                 line_pre_activation[t * n_outputs + o] = z + intercept[o]
                 line_target[t * n_outputs + o] = Y[row, o]
                 line_weight[t * n_outputs + o] = weight
-        penalty = _squared_norm(coef) if batch_alpha > 0.0 else 0.0
+        # max(.., 0): the running ||V||^2 may round just below zero as weights vanish.
+        penalty = weight_scale * weight_scale * max(coef_squares, 0.0) if batch_alpha > 0.0 else 0.0
         loss += 0.5 * (batch_loss + batch_alpha * penalty) * (batch_rows / n_weighted)
-        # Gram matrix of the batch rows.
-        for t in range(m):
-            row = order[start + t]
-            for p in range(indptr[row], indptr[row + 1]):
-                scatter[indices[p]] = data[p]
-            for s in range(t, m):
-                other = order[start + s]
-                dot = 0.0
-                for p in range(indptr[other], indptr[other + 1]):
-                    dot += scatter[indices[p]] * data[p]
-                gram[t, s] = dot
-                gram[s, t] = dot
-            for p in range(indptr[row], indptr[row + 1]):
-                scatter[indices[p]] = 0.0
-        # The gradient is never formed, so its norm cannot be divided by a power of two
-        # near it before squaring, as the dense kernel does. The residuals are divided by
-        # a power of two near their largest times the largest ||(x_t, 1)|| instead, or
-        # near the penalty's pull alpha ||W|| where that is larger, which bounds
-        # ||G|| / ``presize`` by about m, so that the products r_t r_s K_ts and the
-        # penalty's square neither overflow (residuals and features of 1e77 did) nor
-        # blow up under a tiny residual's inverse.
+        # The squares below are taken of terms divided by a power of two near the largest
+        # residual times the largest ||(x_t, 1)||, or near the penalty's pull alpha ||W||
+        # where that is larger, which bounds ||G|| / ``presize`` by about m, so that they
+        # neither overflow (residuals and features of 1e77 did) nor blow up under a tiny
+        # residual's inverse.
         largest_residual = 0.0
-        largest_square = 0.0
         for t in range(m):
-            largest_square = max(largest_square, gram[t, t])
             for o in range(n_outputs):
                 largest_residual = max(largest_residual, abs(backprop[t, o]))
         residual_size, residual_inverse = _power_of_two_scale(largest_residual, -511, 511)
@@ -776,21 +825,37 @@ def _csr_epoch(
         for t in range(m):
             for o in range(n_outputs):
                 scaled_backprop[t, o] = backprop[t, o] * preinverse
-        # ||G||^2 = sum_ts <r_t, r_s> K_ts + 2 alpha sum_t <r_t, W x_t> + alpha^2 ||W||^2
-        # (alpha: the batch's), here divided by presize**2.
+        # ||G||^2 = ||G_data||^2 + 2 alpha sum_t <r_t, W x_t> + alpha^2 ||W||^2 (alpha: the
+        # batch's), here divided by presize**2.
+        n_touched = 0
+        data_squares = 0.0
+        if m == 1:
+            for o in range(n_outputs):
+                data_squares += scaled_backprop[0, o] * scaled_backprop[0, o]
+            data_squares *= row_squares[0]
+        else:
+            for t in range(m):
+                row = order[start + t]
+                for p in range(indptr[row], indptr[row + 1]):
+                    j = indices[p]
+                    if not touched_mark[j]:
+                        touched_mark[j] = True
+                        touched[n_touched] = j
+                        n_touched += 1
+                    for o in range(n_outputs):
+                        gradient[o, j] += scaled_backprop[t, o] * data[p]
+            for k in range(n_touched):
+                j = touched[k]
+                for o in range(n_outputs):
+                    data_squares += gradient[o, j] * gradient[o, j]
         pull = alpha_scaled * np.sqrt(penalty)  # 0, not inf * 0, where ||W||^2 underflows
-        grad_coef_sq = pull * pull
+        grad_coef_sq = data_squares + pull * pull
         numerator = 0.0
         for o in range(n_outputs):
             g = 0.0
             for t in range(m):
-                r = backprop[t, o]
-                g += r
-                if r != 0.0:
-                    r = scaled_backprop[t, o]
-                    grad_coef_sq += 2.0 * alpha_scaled * r * linear[t, o]
-                    for s in range(m):
-                        grad_coef_sq += r * scaled_backprop[s, o] * gram[t, s]
+                g += backprop[t, o]
+                grad_coef_sq += 2.0 * alpha_scaled * scaled_backprop[t, o] * linear[t, o]
             grad_intercept[o] = g
             numerator += (g * preinverse) * (g * preinverse)
         numerator += grad_coef_sq
@@ -803,15 +868,19 @@ def _csr_epoch(
         scale, inverse = presize * rescale, preinverse * reinverse
         denominator = 0.0
         if rule != FIXED and data_gradient:
-            # G x_s + g_b = sum_t r_t K_ts + alpha W x_s + g_b.
+            # G x_s + g_b + alpha W x_s, divided by scale.
             for s in range(m):
-                weight = sample_weight[order[start + s]] / batch_norm
+                row = order[start + s]
+                weight = sample_weight[row] / batch_norm
                 for o in range(n_outputs):
                     slope = slope_buffer[s, o]
                     if slope != 0.0 or rule == EXACT:
                         change = grad_intercept[o] * preinverse + alpha_scaled * linear[s, o]
-                        for t in range(m):
-                            change += scaled_backprop[t, o] * gram[t, s]
+                        if m == 1:
+                            change += scaled_backprop[0, o] * row_squares[0]
+                        else:
+                            for p in range(indptr[row], indptr[row + 1]):
+                                change += gradient[o, indices[p]] * data[p]
                         change *= reinverse
                         line_change[s * n_outputs + o] = -change
                         change *= slope
@@ -850,28 +919,62 @@ def _csr_epoch(
             np.isfinite(batch_loss) and np.isfinite(numerator) and np.isfinite(denominator)
             and np.isfinite(rate)
         ):  # fmt: skip
+            _fold_scale(coef, sum_coef, weight_scale, lazy_total)
             return np.nan, n_steps, n_zero_gradient
         if not data_gradient:
             n_zero_gradient += 1
         averaging_weight = rate * (n_steps - average_from) if n_steps >= average_from else 0.0
         rates[n_steps] = rate
         n_steps += 1
-        if rate != 0.0:
-            if batch_alpha > 0.0:
-                shrink = 1.0 - rate * batch_alpha
-                for o in range(n_outputs):
-                    for j in range(n_features):
-                        sum_coef[o, j] += averaging_weight * batch_alpha * coef[o, j]
-                        coef[o, j] *= shrink
-            for t in range(m):
-                row = order[start + t]
-                for o in range(n_outputs):
-                    r = backprop[t, o]
-                    if r != 0.0:
-                        for p in range(indptr[row], indptr[row + 1]):
-                            coef[o, indices[p]] -= rate * r * data[p]
-                            sum_coef[o, indices[p]] += averaging_weight * r * data[p]
+        if rate != 0.0 and batch_alpha > 0.0:
+            # The penalty's step, W <- (1 - rate alpha) W, and its term of the average.
+            lazy_total += averaging_weight * batch_alpha * weight_scale
+            weight_scale *= 1.0 - rate * batch_alpha
+            if abs(weight_scale) < RESCALE_BELOW or updated_since_fold >= n_weights:
+                coef_squares = _fold_scale(coef, sum_coef, weight_scale, lazy_total)
+                weight_scale, lazy_total, updated_since_fold = 1.0, 0.0, 0
+        # The data step on V: -rate G / weight_scale, G = gradient * presize (a power of two).
+        step = rate / weight_scale
+        if batch_alpha > 0.0:
+            updated_since_fold += n_outputs * (
+                indptr[order[start] + 1] - indptr[order[start]] if m == 1 else n_touched
+            )
+        if m == 1:
+            row = order[start]
             for o in range(n_outputs):
-                intercept[o] -= rate * grad_intercept[o]
-                sum_intercept[o] += averaging_weight * grad_intercept[o]
+                r = backprop[0, o]
+                if rate == 0.0 or r == 0.0:
+                    continue
+                if alpha == 0.0 and averaging_weight == 0.0 and lazy_total == 0.0:
+                    # The plain step: nothing else to keep up to date.
+                    for p in range(indptr[row], indptr[row + 1]):
+                        coef[o, indices[p]] -= step * r * data[p]
+                    continue
+                for p in range(indptr[row], indptr[row + 1]):
+                    j = indices[p]
+                    before = coef[o, j]
+                    coef[o, j] = before - step * r * data[p]
+                    change = coef[o, j] - before  # as stored, in the weights' precision
+                    if alpha > 0.0:
+                        coef_squares += change * (coef[o, j] + before)
+                    sum_coef[o, j] += averaging_weight * r * data[p] - lazy_total * change
+        for k in range(n_touched):
+            j = touched[k]
+            touched_mark[j] = False
+            for o in range(n_outputs):
+                g = gradient[o, j] * presize
+                gradient[o, j] = 0.0
+                if rate == 0.0:
+                    continue
+                before = coef[o, j]
+                coef[o, j] = before - step * g
+                change = coef[o, j] - before
+                if alpha > 0.0:
+                    coef_squares += change * (coef[o, j] + before)
+                sum_coef[o, j] += averaging_weight * g - lazy_total * change
+        for o in range(n_outputs):
+            intercept[o] -= rate * grad_intercept[o]
+            sum_intercept[o] += averaging_weight * grad_intercept[o]
+    if weight_scale != 1.0 or lazy_total != 0.0:
+        _fold_scale(coef, sum_coef, weight_scale, lazy_total)
     return loss, n_steps, n_zero_gradient

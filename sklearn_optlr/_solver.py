@@ -85,8 +85,8 @@ __all__ = [
     "train",
 ]
 
-# Mini-batches run by numpy (BLAS, scipy.sparse) where a batch's products are large
-# enough to pay back numpy's fixed cost per batch, and in the compiled kernel otherwise:
+# Dense mini-batches run by numpy (BLAS) where a batch's products are large enough to
+# pay back numpy's fixed cost per batch, and in the compiled kernel otherwise:
 # a cost model whose constants were fitted to benchmarks/bench_dispatch.py (one thread;
 # docs/benchmarks/dispatch_results.rst). The kernel is single-threaded, so it also
 # escapes BLAS's slowdowns when the cores are shared.
@@ -103,15 +103,6 @@ NUMPY_MIN_OUTPUTS = 16
 #: ...and from this many of those products a batch, BLAS wins back numpy's fixed cost
 #: (about 55 microseconds a batch).
 NUMPY_MIN_PRODUCTS = 160_000
-
-#: CSR: the kernel never forms the dense gradient; it gets a batch's products from the
-#: batch's Gram matrix, about this many nanoseconds x rows^2 x (stored entries per row +
-#: 2 x outputs)...
-SPARSE_GRAM_NS = 1.5
-#: ...where numpy forms the dense gradient: about this fixed cost a batch...
-SPARSE_NUMPY_BATCH_NS = 160_000
-#: ...plus this many nanoseconds per entry of the gradient (features x outputs).
-SPARSE_GRADIENT_ENTRY_NS = 10
 
 #: Full batch keeps the pre-activations ``X W^T + b`` between steps and updates them
 #: with the change computed for the step length; they are recomputed from scratch
@@ -854,8 +845,8 @@ class FullBatchEpoch:
 def uses_numpy(X, batch_size, n_outputs):
     """Whether ``make_epoch(method="auto")`` runs these mini-batches by numpy.
 
-    By the cost model of :data:`NUMPY_MIN_PRODUCTS` (dense) and
-    :data:`SPARSE_GRAM_NS` (CSR): numpy where it is the cheaper of the two paths.
+    Dense batches by the cost model of :data:`NUMPY_MIN_PRODUCTS`: numpy where it is the
+    cheaper of the two paths. CSR batches never: the kernel is the cheaper at every size.
 
     Parameters
     ----------
@@ -870,10 +861,10 @@ def uses_numpy(X, batch_size, n_outputs):
     """
     n_samples, n_features = X.shape
     if sparse.issparse(X):
-        per_row = X.nnz / max(n_samples, 1)
-        gram = SPARSE_GRAM_NS * float(batch_size) ** 2 * (per_row + 2 * n_outputs)
-        dense_gradient = SPARSE_NUMPY_BATCH_NS + SPARSE_GRADIENT_ENTRY_NS * n_features * n_outputs
-        return gram > dense_gradient
+        # The CSR kernel's batch costs the order of its stored entries times the outputs,
+        # which numpy's products with the batch cost too, besides its fixed cost and the
+        # dense gradient it forms (at 100,000 features it was 3 to 38 times slower).
+        return False
     products = batch_size * n_features * n_outputs
     if products < NUMPY_MIN_PRODUCTS:
         return False

@@ -39,20 +39,21 @@ from threadpoolctl import threadpool_limits
 
 from sklearn_optlr import OptimalLRRegressor
 from sklearn_optlr._data import rows_of
+from sklearn_optlr._preconditioning import auto_preconditions
 from sklearn_optlr._solver import NUMPY_MIN_OUTPUTS, NUMPY_MIN_PRODUCTS, uses_numpy
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 N_FEATURES = 6
 # The smallest dense batch of N_FEATURES that numpy runs (many outputs), and a CSR batch
-# large enough for it.
+# large enough to be preconditioned, which sends it to numpy.
 NUMPY_BATCH = -(-NUMPY_MIN_PRODUCTS // (N_FEATURES * NUMPY_MIN_OUTPUTS))
 CSR_NUMPY_BATCH = 256
 
 # (parameters, sparse X, number of outputs): every way the estimator can train.
 PATHS = {
     "compiled-dense": (dict(batch_size=8), False, 2),
-    # Without the preconditioner, which sends sparse batches to numpy.
+    # Without the preconditioner, which sends sparse batches to numpy (as "numpy-csr").
     "compiled-csr": (dict(batch_size=8, precondition=False), True, 2),
     "compiled-exact": (dict(batch_size=8, step="exact"), False, 2),
     "compiled-batch-1": (dict(batch_size=1, average=30), False, 1),
@@ -82,7 +83,11 @@ def path_data(name, n_samples=None, n_features=N_FEATURES, n_outputs=None, seed=
     )
     X = sparse.csr_matrix(X) if is_sparse else X
     if name.startswith("numpy"):  # the path named is the path taken
-        assert uses_numpy(X, batch_size, n_outputs)
+        assert (
+            auto_preconditions(X, batch_size, "optimal")
+            if is_sparse
+            else uses_numpy(X, batch_size, n_outputs)
+        )
     return X, Y
 
 

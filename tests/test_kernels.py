@@ -181,9 +181,9 @@ DENSE_NUMPY_ROWS = NUMPY_MIN_PRODUCTS // (2 * NUMPY_MIN_OUTPUTS)
         (DENSE_NUMPY_ROWS - 1, NUMPY_MIN_OUTPUTS, "dense", "compiled"),
         (DENSE_NUMPY_ROWS, NUMPY_MIN_OUTPUTS, "dense", "numpy"),
         (DENSE_NUMPY_ROWS, NUMPY_MIN_OUTPUTS - 1, "dense", "compiled"),
-        # CSR, one stored entry a row: the Gram matrix's cost grows as rows squared.
+        # CSR: the kernel's batch costs the order of its stored entries, at every size.
         (32, 1, "csr", "compiled"),
-        (1024, 1, "csr", "numpy"),
+        (5000, NUMPY_MIN_OUTPUTS, "csr", "compiled"),
         (20_000, 1, "dense", "full"),
     ],
 )
@@ -293,3 +293,82 @@ def test_dense_kernel_hands_a_batch_of_extreme_scale_to_the_rescaling_kernel(ste
     assert_same_epoch(result, expected, np.float64)
     for summed, summed_ref in zip(result[2].iterate_sum, expected[2].iterate_sum):
         np.testing.assert_allclose(summed, summed_ref, **TOLERANCE[np.float64])
+
+
+def sparse_wide_problem(dtype, n_samples=90, n_features=400, seed=0):
+    """Rows of a few stored entries on many columns, some of them popular (so that the
+    rows of a batch share columns), and weights with zeros."""
+    rng = np.random.default_rng(seed)
+    entries_per_row = 6
+    columns = np.minimum(rng.pareto(1.0, (n_samples, entries_per_row)) * 5, n_features - 1)
+    rows = np.repeat(np.arange(n_samples), entries_per_row)
+    X = sparse.csr_matrix(
+        (rng.standard_normal(rows.size), (rows, columns.ravel().astype(np.int64))),
+        shape=(n_samples, n_features),
+    )
+    X.sum_duplicates()
+    Y = rng.standard_normal((n_samples, 2))
+    coef = 0.3 * rng.standard_normal((2, n_features))
+    intercept = 0.1 * rng.standard_normal(2)
+    weights = rng.integers(0, 3, n_samples).astype(float)
+    return X.astype(dtype), Y.astype(dtype), coef.astype(dtype), intercept.astype(dtype), weights
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("batch_size", [1, 4, 16])
+@pytest.mark.parametrize("step", ["optimal", "pooled", "exact", 0.02])
+@pytest.mark.parametrize("average_from", [None, 0, 9])
+def test_lazy_sparse_updates_equal_the_dense_ones(dtype, batch_size, step, average_from):
+    # The CSR kernel holds the weights as a scale times V and averages the penalty's
+    # terms by parts; the numpy reference on the dense rows updates every weight at every
+    # step. Three epochs in a row, with the penalty and averaging on.
+    X, Y, coef, intercept, weights = sparse_wide_problem(dtype)
+    activation = resolve_activation("leaky_relu", negative_slope=0.2)
+    options = dict(activation=activation, step=step, batch_size=batch_size, alpha=0.05)
+    results = {}
+    for name, epoch, X_epoch in [("dense", numpy_epoch, X.toarray()), ("csr", compiled_epoch, X)]:
+        state = (coef.copy(), intercept.copy())
+        rng = np.random.default_rng(1)
+        records = []
+        for _ in range(3):
+            order = rng.permutation(X.shape[0])
+            records.append(
+                epoch(
+                    X_epoch, Y, weights, *state, order=order, average_from=average_from, **options
+                )
+            )
+        results[name] = state, records
+    (coef_csr, intercept_csr), records_csr = results["csr"]
+    (coef_dense, intercept_dense), records_dense = results["dense"]
+    tolerance = TOLERANCE[dtype]
+    np.testing.assert_allclose(coef_csr, coef_dense, **tolerance)
+    np.testing.assert_allclose(intercept_csr, intercept_dense, **tolerance)
+    for record, expected in zip(records_csr, records_dense):
+        np.testing.assert_allclose(record.loss, expected.loss, **tolerance)
+        np.testing.assert_allclose(record.step_mean, expected.step_mean, **tolerance)
+        if average_from is None or expected.iterate_sum is None:
+            assert record.iterate_sum is expected.iterate_sum is None
+            continue
+        for part, part_expected in zip(record.iterate_sum, expected.iterate_sum):
+            scale = np.abs(part_expected).max()  # sums of iterates: relative to their size
+            np.testing.assert_allclose(part, part_expected, rtol=0, atol=tolerance["rtol"] * scale)
+
+
+@pytest.mark.parametrize("rate_times_alpha", [0.5, 1.0, 1.5])
+def test_lazy_penalty_folds_its_scale_when_it_shrinks_away(rate_times_alpha):
+    # A fixed step whose shrinkage 1 - rate alpha halves the weights each step takes the
+    # scale below RESCALE_BELOW within the epoch; 1 zeroes them at once, 1.5 flips their
+    # sign. The weights and the average must still be the dense update's.
+    X, Y, coef, intercept, weights = sparse_wide_problem(np.float64, n_samples=80)
+    rate, alpha = 0.01, rate_times_alpha / 0.01
+    options = dict(
+        activation=resolve_activation("relu"), step=rate, batch_size=2, alpha=alpha,
+        average_from=3,
+    )  # fmt: skip
+    order = np.random.default_rng(2).permutation(80)
+    dense = run(numpy_epoch, X.toarray(), Y, weights, coef, intercept, order, **options)
+    lazy = run(compiled_epoch, X, Y, weights, coef, intercept, order, **options)
+    np.testing.assert_allclose(lazy[0], dense[0], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(lazy[1], dense[1], rtol=1e-9, atol=1e-12)
+    for part, expected in zip(lazy[2].iterate_sum, dense[2].iterate_sum):
+        np.testing.assert_allclose(part, expected, rtol=0, atol=1e-9 * np.abs(expected).max())

@@ -23,6 +23,7 @@ from sklearn.linear_model import LinearRegression, Ridge
 
 from sklearn_optlr import OptimalLRRegressor, optimal_learning_rate
 from sklearn_optlr._activations import resolve_activation
+from sklearn_optlr._preconditioning import auto_preconditions
 from sklearn_optlr._solver import (
     NUMPY_MIN_OUTPUTS,
     NUMPY_MIN_PRODUCTS,
@@ -170,12 +171,12 @@ CSR_NUMPY_BATCH = 512
 
 # Every way the estimator can train: the compiled kernel (dense and CSR, optimal and exact
 # steps; dense one row at a time), the numpy path for large dense batches with many
-# outputs and for large CSR batches, full-batch gradient descent, conjugate gradients
+# outputs and for preconditioned CSR batches, full-batch gradient descent, conjugate gradients
 # with the optimal and the exact step.
 PATHS = {
     "compiled-dense": (dict(batch_size=8), False, 1),
     "compiled-dense-one-row": (dict(batch_size=1), False, 1),
-    # Without the preconditioner, which sends sparse batches to numpy.
+    # Without the preconditioner, which sends sparse batches to numpy (as "numpy-csr").
     "compiled-csr": (dict(batch_size=8, precondition=False), True, 1),
     "compiled-dense-exact": (dict(batch_size=8, step="exact"), False, 1),
     "compiled-csr-exact": (dict(batch_size=8, step="exact", precondition=False), True, 1),
@@ -215,7 +216,12 @@ def test_fit_at_extreme_scales_gives_finite_weights_on_every_path(scale, dtype, 
     X, y = linear_problem(scale, dtype, n_outputs)
     X_in = sparse.csr_matrix(X) if is_sparse else X
     if path.startswith("numpy"):  # the path named is the path taken
-        assert uses_numpy(X_in, params["batch_size"], n_outputs)
+        batch_size = params["batch_size"]
+        assert (
+            auto_preconditions(X_in, batch_size, "optimal")
+            if is_sparse
+            else uses_numpy(X_in, batch_size, n_outputs)
+        )
     model = OptimalLRRegressor(max_iter=15, random_state=0, **params).fit(X_in, y)
     assert model.coef_.dtype == dtype
     assert np.all(np.isfinite(model.coef_)) and np.all(np.isfinite(model.intercept_))

@@ -60,8 +60,11 @@ def test_chunked_epoch_makes_the_same_updates(method, layout, average_from, step
     if average_from is None:
         assert chunked.iterate_sum is None
     else:
+        # The CSR kernel sums the penalty's terms of the average by parts, folding them
+        # in at the end of each call: chunks round them differently (see _csr_epoch).
+        lazy = layout == "csr" and method == "compiled"
         for part, expected in zip(chunked.iterate_sum, whole.iterate_sum):
-            assert_allclose(part, expected, rtol=1e-12)
+            assert_allclose(part, expected, rtol=1e-9 if lazy else 1e-12)
 
 
 def make_data():
