@@ -37,14 +37,36 @@ import tempfile
 import warnings
 from pathlib import Path
 
-import numpy as np
-from _common import csv_table, machine_description, source_fingerprint, write_results
-from bench_speed import SHORT, n_long_epochs, our_fit, per_epoch, time_extra_epochs
-from scipy import sparse
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import SGDRegressor
+# Measure the package of this checkout, not whichever one is installed: a script's
+# sys.path starts with its own folder, not the working directory (the child
+# processes below run in ROOT, whose package ``-c`` imports first).
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-RESULTS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "sparse_results.rst"
+import numpy as np  # noqa: E402
+from _common import (  # noqa: E402
+    csv_table,
+    machine_description,
+    source_fingerprint,
+    write_results,
+)
+from bench_speed import (  # noqa: E402
+    SHORT,
+    n_long_epochs,
+    our_fit,
+    per_epoch,
+    time_extra_epochs,
+)
+from scipy import sparse  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.linear_model import SGDRegressor  # noqa: E402
+
+import sklearn_optlr  # noqa: E402
+
+if Path(sklearn_optlr.__file__).parent != ROOT / "sklearn_optlr":
+    raise ImportError(f"imported {sklearn_optlr.__file__}, not this checkout's package")
+
+RESULTS = ROOT / "docs" / "benchmarks" / "sparse_results.rst"
 N_ROWS = 40_000
 FEATURES = [10_000, 100_000, 1_000_000]
 # The example: 50 stored entries per row (tokens drawn with repeats, so a
@@ -169,6 +191,7 @@ import json, sys, time, tracemalloc, warnings
 import numpy as np
 from scipy import sparse
 from sklearn.linear_model import Ridge, SGDRegressor
+import sklearn_optlr
 from sklearn_optlr import OptimalLRRegressor
 warnings.simplefilter("ignore")
 folder, name, memory = sys.argv[1], sys.argv[2], sys.argv[3] == "memory"
@@ -199,7 +222,7 @@ if memory:
 start = time.perf_counter()
 model.fit(X, y)
 seconds = time.perf_counter() - start
-result = {"seconds": seconds}
+result = {"seconds": seconds, "package": sklearn_optlr.__file__}
 if memory:
     result["traced_peak"] = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
@@ -224,11 +247,14 @@ def run_child(folder, name, memory=False):
     try:
         output = subprocess.run(
             [sys.executable, "-c", FIT_CHILD, folder, name, "memory" if memory else "fit"],
-            capture_output=True, text=True, check=True, timeout=timeout,
+            capture_output=True, text=True, check=True, timeout=timeout, cwd=ROOT,
         )  # fmt: skip
     except subprocess.TimeoutExpired:
         return None
-    return json.loads(output.stdout.strip().splitlines()[-1])
+    result = json.loads(output.stdout.strip().splitlines()[-1])
+    if result["package"] != sklearn_optlr.__file__:
+        raise ImportError(f"the child imported {result['package']}, not this checkout's package")
+    return result
 
 
 def save(folder, train, test):
