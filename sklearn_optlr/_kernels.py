@@ -50,7 +50,7 @@ from ._line_search import (
     step_from_forms,
     step_length,
 )
-from ._prefetch import prefetch_row
+from ._prefetch import prefetch_row, prefetch_slice
 from ._step import power_of_two_scale
 
 __all__ = ["dense_epoch", "csr_epoch"]
@@ -499,6 +499,58 @@ def _dense_batch_epoch(
     return loss, n_steps, n_zero_gradient, n_rows
 
 
+@njit(cache=True, fastmath=_FASTMATH, inline="always")
+def _one_row_step(
+    Y, row, linear, intercept, weight, row_alpha, penalty, row_sq, knots, values, slopes,
+    residual, row_slopes, rule, fixed_rate, rate_memory, window,
+):  # fmt: skip
+    """One row's loss and rate in closed form, for the one-row kernels (dense and CSR).
+
+    With one row the gradient has rank one, ``G = r x^T + alpha W`` and ``g_b = r``
+    (``r = w D e``, with the row's weight ``w`` relative to the mean, 1 without sample
+    weights, and ``alpha`` the row's penalty, ``w`` times the model's), so the rate
+    needs only ``W x`` (``linear``), ``||x||^2`` (``row_sq``) and ``||W||^2``
+    (``penalty``): ``||G||^2 = ||r||^2 ||x||^2 + 2 alpha <r, W x> + alpha^2 ||W||^2`` and
+    ``G x + g_b = r (||x||^2 + 1) + alpha W x``. Fills ``residual`` (``r``) and
+    ``row_slopes``; returns ``(row_loss, rate, data_gradient, safe)``, where ``safe`` is
+    False if a square may have overflowed or underflowed (the rate is then 0 and the
+    caller takes the row by the general, rescaled step).
+    """
+    row_loss = 0.0
+    residual_sq = 0.0
+    residual_dot_linear = 0.0
+    data_gradient = False
+    for o in range(linear.shape[0]):
+        value, slope = _activate(linear[o] + intercept[o], knots, values, slopes)
+        error = value - Y[row, o]
+        row_loss += weight * error * error
+        r = weight * slope * error
+        residual[o] = r
+        row_slopes[o] = slope
+        residual_sq += r * r
+        residual_dot_linear += r * linear[o]
+        data_gradient |= r != 0.0
+    grad_coef_sq = residual_sq * row_sq + 2.0 * row_alpha * residual_dot_linear
+    grad_coef_sq += row_alpha * row_alpha * penalty
+    numerator = grad_coef_sq + residual_sq
+    safe = np.isfinite(numerator) and numerator >= _SMALLEST_SAFE_SQUARE
+    denominator = 0.0
+    if rule != FIXED:
+        denominator = row_alpha * grad_coef_sq
+        for o in range(linear.shape[0]):
+            change = row_slopes[o] * (residual[o] * (row_sq + 1.0) + row_alpha * linear[o])
+            denominator += weight * change * change
+        safe = safe and np.isfinite(denominator) and denominator >= _SMALLEST_SAFE_SQUARE
+    rate = 0.0  # no active unit, no step (the penalty alone is not followed)
+    if data_gradient and safe:
+        # The rule without a line (no exact search here): passing step_length a line
+        # of empty arrays doubled the time of the one-row loop.
+        rate = step_from_forms(
+            rule, numerator, denominator, 1.0, fixed_rate, rate_memory, window, 1.0
+        )
+    return row_loss, rate, data_gradient, safe
+
+
 @njit(cache=True, fastmath=_FASTMATH)
 def _dense_one_row_epoch(
     X, Y, sample_weight, order, coef, intercept, knots, values, slopes, alpha, rule,
@@ -506,14 +558,7 @@ def _dense_one_row_epoch(
     n_weighted, first, loss, n_steps, n_zero_gradient,
 ):  # fmt: skip
     """:func:`dense_epoch` at batch size 1 with the optimal, pooled or a fixed step, in closed
-    form.
-
-    With one row the gradient has rank one, ``G = r x^T + alpha W`` and ``g_b = r``
-    (``r = w D e``, with the row's weight ``w`` relative to the mean, 1 without sample
-    weights, and ``alpha`` the row's penalty, ``w`` times the model's), so the rate
-    needs only ``W x``, ``||x||^2`` and ``||W||^2``:
-    ``||G||^2 = ||r||^2 ||x||^2 + 2 alpha <r, W x> + alpha^2 ||W||^2`` and
-    ``G x + g_b = r (||x||^2 + 1) + alpha W x``. The general loop reads the row five
+    form (:func:`_one_row_step`). The general loop reads the row five
     times (product, gradient, its norm, curvature, update); this one reads it twice,
     ``||x||^2`` riding along with the first product, and it is kept free of the
     general loop's buffers and branches (on 100,000 x 100, 23 ms an epoch against
@@ -557,40 +602,12 @@ def _dense_one_row_epoch(
                 z += coef[o, j] * X[row, j]
             linear[o] = z
         penalty = _squared_norm(coef) if batch_alpha > 0.0 else 0.0
-        row_loss = 0.0
-        residual_sq = 0.0
-        residual_dot_linear = 0.0
-        data_gradient = False
-        for o in range(n_outputs):
-            value, slope = _activate(linear[o] + intercept[o], knots, values, slopes)
-            error = value - Y[row, o]
-            row_loss += weight * error * error
-            r = weight * slope * error
-            residual[o] = r
-            row_slopes[o] = slope
-            residual_sq += r * r
-            residual_dot_linear += r * linear[o]
-            data_gradient |= r != 0.0
-        grad_coef_sq = residual_sq * row_sq + 2.0 * batch_alpha * residual_dot_linear
-        grad_coef_sq += batch_alpha * batch_alpha * penalty
-        numerator = grad_coef_sq + residual_sq
-        safe = np.isfinite(numerator) and numerator >= _SMALLEST_SAFE_SQUARE
-        denominator = 0.0
-        if rule != FIXED:
-            denominator = batch_alpha * grad_coef_sq
-            for o in range(n_outputs):
-                change = row_slopes[o] * (residual[o] * (row_sq + 1.0) + batch_alpha * linear[o])
-                denominator += weight * change * change
-            safe = safe and np.isfinite(denominator) and denominator >= _SMALLEST_SAFE_SQUARE
+        row_loss, rate, data_gradient, safe = _one_row_step(
+            Y, row, linear, intercept, weight, batch_alpha, penalty, row_sq, knots, values,
+            slopes, residual, row_slopes, rule, fixed_rate, rate_memory, window,
+        )  # fmt: skip
         if data_gradient and not safe:
             return loss, n_steps, n_zero_gradient, t
-        rate = 0.0  # no active unit, no step (the penalty alone is not followed)
-        if data_gradient:
-            # The rule without a line (no exact search here): passing step_length a line
-            # of empty arrays doubled the time of this loop.
-            rate = step_from_forms(
-                rule, numerator, denominator, 1.0, fixed_rate, rate_memory, window, 1.0
-            )
         if not (np.isfinite(row_loss) and np.isfinite(rate)):
             return np.nan, n_steps, n_zero_gradient, n_rows
         loss += 0.5 * (row_loss + batch_alpha * penalty) * (1.0 / n_weighted)
@@ -681,6 +698,12 @@ def csr_epoch(
     :func:`_csr_epoch`, compiled with the exact line search only for :data:`EXACT`.
     """
     knots, values, slopes = _activation_arrays(knots, values, slopes)
+    if batch_size == 1 and rule != EXACT:
+        return _csr_one_row(
+            data, indices, indptr, n_features, Y, sample_weight, order, coef, intercept,
+            knots, values, slopes, alpha, rule, fixed_rate, rate_memory, window, rates,
+            average_from, sum_coef, sum_intercept, unit, n_weighted,
+        )  # fmt: skip
     n_outputs = coef.shape[0]
     # The batch gradient's columns: at most those the batch's rows store.
     row_entries = np.diff(indptr)
@@ -695,6 +718,136 @@ def csr_epoch(
         np.empty(columns, dtype=np.int64),
         True if rule == EXACT else None,
     )  # fmt: skip
+
+
+def _csr_one_row(
+    data, indices, indptr, n_features, Y, sample_weight, order, coef, intercept,
+    knots, values, slopes, alpha, rule, fixed_rate, rate_memory, window, rates,
+    average_from, sum_coef, sum_intercept, unit, n_weighted,
+):  # fmt: skip
+    """:func:`csr_epoch` at batch size 1 without the exact search: the closed-form kernel
+    :func:`_csr_one_row_epoch`, and the rows it hands back (squares that may overflow or
+    underflow) by the general, rescaled kernel, one row at a time."""
+    loss, n_steps, n_zero_gradient, first = 0.0, 0, 0, 0
+    n_rows = order.shape[0]
+    empty = (np.zeros((coef.shape[0], 0)), np.zeros(0, dtype=np.bool_), np.empty(0, np.int64))
+    while True:
+        loss, n_steps, n_zero_gradient, stopped = _csr_one_row_epoch(
+            data, indices, indptr, Y, sample_weight, order, coef, intercept, knots, values,
+            slopes, alpha, rule, fixed_rate, rate_memory, window, rates, average_from,
+            sum_coef, sum_intercept, unit, n_weighted, first, loss, n_steps, n_zero_gradient,
+        )  # fmt: skip
+        if stopped == n_rows:
+            return loss, n_steps, n_zero_gradient
+        # The row's step counts from this epoch's n_steps: its rate's slot and its
+        # averaging weight (rate times the step's index less average_from) shift alike.
+        row_loss, row_steps, row_zero = _csr_epoch(
+            data, indices, indptr, Y, sample_weight, order[stopped : stopped + 1], coef,
+            intercept, knots, values, slopes, 1, alpha, rule, fixed_rate, rate_memory, window,
+            rates[n_steps:], average_from - n_steps, sum_coef, sum_intercept, unit, n_weighted,
+            *empty, None,
+        )  # fmt: skip
+        loss, n_steps, n_zero_gradient = (
+            loss + row_loss,
+            n_steps + row_steps,
+            n_zero_gradient + row_zero,
+        )
+        if not np.isfinite(loss):
+            return np.nan, n_steps, n_zero_gradient
+        first = stopped + 1
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def _csr_one_row_epoch(
+    data, indices, indptr, Y, sample_weight, order, coef, intercept, knots, values, slopes,
+    alpha, rule, fixed_rate, rate_memory, window, rates, average_from, sum_coef,
+    sum_intercept, unit, n_weighted, first, loss, n_steps, n_zero_gradient,
+):  # fmt: skip
+    """:func:`_dense_one_row_epoch` for CSR rows: the closed-form step
+    (:func:`_one_row_step`), with the weights held as ``weight_scale * V`` and the
+    penalty's terms of the average summed by parts, as in :func:`_csr_epoch`. Starts at
+    ``order[first]`` and returns where it stopped, as the dense kernel does."""
+    n_outputs = coef.shape[0]
+    linear = np.empty(n_outputs)  # W x, without the intercept
+    residual = np.empty(n_outputs)
+    row_slopes = np.empty(n_outputs)
+    weight_scale = 1.0
+    lazy_total = 0.0
+    coef_squares = _squared_norm(coef) if alpha > 0.0 else 0.0  # ||V||^2
+    n_weights = coef.shape[0] * coef.shape[1]
+    updated_since_fold = 0
+    n_rows = order.shape[0]
+    for t in range(first, n_rows):
+        row = order[t]
+        if t + PREFETCH_DISTANCE < n_rows:
+            # Shuffled rows start with cache misses, as dense ones do.
+            ahead = order[t + PREFETCH_DISTANCE]
+            prefetch_slice(data, indptr[ahead], indptr[ahead + 1])
+            prefetch_slice(indices, indptr[ahead], indptr[ahead + 1])
+        if sample_weight[row] == 0.0:
+            continue
+        weight = sample_weight[row] / unit
+        row_alpha = alpha * weight  # the penalty takes the row's weight too
+        row_sq = 0.0
+        for o in range(n_outputs):
+            z = 0.0
+            if o == 0:
+                for p in range(indptr[row], indptr[row + 1]):
+                    z += coef[0, indices[p]] * data[p]
+                    row_sq += np.float64(data[p]) * data[p]  # float32 squares overflow
+            else:
+                for p in range(indptr[row], indptr[row + 1]):
+                    z += coef[o, indices[p]] * data[p]
+            linear[o] = z * weight_scale
+        penalty = weight_scale * weight_scale * max(coef_squares, 0.0) if row_alpha > 0.0 else 0.0
+        row_loss, rate, data_gradient, safe = _one_row_step(
+            Y, row, linear, intercept, weight, row_alpha, penalty, row_sq, knots, values,
+            slopes, residual, row_slopes, rule, fixed_rate, rate_memory, window,
+        )  # fmt: skip
+        if (data_gradient and not safe) or not (np.isfinite(row_loss) and np.isfinite(rate)):
+            _fold_scale(coef, sum_coef, weight_scale, lazy_total)
+            if data_gradient and not safe:
+                return loss, n_steps, n_zero_gradient, t
+            return np.nan, n_steps, n_zero_gradient, n_rows
+        loss += 0.5 * (row_loss + row_alpha * penalty) * (1.0 / n_weighted)
+        n_zero_gradient += not data_gradient
+        averaging_weight = rate * (n_steps - average_from) if n_steps >= average_from else 0.0
+        rates[n_steps] = rate
+        n_steps += 1
+        if rate == 0.0:
+            continue
+        if row_alpha > 0.0:
+            lazy_total += averaging_weight * row_alpha * weight_scale
+            weight_scale *= 1.0 - rate * row_alpha
+            if abs(weight_scale) < RESCALE_BELOW or updated_since_fold >= n_weights:
+                coef_squares = _fold_scale(coef, sum_coef, weight_scale, lazy_total)
+                weight_scale, lazy_total, updated_since_fold = 1.0, 0.0, 0
+            updated_since_fold += n_outputs * (indptr[row + 1] - indptr[row])
+        step = rate / weight_scale
+        for o in range(n_outputs):
+            r = residual[o]
+            intercept[o] -= rate * r
+            sum_intercept[o] += averaging_weight * r
+            if r == 0.0:
+                continue
+            if alpha == 0.0 and averaging_weight == 0.0 and lazy_total == 0.0:
+                # The plain step. In float64: at extreme scales ``step * r`` is beyond
+                # float32's range where its products with the row are not.
+                step_times_residual = step * r
+                for p in range(indptr[row], indptr[row + 1]):
+                    coef[o, indices[p]] -= step_times_residual * data[p]
+                continue
+            for p in range(indptr[row], indptr[row + 1]):
+                j = indices[p]
+                before = coef[o, j]
+                coef[o, j] = before - step * r * data[p]
+                change = coef[o, j] - before  # as stored, in the weights' precision
+                if alpha > 0.0:
+                    coef_squares += change * (coef[o, j] + before)
+                sum_coef[o, j] += averaging_weight * r * data[p] - lazy_total * change
+    if weight_scale != 1.0 or lazy_total != 0.0:
+        _fold_scale(coef, sum_coef, weight_scale, lazy_total)
+    return loss, n_steps, n_zero_gradient, n_rows
 
 
 @njit(cache=True, fastmath=_FASTMATH, **_KERNEL_ONLY)
@@ -775,6 +928,10 @@ def _csr_epoch(
         largest_square = 0.0
         for t in range(m):
             row = order[start + t]
+            if start + t + PREFETCH_DISTANCE < n_rows:
+                ahead = order[start + t + PREFETCH_DISTANCE]
+                prefetch_slice(data, indptr[ahead], indptr[ahead + 1])
+                prefetch_slice(indices, indptr[ahead], indptr[ahead + 1])
             weight = sample_weight[row] / batch_norm
             for o in range(n_outputs):
                 z = 0.0
@@ -782,7 +939,7 @@ def _csr_epoch(
                     row_sq = 0.0
                     for p in range(indptr[row], indptr[row + 1]):
                         z += coef[0, indices[p]] * data[p]
-                        row_sq += data[p] * data[p]
+                        row_sq += np.float64(data[p]) * data[p]  # float32 squares overflow
                     row_squares[t] = row_sq
                     largest_square = max(largest_square, row_sq)
                 else:

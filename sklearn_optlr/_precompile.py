@@ -22,10 +22,11 @@ __all__ = ["precompile"]
 _FIT_DTYPES = ("float64", "float32")
 
 #: The paths a fit can take: a batch size below the tiny data's rows (with
-#: ``precondition="auto"``: 1 runs the one-row kernel, 4 the batch kernel with a
-#: preconditioner) or the full batch, by a step rule that needs no search
-#: ("pooled"; "optimal" and fixed rates run the same code) or by the exact search.
-_BATCH_SIZES = (1, 4, "full")
+#: ``precondition="auto"``: 1 runs the one-row kernel, 2 the batch kernel without a
+#: preconditioner, fewer rows than ``n_features + 1``, 4 the batch kernel with one,
+#: which CSR batches take in numpy) or the full batch, by a step rule that needs no
+#: search ("pooled"; "optimal" and fixed rates run the same code) or by the exact search.
+_BATCH_SIZES = (1, 2, 4, "full")
 _STEPS = ("pooled", "exact")
 
 #: Features and targets this small have gradients whose squares underflow float64

@@ -16,19 +16,37 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["prefetch_row"]
+__all__ = ["prefetch_row", "prefetch_slice"]
 
 #: Bytes per cache line on the x86-64 and arm64 machines we target; a longer line
 #: only means some redundant hints.
 _CACHE_LINE = 64
 
 
+def _prefetch_bytes(builder, start, n_bytes):
+    """Emit one ``llvm.prefetch`` (read, high locality, data cache) per cache line of the
+    ``n_bytes`` bytes from the pointer ``start``."""
+    byte_pointer = ir.IntType(8).as_pointer()
+    int32 = ir.IntType(32)
+    prefetch = cgutils.get_or_insert_function(
+        builder.module,
+        ir.FunctionType(ir.VoidType(), [byte_pointer, int32, int32, int32]),
+        "llvm.prefetch.p0i8",
+    )
+    address = builder.ptrtoint(start, cgutils.intp_t)
+    zero = ir.Constant(cgutils.intp_t, 0)
+    step = ir.Constant(cgutils.intp_t, _CACHE_LINE)
+    with cgutils.for_range_slice(builder, zero, n_bytes, step) as (offset, _):
+        line = builder.inttoptr(builder.add(address, offset), byte_pointer)
+        # read (0), high temporal locality (3), data cache (1)
+        builder.call(prefetch, [line, int32(0), int32(3), int32(1)])
+
+
 @intrinsic
 def prefetch_row(typingctx, matrix, row):
     """Hint that ``matrix[row, :]`` (2-D, C-contiguous) will be read soon.
 
-    One ``llvm.prefetch`` (read, high locality, data cache) per cache line of the row.
-    ``row`` must be a valid row index.
+    One ``llvm.prefetch`` per cache line of the row. ``row`` must be a valid row index.
     """
     signature = types.void(matrix, row)
 
@@ -42,19 +60,27 @@ def prefetch_row(typingctx, matrix, row):
         n_bytes = builder.mul(
             builder.extract_value(array.shape, 1), context.get_constant(types.intp, item_size)
         )
-        byte_pointer = ir.IntType(8).as_pointer()
-        int32 = ir.IntType(32)
-        prefetch = cgutils.get_or_insert_function(
-            builder.module,
-            ir.FunctionType(ir.VoidType(), [byte_pointer, int32, int32, int32]),
-            "llvm.prefetch.p0i8",
-        )
-        address = builder.ptrtoint(start, cgutils.intp_t)
-        step = context.get_constant(types.intp, _CACHE_LINE)
-        with cgutils.for_range_slice(builder, zero, n_bytes, step) as (offset, _):
-            line = builder.inttoptr(builder.add(address, offset), byte_pointer)
-            # read (0), high temporal locality (3), data cache (1)
-            builder.call(prefetch, [line, int32(0), int32(3), int32(1)])
+        _prefetch_bytes(builder, start, n_bytes)
+        return context.get_dummy_value()
+
+    return signature, codegen
+
+
+@intrinsic
+def prefetch_slice(typingctx, vector, start, stop):
+    """Hint that ``vector[start:stop]`` (1-D, contiguous) will be read soon: a CSR row's
+    ``data`` or ``indices``. ``start <= stop`` must be valid bounds."""
+    signature = types.void(vector, start, stop)
+
+    def codegen(context, builder, sig, args):
+        vector_type, start_type, stop_type = sig.args
+        array = context.make_array(vector_type)(context, builder, args[0])
+        first = context.cast(builder, args[1], start_type, types.intp)
+        last = context.cast(builder, args[2], stop_type, types.intp)
+        pointer = cgutils.get_item_pointer(context, builder, vector_type, array, [first])
+        item_size = context.get_abi_sizeof(context.get_data_type(vector_type.dtype))
+        n_bytes = builder.mul(builder.sub(last, first), context.get_constant(types.intp, item_size))
+        _prefetch_bytes(builder, pointer, n_bytes)
         return context.get_dummy_value()
 
     return signature, codegen

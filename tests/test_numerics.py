@@ -180,6 +180,7 @@ PATHS = {
     "compiled-csr": (dict(batch_size=8, precondition=False), True, 1),
     "compiled-dense-exact": (dict(batch_size=8, step="exact"), False, 1),
     "compiled-csr-exact": (dict(batch_size=8, step="exact", precondition=False), True, 1),
+    "compiled-csr-one-row": (dict(batch_size=1), True, 1),
     "numpy": (dict(batch_size=NUMPY_BATCH), False, NUMPY_MIN_OUTPUTS),
     "numpy-exact": (dict(batch_size=NUMPY_BATCH, step="exact"), False, NUMPY_MIN_OUTPUTS),
     "numpy-csr": (dict(batch_size=CSR_NUMPY_BATCH), True, 1),
