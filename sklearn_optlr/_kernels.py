@@ -830,24 +830,40 @@ def _csr_one_row_epoch(
             sum_intercept[o] += averaging_weight * r
             if r == 0.0:
                 continue
-            if alpha == 0.0 and averaging_weight == 0.0 and lazy_total == 0.0:
-                # The plain step. In float64: at extreme scales ``step * r`` is beyond
-                # float32's range where its products with the row are not.
-                step_times_residual = step * r
-                for p in range(indptr[row], indptr[row + 1]):
-                    coef[o, indices[p]] -= step_times_residual * data[p]
-                continue
-            for p in range(indptr[row], indptr[row + 1]):
-                j = indices[p]
-                before = coef[o, j]
-                coef[o, j] = before - step * r * data[p]
-                change = coef[o, j] - before  # as stored, in the weights' precision
-                if alpha > 0.0:
-                    coef_squares += change * (coef[o, j] + before)
-                sum_coef[o, j] += averaging_weight * r * data[p] - lazy_total * change
+            coef_squares += _lazy_row_update(
+                coef, sum_coef, o, data, indices, indptr[row], indptr[row + 1], step * r,
+                r * averaging_weight, lazy_total, alpha > 0.0,
+            )  # fmt: skip
     if weight_scale != 1.0 or lazy_total != 0.0:
         _fold_scale(coef, sum_coef, weight_scale, lazy_total)
     return loss, n_steps, n_zero_gradient, n_rows
+
+
+@njit(cache=True, fastmath=_FASTMATH, inline="always")
+def _lazy_row_update(
+    coef, sum_coef, o, data, indices, start, stop, step, averaging_step, lazy_total,
+    track_squares,
+):  # fmt: skip
+    """``V[o] -= step x`` on one CSR row's columns (``data[start:stop]``), with the
+    average's terms: ``averaging_step x`` for the data step, less ``lazy_total`` times
+    each entry's change for the penalty's (see :func:`_csr_epoch`). Returns the change
+    of ``||V[o]||^2`` where ``track_squares`` (the penalty needs it), else 0."""
+    if not track_squares and averaging_step == 0.0 and lazy_total == 0.0:
+        # The plain step (``step`` in float64: at extreme scales it is beyond float32's
+        # range where its products with the row are not).
+        for p in range(start, stop):
+            coef[o, indices[p]] -= step * data[p]
+        return 0.0
+    squares = 0.0
+    for p in range(start, stop):
+        j = indices[p]
+        before = coef[o, j]
+        coef[o, j] = before - step * data[p]
+        change = coef[o, j] - before  # as stored, in the weights' precision
+        if track_squares:
+            squares += change * (coef[o, j] + before)
+        sum_coef[o, j] += averaging_step * data[p] - lazy_total * change
+    return squares
 
 
 @njit(cache=True, fastmath=_FASTMATH, **_KERNEL_ONLY)
@@ -1102,19 +1118,10 @@ def _csr_epoch(
                 r = backprop[0, o]
                 if rate == 0.0 or r == 0.0:
                     continue
-                if alpha == 0.0 and averaging_weight == 0.0 and lazy_total == 0.0:
-                    # The plain step: nothing else to keep up to date.
-                    for p in range(indptr[row], indptr[row + 1]):
-                        coef[o, indices[p]] -= step * r * data[p]
-                    continue
-                for p in range(indptr[row], indptr[row + 1]):
-                    j = indices[p]
-                    before = coef[o, j]
-                    coef[o, j] = before - step * r * data[p]
-                    change = coef[o, j] - before  # as stored, in the weights' precision
-                    if alpha > 0.0:
-                        coef_squares += change * (coef[o, j] + before)
-                    sum_coef[o, j] += averaging_weight * r * data[p] - lazy_total * change
+                coef_squares += _lazy_row_update(
+                    coef, sum_coef, o, data, indices, indptr[row], indptr[row + 1], step * r,
+                    r * averaging_weight, lazy_total, alpha > 0.0,
+                )  # fmt: skip
         for k in range(n_touched):
             j = touched[k]
             touched_mark[j] = False
