@@ -85,8 +85,8 @@ __all__ = [
     "train",
 ]
 
-# Dense mini-batches run by numpy (BLAS) where a batch's products are large enough to
-# pay back numpy's fixed cost per batch, and in the compiled kernel otherwise:
+# Mini-batches run by numpy (BLAS, scipy.sparse) where a batch's products are large
+# enough to pay back numpy's fixed cost per batch, and in the compiled kernel otherwise:
 # a cost model whose constants were fitted to benchmarks/bench_dispatch.py (one thread;
 # docs/benchmarks/dispatch_results.rst). The kernel is single-threaded, so it also
 # escapes BLAS's slowdowns when the cores are shared.
@@ -103,6 +103,16 @@ NUMPY_MIN_OUTPUTS = 16
 #: ...and from this many of those products a batch, BLAS wins back numpy's fixed cost
 #: (about 55 microseconds a batch).
 NUMPY_MIN_PRODUCTS = 160_000
+
+#: CSR: the kernel's batch costs about this many nanoseconds per stored entry and
+#: output more than numpy's products with the batch (it reads the rows three times and
+#: updates the weights entry by entry, where scipy's products stream)...
+SPARSE_KERNEL_EXCESS_NS = 6
+#: ...while numpy pays this fixed cost a batch...
+SPARSE_NUMPY_BATCH_NS = 130_000
+#: ...plus this many nanoseconds per entry of the dense gradient it forms (features x
+#: outputs).
+SPARSE_GRADIENT_ENTRY_NS = 2
 
 #: Full batch keeps the pre-activations ``X W^T + b`` between steps and updates them
 #: with the change computed for the step length; they are recomputed from scratch
@@ -845,8 +855,8 @@ class FullBatchEpoch:
 def uses_numpy(X, batch_size, n_outputs):
     """Whether ``make_epoch(method="auto")`` runs these mini-batches by numpy.
 
-    Dense batches by the cost model of :data:`NUMPY_MIN_PRODUCTS`: numpy where it is the
-    cheaper of the two paths. CSR batches never: the kernel is the cheaper at every size.
+    By the cost model of :data:`NUMPY_MIN_PRODUCTS` (dense) and
+    :data:`SPARSE_KERNEL_EXCESS_NS` (CSR): numpy where it is the cheaper of the two paths.
 
     Parameters
     ----------
@@ -861,10 +871,14 @@ def uses_numpy(X, batch_size, n_outputs):
     """
     n_samples, n_features = X.shape
     if sparse.issparse(X):
-        # The CSR kernel's batch costs the order of its stored entries times the outputs,
-        # which numpy's products with the batch cost too, besides its fixed cost and the
-        # dense gradient it forms (at 100,000 features it was 3 to 38 times slower).
-        return False
+        # Both paths cost the order of the batch's stored entries times the outputs;
+        # numpy adds a fixed cost and the dense gradient, which large batches win back.
+        entries = X.nnz / max(n_samples, 1) * batch_size * n_outputs
+        kernel_excess = SPARSE_KERNEL_EXCESS_NS * entries
+        return (
+            kernel_excess
+            > SPARSE_NUMPY_BATCH_NS + SPARSE_GRADIENT_ENTRY_NS * n_features * n_outputs
+        )
     products = batch_size * n_features * n_outputs
     if products < NUMPY_MIN_PRODUCTS:
         return False
