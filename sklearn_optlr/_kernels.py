@@ -700,28 +700,36 @@ def csr_epoch(
     knots, values, slopes = _activation_arrays(knots, values, slopes)
     if batch_size == 1 and rule != EXACT:
         return _csr_one_row(
-            data, indices, indptr, n_features, Y, sample_weight, order, coef, intercept,
+            data, indices, indptr, Y, sample_weight, order, coef, intercept,
             knots, values, slopes, alpha, rule, fixed_rate, rate_memory, window, rates,
             average_from, sum_coef, sum_intercept, unit, n_weighted,
         )  # fmt: skip
-    n_outputs = coef.shape[0]
-    # The batch gradient's columns: at most those the batch's rows store.
-    row_entries = np.diff(indptr)
-    most_entries = int(row_entries.max()) if row_entries.size else 0
-    columns = min(n_features, batch_size * most_entries) if batch_size > 1 else 0
     return _csr_epoch(
         data, indices, indptr, Y, sample_weight, order, coef, intercept,
         knots, values, slopes, batch_size, alpha, rule, fixed_rate, rate_memory, window, rates,
         average_from, sum_coef, sum_intercept, unit, n_weighted,
-        np.zeros((n_outputs, n_features if batch_size > 1 else 0)),
-        np.zeros(n_features if batch_size > 1 else 0, dtype=np.bool_),
-        np.empty(columns, dtype=np.int64),
+        *_gradient_buffers(indptr, n_features, coef.shape[0], batch_size),
         True if rule == EXACT else None,
     )  # fmt: skip
 
 
+def _gradient_buffers(indptr, n_features, n_outputs, batch_size):
+    """:func:`_csr_epoch`'s buffers for a batch's gradient: ``gradient``,
+    ``touched_mark`` and ``touched``, empty at batch size 1 (closed form, no buffer)."""
+    if batch_size == 1:
+        n_features = 0
+    # The batch gradient's columns: at most those the batch's rows store.
+    row_entries = np.diff(indptr)
+    most_entries = int(row_entries.max()) if row_entries.size else 0
+    return (
+        np.zeros((n_outputs, n_features)),
+        np.zeros(n_features, dtype=np.bool_),
+        np.empty(min(n_features, batch_size * most_entries), dtype=np.int64),
+    )
+
+
 def _csr_one_row(
-    data, indices, indptr, n_features, Y, sample_weight, order, coef, intercept,
+    data, indices, indptr, Y, sample_weight, order, coef, intercept,
     knots, values, slopes, alpha, rule, fixed_rate, rate_memory, window, rates,
     average_from, sum_coef, sum_intercept, unit, n_weighted,
 ):  # fmt: skip
@@ -730,7 +738,7 @@ def _csr_one_row(
     underflow) by the general, rescaled kernel, one row at a time."""
     loss, n_steps, n_zero_gradient, first = 0.0, 0, 0, 0
     n_rows = order.shape[0]
-    empty = (np.zeros((coef.shape[0], 0)), np.zeros(0, dtype=np.bool_), np.empty(0, np.int64))
+    buffers = _gradient_buffers(indptr, 0, coef.shape[0], 1)
     while True:
         loss, n_steps, n_zero_gradient, stopped = _csr_one_row_epoch(
             data, indices, indptr, Y, sample_weight, order, coef, intercept, knots, values,
@@ -745,7 +753,7 @@ def _csr_one_row(
             data, indices, indptr, Y, sample_weight, order[stopped : stopped + 1], coef,
             intercept, knots, values, slopes, 1, alpha, rule, fixed_rate, rate_memory, window,
             rates[n_steps:], average_from - n_steps, sum_coef, sum_intercept, unit, n_weighted,
-            *empty, None,
+            *buffers, None,
         )  # fmt: skip
         loss, n_steps, n_zero_gradient = (
             loss + row_loss,
@@ -774,31 +782,16 @@ def _csr_one_row_epoch(
     weight_scale = 1.0
     lazy_total = 0.0
     coef_squares = _squared_norm(coef) if alpha > 0.0 else 0.0  # ||V||^2
-    n_weights = coef.shape[0] * coef.shape[1]
     updated_since_fold = 0
     n_rows = order.shape[0]
     for t in range(first, n_rows):
         row = order[t]
-        if t + PREFETCH_DISTANCE < n_rows:
-            # Shuffled rows start with cache misses, as dense ones do.
-            ahead = order[t + PREFETCH_DISTANCE]
-            prefetch_slice(data, indptr[ahead], indptr[ahead + 1])
-            prefetch_slice(indices, indptr[ahead], indptr[ahead + 1])
+        _prefetch_csr_row(data, indices, indptr, order, t + PREFETCH_DISTANCE)
         if sample_weight[row] == 0.0:
             continue
         weight = sample_weight[row] / unit
         row_alpha = alpha * weight  # the penalty takes the row's weight too
-        row_sq = 0.0
-        for o in range(n_outputs):
-            z = 0.0
-            if o == 0:
-                for p in range(indptr[row], indptr[row + 1]):
-                    z += coef[0, indices[p]] * data[p]
-                    row_sq += np.float64(data[p]) * data[p]  # float32 squares overflow
-            else:
-                for p in range(indptr[row], indptr[row + 1]):
-                    z += coef[o, indices[p]] * data[p]
-            linear[o] = z * weight_scale
+        row_sq = _csr_row_products(coef, data, indices, indptr, row, weight_scale, linear)
         penalty = weight_scale * weight_scale * max(coef_squares, 0.0) if row_alpha > 0.0 else 0.0
         row_loss, rate, data_gradient, safe = _one_row_step(
             Y, row, linear, intercept, weight, row_alpha, penalty, row_sq, knots, values,
@@ -817,11 +810,10 @@ def _csr_one_row_epoch(
         if rate == 0.0:
             continue
         if row_alpha > 0.0:
-            lazy_total += averaging_weight * row_alpha * weight_scale
-            weight_scale *= 1.0 - rate * row_alpha
-            if abs(weight_scale) < RESCALE_BELOW or updated_since_fold >= n_weights:
-                coef_squares = _fold_scale(coef, sum_coef, weight_scale, lazy_total)
-                weight_scale, lazy_total, updated_since_fold = 1.0, 0.0, 0
+            weight_scale, lazy_total, coef_squares, updated_since_fold = _penalty_step(
+                coef, sum_coef, rate, row_alpha, averaging_weight, weight_scale, lazy_total,
+                coef_squares, updated_since_fold,
+            )  # fmt: skip
             updated_since_fold += n_outputs * (indptr[row + 1] - indptr[row])
         step = rate / weight_scale
         for o in range(n_outputs):
@@ -837,6 +829,52 @@ def _csr_one_row_epoch(
     if weight_scale != 1.0 or lazy_total != 0.0:
         _fold_scale(coef, sum_coef, weight_scale, lazy_total)
     return loss, n_steps, n_zero_gradient, n_rows
+
+
+@njit(cache=True, inline="always")
+def _prefetch_csr_row(data, indices, indptr, order, position):
+    """Hint that the CSR row ``order[position]`` will be read soon (nothing past the
+    end): shuffled rows start with cache misses, as dense ones do."""
+    if position < order.shape[0]:
+        row = order[position]
+        prefetch_slice(data, indptr[row], indptr[row + 1])
+        prefetch_slice(indices, indptr[row], indptr[row + 1])
+
+
+@njit(cache=True, fastmath=_FASTMATH, inline="always")
+def _csr_row_products(coef, data, indices, indptr, row, weight_scale, linear):
+    """``linear[o] = W x`` for a CSR row, with ``W = weight_scale * coef``; returns
+    ``||x||^2``, which rides along with the first output's product (in float64: float32
+    squares overflow)."""
+    row_sq = 0.0
+    for o in range(coef.shape[0]):
+        z = 0.0
+        if o == 0:
+            for p in range(indptr[row], indptr[row + 1]):
+                z += coef[0, indices[p]] * data[p]
+                row_sq += np.float64(data[p]) * data[p]
+        else:
+            for p in range(indptr[row], indptr[row + 1]):
+                z += coef[o, indices[p]] * data[p]
+        linear[o] = z * weight_scale
+    return row_sq
+
+
+@njit(cache=True, fastmath=_FASTMATH, inline="always")
+def _penalty_step(
+    coef, sum_coef, rate, alpha, averaging_weight, weight_scale, lazy_total, coef_squares,
+    updated_since_fold,
+):  # fmt: skip
+    """The penalty's step ``W <- (1 - rate alpha) W`` on the scale, its term of the
+    average added to ``lazy_total``, and the scale folded back into the weights where
+    :data:`RESCALE_BELOW`'s rule asks. Returns the new ``(weight_scale, lazy_total,
+    coef_squares, updated_since_fold)``."""
+    lazy_total += averaging_weight * alpha * weight_scale
+    weight_scale *= 1.0 - rate * alpha
+    if abs(weight_scale) < RESCALE_BELOW or updated_since_fold >= coef.size:
+        coef_squares = _fold_scale(coef, sum_coef, weight_scale, lazy_total)
+        return 1.0, 0.0, coef_squares, 0
+    return weight_scale, lazy_total, coef_squares, updated_since_fold
 
 
 @njit(cache=True, fastmath=_FASTMATH, inline="always")
@@ -925,7 +963,6 @@ def _csr_epoch(
     ) = _batch_scratch(batch_size, n_outputs, knots.shape[0])  # fmt: skip
     weight_scale = 1.0
     lazy_total = 0.0
-    n_weights = coef.shape[0] * coef.shape[1]
     updated_since_fold = 0  # entries of V, as a measure of the work done
     coef_squares = _squared_norm(coef) if alpha > 0.0 else 0.0  # ||V||^2
     loss = 0.0
@@ -944,25 +981,13 @@ def _csr_epoch(
         largest_square = 0.0
         for t in range(m):
             row = order[start + t]
-            if start + t + PREFETCH_DISTANCE < n_rows:
-                ahead = order[start + t + PREFETCH_DISTANCE]
-                prefetch_slice(data, indptr[ahead], indptr[ahead + 1])
-                prefetch_slice(indices, indptr[ahead], indptr[ahead + 1])
+            _prefetch_csr_row(data, indices, indptr, order, start + t + PREFETCH_DISTANCE)
             weight = sample_weight[row] / batch_norm
+            row_sq = _csr_row_products(coef, data, indices, indptr, row, weight_scale, linear[t])
+            row_squares[t] = row_sq
+            largest_square = max(largest_square, row_sq)
             for o in range(n_outputs):
-                z = 0.0
-                if o == 0:  # ||x||^2 rides along with the first product
-                    row_sq = 0.0
-                    for p in range(indptr[row], indptr[row + 1]):
-                        z += coef[0, indices[p]] * data[p]
-                        row_sq += np.float64(data[p]) * data[p]  # float32 squares overflow
-                    row_squares[t] = row_sq
-                    largest_square = max(largest_square, row_sq)
-                else:
-                    for p in range(indptr[row], indptr[row + 1]):
-                        z += coef[o, indices[p]] * data[p]
-                z *= weight_scale
-                linear[t, o] = z
+                z = linear[t, o]
                 value, slope = _activate(z + intercept[o], knots, values, slopes)
                 error = value - Y[row, o]
                 batch_loss += weight * error * error
@@ -1100,12 +1125,10 @@ def _csr_epoch(
         rates[n_steps] = rate
         n_steps += 1
         if rate != 0.0 and batch_alpha > 0.0:
-            # The penalty's step, W <- (1 - rate alpha) W, and its term of the average.
-            lazy_total += averaging_weight * batch_alpha * weight_scale
-            weight_scale *= 1.0 - rate * batch_alpha
-            if abs(weight_scale) < RESCALE_BELOW or updated_since_fold >= n_weights:
-                coef_squares = _fold_scale(coef, sum_coef, weight_scale, lazy_total)
-                weight_scale, lazy_total, updated_since_fold = 1.0, 0.0, 0
+            weight_scale, lazy_total, coef_squares, updated_since_fold = _penalty_step(
+                coef, sum_coef, rate, batch_alpha, averaging_weight, weight_scale, lazy_total,
+                coef_squares, updated_since_fold,
+            )  # fmt: skip
         # The data step on V: -rate G / weight_scale, G = gradient * presize (a power of two).
         step = rate / weight_scale
         if batch_alpha > 0.0:
